@@ -1,0 +1,1 @@
+"""batchtasks: Azure Batch container workloads declared as code, with Pulumi."""

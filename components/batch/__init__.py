@@ -1,0 +1,1 @@
+"""Dynamic providers that register Batch jobs and container tasks as Pulumi resources."""
