@@ -143,3 +143,28 @@ def ensure(parameter: str, value: Any, problem: str | None) -> None:
     """
     if problem is not None:
         raise ValueError(f"{parameter}: {value!r} {problem}")
+
+
+IMAGE_NAME_FORBIDDEN = re.compile(r"[\s\"'`\\;$&|<>(){}]")
+ENDPOINT_SUBDOMAIN_PATTERN = re.compile(r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?\.)+"
+                                        r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?::[0-9]{1,5})?/?")
+
+
+def image_name_problem(value: Any) -> str | None:
+    """Say what is wrong with a container image reference (non-empty, no whitespace or quotes)."""
+    if not isinstance(value, str) or not value:
+        return "must be a non-empty string"
+    if IMAGE_NAME_FORBIDDEN.search(value):
+        return "must not contain whitespace, quotes or shell characters"
+    return None
+
+
+def blob_endpoint_subdomain_problem(value: Any) -> str | None:
+    """Say what is wrong with the blob endpoint domain that follows the account name.
+
+    A valid value is a DNS name such as ``blob.core.windows.net``, optionally with a port, with or
+    without a trailing '/'.
+    """
+    if not isinstance(value, str) or not ENDPOINT_SUBDOMAIN_PATTERN.fullmatch(value):
+        return "must be a domain name such as 'blob.core.windows.net/'"
+    return None
