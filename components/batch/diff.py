@@ -1,0 +1,173 @@
+"""Pure diff rules for Batch jobs and tasks: what changes in place and what must be replaced.
+
+Batch lets a task change only its constraints after creation; anything else means deleting the
+task and adding it again under the same id. A job changes priority, maxParallelTasks, constraints
+and noAction -> terminateJob in place; the rest means a new job. Nothing here calls the network.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from components.batch.spec import CONSTRAINT_FIELDS, is_unknown
+
+# Task-resource inputs that identify where the tasks live: a change moves every task.
+TASK_LOCATION_INPUTS = ("endpoint", "jobId")
+# Job inputs Batch can change on an existing job.
+JOB_UPDATABLE_INPUTS = ("priority", "maxParallelTasks", "constraints", "onAllTasksComplete")
+JOB_REPLACE_INPUTS = ("endpoint", "jobId", "poolId", "usesTaskDependencies")
+# Shared task inputs that end up in every task body.
+ALL_TASK_INPUTS = ("identityResourceId", "mountsDir", "registryServer")
+
+
+def _numeric(value: Any) -> Any:
+    # The wire format turns integers into floats; 3 and 3.0 are the same setting.
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, Mapping):
+        return {key: _numeric(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_numeric(item) for item in value]
+    return value
+
+
+def same(old: Any, new: Any) -> bool:
+    """Compare two input values as Pulumi delivers them (floats for ints, tuples for lists)."""
+    return _numeric(old) == _numeric(new)
+
+
+def task_change(old: Mapping[str, Any], new: Mapping[str, Any]) -> tuple[str, list[str]]:
+    """Classify the change between two specs of the same task.
+
+    Parameters
+    ----------
+    old, new
+        Task specs (camelCase, without the id).
+
+    Returns
+    -------
+    tuple[str, list[str]]
+        "none", "update" (constraints only) or "replace", and the changed field names.
+    """
+    changed = sorted(key for key in set(old) | set(new)
+                     if is_unknown(new.get(key)) or not same(old.get(key), new.get(key)))
+    if not changed:
+        return "none", []
+    if all(key in CONSTRAINT_FIELDS for key in changed):
+        return "update", changed
+    return "replace", changed
+
+
+@dataclass(frozen=True)
+class TaskPlan:
+    """The task-by-task change between two states of a task resource.
+
+    Attributes
+    ----------
+    added, removed, replaced, updated
+        Task ids, sorted; replaced tasks are deleted and added again, updated ones get new
+        constraints in place.
+    unchanged
+        How many tasks stay as they are.
+    changed_fields
+        Task id -> the fields that changed, for replaced and updated tasks.
+    """
+
+    added: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+    replaced: tuple[str, ...] = ()
+    updated: tuple[str, ...] = ()
+    unchanged: int = 0
+    changed_fields: Mapping[str, tuple[str, ...]] | None = None
+
+    @property
+    def has_changes(self) -> bool:
+        """True when any task is added, removed, replaced or updated."""
+        return bool(self.added or self.removed or self.replaced or self.updated)
+
+
+def _affected_by_shared_inputs(olds: Mapping[str, Any], news: Mapping[str, Any],
+                               spec: Mapping[str, Any]) -> list[str]:
+    """Return the shared inputs whose change alters this task's body."""
+    reasons = [name for name in ALL_TASK_INPUTS
+               if is_unknown(news.get(name)) or not same(olds.get(name), news.get(name))]
+    old_urls, new_urls = olds.get("containerUrls") or {}, news.get("containerUrls") or {}
+    used = {output.get("container") for output in spec.get("outputs", ())}
+    if spec.get("logs"):
+        used.add(spec["logs"].get("container"))
+    if is_unknown(new_urls) or any(old_urls.get(c) != new_urls.get(c) for c in used):
+        reasons.append("containerUrls")
+    old_secrets, new_secrets = olds.get("secrets") or {}, news.get("secrets") or {}
+    keys = set(spec.get("secretEnv", {}).values())
+    if is_unknown(new_secrets) or any(old_secrets.get(k) != new_secrets.get(k) for k in keys):
+        reasons.append("secrets")
+    return reasons
+
+
+def plan_tasks(olds: Mapping[str, Any], news: Mapping[str, Any]) -> TaskPlan:
+    """Work out which tasks a change to a task resource adds, removes, replaces or updates.
+
+    Parameters
+    ----------
+    olds, news
+        The resource's old state and new inputs; each has `tasks` (id -> spec) and the shared
+        inputs (identityResourceId, containerUrls, mountsDir, registryServer, secrets).
+
+    Returns
+    -------
+    TaskPlan
+        The task-by-task plan; ids are compared ignoring case, as Batch does.
+    """
+    old_tasks = {task_id.lower(): (task_id, spec) for task_id, spec in
+                 (olds.get("tasks") or {}).items()}
+    new_tasks = {task_id.lower(): (task_id, spec) for task_id, spec in
+                 (news.get("tasks") or {}).items()}
+    added, removed, replaced, updated = [], [], [], []
+    changed_fields: dict[str, tuple[str, ...]] = {}
+    unchanged = 0
+    for key, (task_id, new_spec) in new_tasks.items():
+        if key not in old_tasks:
+            added.append(task_id)
+            continue
+        old_id, old_spec = old_tasks[key]
+        kind, fields = task_change(old_spec, new_spec)
+        shared = _affected_by_shared_inputs(olds, news, new_spec)
+        if old_id != task_id:
+            kind, fields = "replace", [*fields, "id"]
+        if shared:
+            kind, fields = "replace", [*fields, *shared]
+        if kind == "none":
+            unchanged += 1
+            continue
+        (replaced if kind == "replace" else updated).append(task_id)
+        changed_fields[task_id] = tuple(fields)
+    removed = [task_id for key, (task_id, _) in old_tasks.items() if key not in new_tasks]
+    return TaskPlan(tuple(sorted(added)), tuple(sorted(removed)), tuple(sorted(replaced)),
+                    tuple(sorted(updated)), unchanged, changed_fields)
+
+
+def job_change(olds: Mapping[str, Any], news: Mapping[str, Any]) -> tuple[list[str], list[str]]:
+    """Classify a change to a BatchJob's inputs.
+
+    Parameters
+    ----------
+    olds, news
+        Old state and new inputs of the job.
+
+    Returns
+    -------
+    tuple[list[str], list[str]]
+        The inputs that change in place, and those that force a new job.
+    """
+    in_place = [name for name in JOB_UPDATABLE_INPUTS
+                if is_unknown(news.get(name)) or not same(olds.get(name), news.get(name))]
+    replace = [name for name in JOB_REPLACE_INPUTS
+               if is_unknown(news.get(name)) or not same(olds.get(name), news.get(name))]
+    return in_place, replace
+
+
+def completion_mode(value: Any) -> str:
+    """Return onAllTasksComplete in its declared spelling (noAction or terminateJob)."""
+    return "terminateJob" if str(value or "").lower() == "terminatejob" else "noAction"

@@ -1,0 +1,232 @@
+"""Pure builders: a declared task spec plus its job's shared inputs -> the Batch REST body.
+
+A task spec is the resolved, camelCase dict the stack config produces for each task (see
+`components/config.py`); the shared inputs (identity, container URLs, mount directory, registry,
+secret values) come from BatchStorage and the stack config. Bodies are built with the seed's
+functions in `components/task.py`, so a task submitted here is exactly what the seed would build.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from azure.batch import models as batch_models
+
+from components import task as task_builders
+
+# Pulumi sends this string for values that are not known yet (during preview).
+UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
+SECRET_PLACEHOLDER = "[secret]"
+CONSTRAINT_FIELDS = ("maxWallClockTime", "retention", "retries")
+
+
+def is_unknown(value: Any) -> bool:
+    """Tell whether a value, or anything inside it, is not yet known (Pulumi preview)."""
+    if isinstance(value, str):
+        return value == UNKNOWN
+    if isinstance(value, Mapping):
+        return any(is_unknown(key) or is_unknown(item) for key, item in value.items())
+    if isinstance(value, list | tuple):
+        return any(is_unknown(item) for item in value)
+    return False
+
+
+@dataclass(frozen=True)
+class TaskContext:
+    """What every task of a job shares: where it runs and what it may reach.
+
+    Attributes
+    ----------
+    job_id
+        The Batch job.
+    identity_resource_id
+        ARM id of the user-assigned identity used for uploads and the registry.
+    container_urls
+        Blob container name -> URL, from BatchStorage.
+    mounts_dir
+        Node directory under which the pool mounts each container by name.
+    registry_server
+        Private registry reached through the identity, or None.
+    secrets
+        Config key -> secret value, for `secretEnv`.
+    display_name
+        Marks which resource owns the task (its displayName on the service).
+    """
+
+    job_id: str
+    identity_resource_id: str
+    container_urls: Mapping[str, str]
+    mounts_dir: str
+    registry_server: str | None = None
+    secrets: Mapping[str, str] = field(default_factory=dict)
+    display_name: str | None = None
+
+
+def _account_and_subdomain(url: str) -> tuple[str, str]:
+    """Split https://<account>.<subdomain>/<container> into account and endpoint subdomain."""
+    host = urlsplit(url).hostname or ""
+    account, _, subdomain = host.partition(".")
+    return account, subdomain + "/"
+
+
+def task_constraints(spec: Mapping[str, Any]) -> dict[str, Any] | None:
+    """Return the REST `constraints` of a spec, or None when it sets none.
+
+    Parameters
+    ----------
+    spec
+        A task spec.
+
+    Returns
+    -------
+    dict | None
+        camelCase constraints: maxWallClockTime, retentionTime, maxTaskRetryCount.
+    """
+    constraints: dict[str, Any] = {}
+    if spec.get("maxWallClockTime") is not None:
+        constraints["maxWallClockTime"] = spec["maxWallClockTime"]
+    if spec.get("retention") is not None:
+        constraints["retentionTime"] = spec["retention"]
+    if spec.get("retries") is not None:
+        constraints["maxTaskRetryCount"] = int(spec["retries"])
+    return constraints or None
+
+
+def build_task_body(task_id: str, spec: Mapping[str, Any], context: TaskContext) -> dict[str, Any]:
+    """Build the REST body Batch takes to add one container task.
+
+    Parameters
+    ----------
+    task_id
+        The task's id in its job.
+    spec
+        The task spec (without its id).
+    context
+        The job's shared inputs.
+
+    Returns
+    -------
+    dict
+        The camelCase body of `BatchTaskCreateOptions`.
+
+    Raises
+    ------
+    ValueError
+        If a field is invalid or names a container without a URL.
+    """
+    identity = batch_models.BatchNodeIdentityReference(resource_id=context.identity_resource_id)
+    registry = None
+    if context.registry_server:
+        registry = batch_models.ContainerRegistryReference(
+            registry_server=context.registry_server, identity_reference=identity)
+    container_settings = task_builders.get_container_settings(
+        spec["image"],
+        az_mount_dir=context.mounts_dir,
+        working_directory=spec.get("workingDirectory"),
+        mount_pairs=[{"source": mount["source"], "target": mount["target"]}
+                     for mount in spec.get("mounts", ())],
+        additional_options=spec.get("runOptions", ""),
+        registry=registry,
+    )
+    output_files = []
+    for output in spec.get("outputs", ()):
+        account, subdomain = _account_and_subdomain(_container_url(context, output["container"]))
+        output_files.append(task_builders.output_task_files_to_blob(
+            output["pattern"], output["container"], account,
+            path=output.get("path"),
+            upload_condition=output.get("when", "taskCompletion"),
+            blob_endpoint_subdomain=subdomain,
+            compute_node_identity_reference=identity,
+        ))
+    log_options: dict[str, Any] = {}
+    logs = spec.get("logs")
+    if logs:
+        account, subdomain = _account_and_subdomain(_container_url(context, logs["container"]))
+        log_options = {
+            "log_blob_container": logs["container"],
+            "log_blob_account": account,
+            "log_subdir": logs.get("subdir"),
+            "log_compute_node_identity_reference": identity,
+            "log_blob_endpoint_subdomain": subdomain,
+        }
+    extra: dict[str, Any] = {}
+    environment = [batch_models.EnvironmentSetting(name=name, value=str(value))
+                   for name, value in spec.get("env", {}).items()]
+    for name, key in spec.get("secretEnv", {}).items():
+        environment.append(batch_models.EnvironmentSetting(
+            name=name, value=context.secrets.get(key, SECRET_PLACEHOLDER)))
+    if environment:
+        extra["environment_settings"] = environment
+    constraints = task_constraints(spec)
+    if constraints:
+        extra["constraints"] = batch_models.BatchTaskConstraints(constraints)
+    if spec.get("dependsOn"):
+        extra["depends_on"] = batch_models.BatchTaskDependencies(task_ids=list(spec["dependsOn"]))
+    if context.display_name:
+        extra["display_name"] = context.display_name
+    options = task_builders.get_task_config(
+        task_id,
+        spec["command"],
+        container_settings=container_settings,
+        user_identity=task_builders.get_user_identity(
+            elevation_level=spec.get("elevation", "admin"), scope=spec.get("scope", "pool")),
+        output_files=output_files or None,
+        **log_options,
+        **extra,
+    )
+    return options.as_dict()
+
+
+def _container_url(context: TaskContext, container: str) -> str:
+    url = context.container_urls.get(container)
+    if not url:
+        raise ValueError(f"container: {container!r} has no URL among the declared containers "
+                         f"({', '.join(sorted(context.container_urls)) or 'none'})")
+    return url
+
+
+def build_job_body(job: Mapping[str, Any], *, create: bool = True) -> dict[str, Any]:
+    """Build the REST body Batch takes to add a job, from a BatchJob's inputs.
+
+    Parameters
+    ----------
+    job
+        BatchJob inputs: jobId, poolId, priority, maxParallelTasks, constraints,
+        usesTaskDependencies, onAllTasksComplete.
+    create
+        True for the body the provider sends: a job declared terminateJob is created with
+        noAction and switched once its tasks are in (a job with no tasks and terminateJob
+        completes at once). False for the body as declared.
+
+    Returns
+    -------
+    dict
+        The camelCase body of `BatchJobCreateOptions`.
+    """
+    declared = job.get("onAllTasksComplete", "noAction")
+    options = batch_models.BatchJobCreateOptions(
+        id=job["jobId"],
+        pool_info=batch_models.BatchPoolInfo(pool_id=job["poolId"]),
+        priority=_int_or_none(job.get("priority")),
+        max_parallel_tasks=_int_or_none(job.get("maxParallelTasks")),
+        uses_task_dependencies=bool(job.get("usesTaskDependencies", False)),
+        constraints=(batch_models.BatchJobConstraints(_job_constraints(job["constraints"]))
+                     if job.get("constraints") else None),
+        all_tasks_complete_mode="noaction" if create else declared.lower(),
+    )
+    return options.as_dict()
+
+
+def _job_constraints(raw: Mapping[str, Any]) -> dict[str, Any]:
+    constraints = dict(raw)
+    if constraints.get("maxTaskRetryCount") is not None:
+        constraints["maxTaskRetryCount"] = int(constraints["maxTaskRetryCount"])
+    return constraints
+
+
+def _int_or_none(value: Any) -> int | None:
+    # Pulumi's wire format turns integers into floats.
+    return None if value is None else int(value)

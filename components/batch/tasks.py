@@ -1,0 +1,387 @@
+"""BatchTask and BatchTaskSet: container tasks in a Batch job as Pulumi dynamic resources.
+
+Both resources hold their tasks as a map of task id -> spec (a BatchTask is a set of one), so one
+provider core serves both, and Pulumi's own diff display reads task by task. Providers capture
+nothing: each operation builds its client and credential afresh (DESIGN.md, decision 2).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import pulumi
+from azure.core.exceptions import HttpResponseError
+from pulumi.dynamic import (
+    CheckFailure,
+    CheckResult,
+    CreateResult,
+    DiffResult,
+    ReadResult,
+    Resource,
+    ResourceProvider,
+    UpdateResult,
+)
+
+from components.batch import checks
+from components.batch.client import (
+    BUSY_STATES,
+    BatchOperationError,
+    RetryPolicy,
+    TaskWriter,
+    body_matches,
+    call_with_retries,
+    make_client,
+)
+from components.batch.diff import TASK_LOCATION_INPUTS, plan_tasks, same
+from components.batch.spec import (
+    TaskContext,
+    build_task_body,
+    is_unknown,
+    task_constraints,
+)
+
+
+def task_context(props: Mapping[str, Any]) -> TaskContext:
+    """Return the shared inputs of a task resource as a TaskContext."""
+    return TaskContext(
+        job_id=props["jobId"],
+        identity_resource_id=props["identityResourceId"],
+        container_urls=props.get("containerUrls") or {},
+        mounts_dir=props["mountsDir"],
+        registry_server=props.get("registryServer"),
+        secrets=props.get("secrets") or {},
+        display_name=props.get("setName"),
+    )
+
+
+def _normalise_spec(spec: Mapping[str, Any]) -> dict[str, Any]:
+    # Integers arrive as floats over the wire; store them as the whole numbers they are.
+    normalised = dict(spec)
+    if isinstance(normalised.get("retries"), float):
+        normalised["retries"] = int(normalised["retries"])
+    return normalised
+
+
+class _TaskProviderCore(ResourceProvider):
+    """What BatchTask and BatchTaskSet share; subclasses map their inputs to `tasks`."""
+
+    serialize_as_secret_always = False
+
+    # --- mapping between a resource's own inputs and the tasks map -------------------------
+    def tasks_of(self, props: Mapping[str, Any]) -> dict[str, Any]:
+        """Return the resource's tasks as id -> spec."""
+        raise NotImplementedError
+
+    def resource_id(self, props: Mapping[str, Any]) -> str:
+        """Return the Pulumi id of the resource."""
+        raise NotImplementedError
+
+    def with_tasks(self, props: Mapping[str, Any], tasks: Mapping[str, Any]) -> dict[str, Any]:
+        """Return props with the tasks map replaced."""
+        raise NotImplementedError
+
+    def _view(self, props: Mapping[str, Any]) -> dict[str, Any]:
+        return {**props, "tasks": self.tasks_of(props)}
+
+    # --- Pulumi operations -------------------------------------------------------------------
+    def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
+        """Validate every input and report each bad property at once."""
+        problems = checks.endpoint_problems(news.get("endpoint"))
+        problems += checks.id_problems(news.get("jobId"), "jobId")
+        for name in ("identityResourceId", "mountsDir"):
+            if news.get(name) in (None, ""):
+                problems.append((name, "is required"))
+        tasks = self.tasks_of(news)
+        if not is_unknown(tasks) and not tasks:
+            problems.append(("tasks", "must declare at least one task"))
+        containers = news.get("containerUrls")
+        secrets = news.get("secrets") or {}
+        seen: dict[str, str] = {}
+        for task_id, spec in (tasks.items() if isinstance(tasks, Mapping) else ()):
+            path = self.task_path(task_id)
+            problems += checks.task_spec_problems(task_id, spec, path, containers, secrets)
+            if task_id.lower() in seen:
+                problems.append((path, f"{task_id!r} repeats {seen[task_id.lower()]!r}: Batch "
+                                       "ids are unique ignoring case"))
+            seen[task_id.lower()] = task_id
+        if not problems and isinstance(tasks, Mapping):
+            news = self.with_tasks(news, {task_id: _normalise_spec(spec)
+                                          for task_id, spec in tasks.items()})
+        return CheckResult(news, [CheckFailure(path, reason) for path, reason in problems])
+
+    def task_path(self, task_id: str) -> str:
+        """Return the property path of one task's spec, for messages."""
+        return f"tasks.{task_id}"
+
+    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
+        """Compare old state and new inputs without calling the service."""
+        moved = [name for name in TASK_LOCATION_INPUTS
+                 if is_unknown(news.get(name)) or not same(olds.get(name), news.get(name))]
+        if moved:
+            return DiffResult(changes=True, replaces=moved, delete_before_replace=True)
+        plan = plan_tasks(self._view(olds), self._view(news))
+        other = [name for name in ("replaceRunningTasks", "retryPolicy")
+                 if not same(olds.get(name), news.get(name))]
+        return DiffResult(changes=plan.has_changes or bool(other), replaces=[],
+                          delete_before_replace=True)
+
+    def create(self, props: dict[str, Any]) -> CreateResult:
+        """Add the declared tasks; tasks an interrupted run already added count when equal."""
+        view = self._view(props)
+        context = task_context(props)
+        writer = self._writer(props)
+        bodies = [build_task_body(task_id, spec, context)
+                  for task_id, spec in view["tasks"].items()]
+        outcome = writer.add(bodies)
+        if outcome.already_present and context.display_name:
+            self._remove_strays(writer, view, context.display_name)
+        return CreateResult(self.resource_id(props), outs=dict(props))
+
+    def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+        """Make the minimal calls: delete removed and replaced tasks, add new and replaced ones in
+        chunked collections, update constraints of the rest in place."""
+        plan = plan_tasks(self._view(olds), self._view(news))
+        writer = self._writer(news)
+        going = [*plan.removed, *plan.replaced]
+        if going:
+            self._refuse_busy(writer, going, news)
+            writer.delete(going)
+        new_tasks = self.tasks_of(news)
+        context = task_context(news)
+        arriving = [*plan.replaced, *plan.added]
+        if arriving:
+            writer.add([build_task_body(task_id, new_tasks[task_id], context)
+                        for task_id in arriving])
+        if plan.updated:
+            writer.update_constraints({task_id: task_constraints(new_tasks[task_id]) or {}
+                                       for task_id in plan.updated})
+        return UpdateResult(outs=dict(news))
+
+    def delete(self, _id: str, props: dict[str, Any]) -> None:
+        """Delete the resource's tasks; running ones only with replaceRunningTasks."""
+        writer = self._writer(props)
+        task_ids = list(self.tasks_of(props))
+        try:
+            self._refuse_busy(writer, task_ids, props)
+        except HttpResponseError as error:
+            if error.status_code == 404:
+                return  # the job is gone, and its tasks with it
+            raise
+        writer.delete(task_ids)
+
+    def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
+        """Read the tasks back; ones deleted out of band leave the state, so `up` adds them."""
+        writer = self._writer(props)
+        try:
+            live = writer.task_states()
+        except HttpResponseError as error:
+            if error.status_code == 404:
+                return ReadResult("", {})
+            raise
+        tasks = {task_id: spec for task_id, spec in self.tasks_of(props).items()
+                 if task_id.lower() in live}
+        if not tasks:
+            return ReadResult("", {})
+        outs = self.with_tasks(props, tasks)
+        return ReadResult(id_ or self.resource_id(props), outs)
+
+    # --- helpers -----------------------------------------------------------------------------
+    def _writer(self, props: Mapping[str, Any]) -> TaskWriter:
+        policy = RetryPolicy.from_inputs(props.get("retryPolicy"))
+        return TaskWriter(make_client(props["endpoint"]), props["jobId"], policy)
+
+    def _refuse_busy(self, writer: TaskWriter, task_ids: list[str],
+                     props: Mapping[str, Any]) -> None:
+        """Fail before changing anything when tasks to delete are running, unless allowed."""
+        if props.get("replaceRunningTasks"):
+            return
+        states = writer.task_states()
+        busy = sorted(task_id for task_id in task_ids
+                      if states.get(task_id.lower()) in BUSY_STATES)
+        if busy:
+            raise BatchOperationError(
+                f"job {props['jobId']!r}: {len(busy)} task(s) to delete or replace are running: "
+                f"{', '.join(busy[:20])}{' ...' if len(busy) > 20 else ''}. Nothing was changed. "
+                "Wait for them to finish, or set replaceRunningTasks: true to kill them.")
+
+    def _remove_strays(self, writer: TaskWriter, view: Mapping[str, Any], owner: str) -> None:
+        """After an interrupted create, delete tasks this resource added then but no longer
+        declares, so the job ends with exactly the declared tasks."""
+        declared = {task_id.lower() for task_id in view["tasks"]}
+        existing = writer.existing_tasks()
+        strays = [body["id"] for key, body in existing.items()
+                  if body.get("displayName") == owner and key not in declared]
+        if strays:
+            self._refuse_busy(writer, strays, view)
+            writer.delete(strays)
+
+
+class BatchTaskSetProvider(_TaskProviderCore):
+    """Provider for BatchTaskSet: many tasks (a sweep) in one resource, diffed task by task."""
+
+    def tasks_of(self, props: Mapping[str, Any]) -> dict[str, Any]:
+        """Return the set's `tasks` input."""
+        tasks = props.get("tasks")
+        return tasks if isinstance(tasks, Mapping) or is_unknown(tasks) else {}
+
+    def resource_id(self, props: Mapping[str, Any]) -> str:
+        """Return `<job id>/<set name>`."""
+        return f"{props['jobId']}/{props.get('setName') or 'tasks'}"
+
+    def with_tasks(self, props: Mapping[str, Any], tasks: Mapping[str, Any]) -> dict[str, Any]:
+        """Return props with `tasks` replaced."""
+        return {**props, "tasks": dict(tasks)}
+
+
+class BatchTaskProvider(_TaskProviderCore):
+    """Provider for BatchTask: one task; a change other than constraints replaces it."""
+
+    def tasks_of(self, props: Mapping[str, Any]) -> dict[str, Any]:
+        """Return {taskId: task}."""
+        task_id, spec = props.get("taskId"), props.get("task")
+        return {task_id: spec} if isinstance(task_id, str) and spec is not None else {}
+
+    def resource_id(self, props: Mapping[str, Any]) -> str:
+        """Return `<job id>/<task id>`."""
+        return f"{props['jobId']}/{props['taskId']}"
+
+    def with_tasks(self, props: Mapping[str, Any], tasks: Mapping[str, Any]) -> dict[str, Any]:
+        """Return props with `task` replaced by the single spec in tasks."""
+        ((task_id, spec),) = tasks.items()
+        return {**props, "taskId": task_id, "task": spec}
+
+    def task_path(self, task_id: str) -> str:
+        """Return `task`, the property holding the spec."""
+        return "task"
+
+    def diff(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
+        """Replace the task unless only its constraints changed."""
+        result = super().diff(id_, olds, news)
+        if result.replaces:
+            return result
+        plan = plan_tasks(self._view(olds), self._view(news))
+        if plan.replaced or plan.added or plan.removed:
+            return DiffResult(changes=True, replaces=["task"], delete_before_replace=True)
+        return result
+
+    def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
+        """Read the task; a task deleted out of band leaves the state. Supports import by
+        `<job id>/<task id>`: the live task's command, image and constraints are taken over."""
+        if not props.get("endpoint"):
+            raise BatchOperationError("reading a task needs its endpoint, job and spec inputs")
+        job_id, _, task_id = (id_ or self.resource_id(props)).partition("/")
+        client = make_client(props["endpoint"])
+        policy = RetryPolicy.from_inputs(props.get("retryPolicy"))
+        try:
+            live = call_with_retries(lambda: client.get_task(job_id, task_id), policy).as_dict()
+        except HttpResponseError as error:
+            if error.status_code == 404:
+                return ReadResult("", {})
+            raise
+        spec = dict(props.get("task") or {})
+        declared = build_task_body(task_id, spec, task_context({**props, "jobId": job_id}))
+        if not body_matches(declared, live):
+            spec["command"] = live.get("commandLine", spec.get("command"))
+            spec["image"] = live.get("containerSettings", {}).get("imageName", spec.get("image"))
+        constraints = live.get("constraints") or {}
+        for field, rest in (("maxWallClockTime", "maxWallClockTime"),
+                            ("retention", "retentionTime"), ("retries", "maxTaskRetryCount")):
+            # Constraints are the part of a task that can drift in place: take the live value.
+            if field in spec and rest in constraints and not body_matches(spec[field],
+                                                                          constraints[rest]):
+                spec[field] = constraints[rest]
+        outs = {**props, "jobId": job_id, "taskId": live.get("id", task_id), "task": spec}
+        return ReadResult(f"{job_id}/{outs['taskId']}", outs)
+
+
+def _shared_props(job_id: pulumi.Input[str], endpoint: pulumi.Input[str],
+                  identity_resource_id: pulumi.Input[str],
+                  container_urls: pulumi.Input[Mapping[str, str]], mounts_dir: str,
+                  registry_server: pulumi.Input[str] | None,
+                  secrets: pulumi.Input[Mapping[str, str]] | None,
+                  replace_running_tasks: bool,
+                  retry_policy: Mapping[str, Any] | None) -> dict[str, Any]:
+    return {
+        "jobId": job_id,
+        "endpoint": endpoint,
+        "identityResourceId": identity_resource_id,
+        "containerUrls": container_urls,
+        "mountsDir": mounts_dir,
+        "registryServer": registry_server,
+        "secrets": secrets or {},
+        "replaceRunningTasks": replace_running_tasks,
+        "retryPolicy": dict(retry_policy) if retry_policy else None,
+    }
+
+
+def _options(opts: pulumi.ResourceOptions | None) -> pulumi.ResourceOptions:
+    # Secret values passed in stay secrets in the state the provider returns.
+    return pulumi.ResourceOptions.merge(
+        pulumi.ResourceOptions(additional_secret_outputs=["secrets"]), opts)
+
+
+class BatchTaskSet(Resource, module="batch", name="TaskSet"):
+    """Many container tasks of one job (a sweep) as one resource, diffed task by task.
+
+    Parameters
+    ----------
+    name
+        Resource name; also marks the tasks it owns (their displayName).
+    job_id, endpoint
+        The job and the Batch account endpoint.
+    tasks
+        Task id -> task spec (see `components/config.py`).
+    identity_resource_id, container_urls, mounts_dir, registry_server
+        From BatchStorage.
+    secrets
+        Config key -> secret value for the tasks' secretEnv.
+    replace_running_tasks
+        Allow deleting or replacing running tasks.
+    retry_policy
+        Overrides of RetryPolicy (camelCase keys), or None.
+    opts
+        Pulumi resource options.
+    """
+
+    jobId: pulumi.Output[str]  # Pulumi output names follow the inputs
+    tasks: pulumi.Output[dict]
+
+    def __init__(self, name: str, *, job_id: pulumi.Input[str], endpoint: pulumi.Input[str],
+                 tasks: Mapping[str, Mapping[str, Any]],
+                 identity_resource_id: pulumi.Input[str],
+                 container_urls: pulumi.Input[Mapping[str, str]], mounts_dir: str,
+                 registry_server: pulumi.Input[str] | None = None,
+                 secrets: pulumi.Input[Mapping[str, str]] | None = None,
+                 replace_running_tasks: bool = False,
+                 retry_policy: Mapping[str, Any] | None = None,
+                 opts: pulumi.ResourceOptions | None = None) -> None:
+        props = _shared_props(job_id, endpoint, identity_resource_id, container_urls, mounts_dir,
+                              registry_server, secrets, replace_running_tasks, retry_policy)
+        props.update({"setName": name, "tasks": dict(tasks)})
+        super().__init__(BatchTaskSetProvider(), name, props, _options(opts))
+
+
+class BatchTask(Resource, module="batch", name="Task"):
+    """One container task in a Batch job, so a small job reads task by task in a preview.
+
+    Parameters are those of BatchTaskSet, with `task_id` and `task` (one spec) for `tasks`.
+    """
+
+    jobId: pulumi.Output[str]  # Pulumi output names follow the inputs
+    taskId: pulumi.Output[str]
+    task: pulumi.Output[dict]
+
+    def __init__(self, name: str, *, job_id: pulumi.Input[str], endpoint: pulumi.Input[str],
+                 task_id: str, task: Mapping[str, Any],
+                 identity_resource_id: pulumi.Input[str],
+                 container_urls: pulumi.Input[Mapping[str, str]], mounts_dir: str,
+                 registry_server: pulumi.Input[str] | None = None,
+                 secrets: pulumi.Input[Mapping[str, str]] | None = None,
+                 replace_running_tasks: bool = False,
+                 retry_policy: Mapping[str, Any] | None = None,
+                 opts: pulumi.ResourceOptions | None = None) -> None:
+        props = _shared_props(job_id, endpoint, identity_resource_id, container_urls, mounts_dir,
+                              registry_server, secrets, replace_running_tasks, retry_policy)
+        props.update({"taskId": task_id, "task": dict(task)})
+        super().__init__(BatchTaskProvider(), name, props, _options(opts))
