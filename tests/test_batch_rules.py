@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 
-import pytest
-
 from components.batch import checks
 from components.batch.client import body_matches, chunk_bodies
 from components.batch.diff import job_change, plan_tasks, task_change
