@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import ClassVar
 
 from components.batch import checks
 from components.batch.client import body_matches, chunk_bodies
@@ -90,8 +91,9 @@ class TestPlanTasks:
 
 
 class TestJobRules:
-    JOB = {"endpoint": "https://acct.eastus.batch.azure.com", "jobId": "weekly",
-           "poolId": "pool", "priority": 10, "onAllTasksComplete": "noAction"}
+    JOB: ClassVar[dict] = {"endpoint": "https://acct.eastus.batch.azure.com", "jobId": "weekly",
+                           "poolId": "pool", "priority": 10,
+                           "onAllTasksComplete": "noAction"}
 
     def test_in_place_and_replacing_changes(self) -> None:
         assert job_change(self.JOB, {**self.JOB, "priority": 20}) == (["priority"], [])
