@@ -1,0 +1,41 @@
+"""The stack file's schema and validator.
+
+`load_stack_file` reads ``stacks/Pulumi.<stack>.yaml``; `parse_stack_config` validates the
+``batchtasks:`` settings however they were read; both raise one `ConfigError` listing every
+problem, each with its key path. `json_schema` publishes the same rules for editors.
+"""
+
+from components.config.model import (
+    BatchConfig,
+    ConfigError,
+    ConfigProblem,
+    ContainerConfig,
+    IdentityConfig,
+    JobConfig,
+    PoolConfig,
+    RegistryConfig,
+    StackConfig,
+    StorageConfig,
+    SweepConfig,
+)
+from components.config.parse import load_stack_file, parse_stack_config
+from components.config.rules import parse_duration
+from components.config.schema import json_schema
+
+__all__ = [
+    "BatchConfig",
+    "ConfigError",
+    "ConfigProblem",
+    "ContainerConfig",
+    "IdentityConfig",
+    "JobConfig",
+    "PoolConfig",
+    "RegistryConfig",
+    "StackConfig",
+    "StorageConfig",
+    "SweepConfig",
+    "json_schema",
+    "load_stack_file",
+    "parse_duration",
+    "parse_stack_config",
+]

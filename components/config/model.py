@@ -1,0 +1,150 @@
+"""Typed result of a validated stack configuration, and the errors that stop one."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+# Longest repr quoted in a problem; a whole mis-typed section would drown the message.
+MAX_SHOWN = 120
+
+
+def shown(value: Any) -> str:
+    """Return the repr of a bad value, shortened to MAX_SHOWN characters."""
+    text = repr(value)
+    return text if len(text) <= MAX_SHOWN else text[: MAX_SHOWN - 3] + "..."
+
+
+@dataclass(frozen=True)
+class ConfigProblem:
+    """One thing wrong with the stack configuration.
+
+    Attributes
+    ----------
+    path
+        Key path of the offending setting, e.g. ``batchtasks:jobs[0].tasks[1].image``.
+    message
+        What is wrong with it.
+    value
+        Repr of the offending value, or None when the problem is a missing or unknown key
+        (or a value that must not be shown, such as a secret).
+    """
+
+    path: str
+    message: str
+    value: str | None = None
+
+    def __str__(self) -> str:
+        if self.value is None:
+            return f"{self.path}: {self.message}"
+        return f"{self.path}: {self.value} {self.message}"
+
+
+class ConfigError(Exception):
+    """Every problem found in a stack configuration, one per line.
+
+    Attributes
+    ----------
+    problems
+        The problems, in the order of the stack file.
+    """
+
+    def __init__(self, problems: list[ConfigProblem] | tuple[ConfigProblem, ...]) -> None:
+        self.problems = tuple(problems)
+        super().__init__("\n".join(str(problem) for problem in self.problems))
+
+
+@dataclass(frozen=True)
+class ContainerConfig:
+    """A blob container and whether tasks may write to it ("read" or "write")."""
+
+    name: str
+    access: str
+
+
+@dataclass(frozen=True)
+class StorageConfig:
+    """The storage account, whether this stack creates it, and its containers."""
+
+    account: str
+    create: bool
+    containers: tuple[ContainerConfig, ...]
+
+
+@dataclass(frozen=True)
+class IdentityConfig:
+    """The user-assigned identity: a name to create, or the resource id of an existing one."""
+
+    name: str | None
+    resource_id: str | None
+
+
+@dataclass(frozen=True)
+class RegistryConfig:
+    """A private container registry, pulled from with the identity (AcrPull on resource_id)."""
+
+    server: str
+    resource_id: str | None
+
+
+@dataclass(frozen=True)
+class PoolConfig:
+    """The Batch pool that runs the jobs; created by this stack when `create` is true.
+
+    `image` is the REST shape ``{publisher, offer, sku, version}``.
+    """
+
+    id: str
+    create: bool
+    vm_size: str | None
+    max_nodes: int | None
+    image: dict[str, str] | None
+    node_agent_sku_id: str | None
+
+
+@dataclass(frozen=True)
+class BatchConfig:
+    """The Batch account, its https endpoint and the pool."""
+
+    account: str | None
+    endpoint: str
+    pool: PoolConfig
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    """A sweep: its name and the tasks its matrix expands to (TaskSpec dicts)."""
+
+    id: str
+    tasks: tuple[dict[str, Any], ...]
+
+
+@dataclass(frozen=True)
+class JobConfig:
+    """A Batch job with its fully resolved tasks (TaskSpec dicts) and sweeps.
+
+    `constraints` is the REST shape ``{maxWallClockTime, maxTaskRetryCount}`` or None.
+    """
+
+    id: str
+    on_all_tasks_complete: str
+    priority: int
+    max_parallel_tasks: int
+    constraints: dict[str, Any] | None
+    replace_running_tasks: bool
+    uses_task_dependencies: bool
+    tasks: tuple[dict[str, Any], ...]
+    sweeps: tuple[SweepConfig, ...]
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    """A validated stack configuration."""
+
+    resource_group: str
+    location: str
+    storage: StorageConfig
+    identity: IdentityConfig
+    registry: RegistryConfig | None
+    batch: BatchConfig
+    jobs: tuple[JobConfig, ...]

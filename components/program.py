@@ -1,0 +1,222 @@
+"""The Pulumi program: a validated stack config -> BatchStorage, jobs and their tasks.
+
+`__main__.py` calls `run()`; `batchtasks preview` calls `declare_stack()` under mocks with the
+config it read from the stack file. Both register exactly the same resources.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+
+from components.batch.job import BatchJob, BatchJobCompletion
+from components.batch.tasks import BatchTask, BatchTaskSet
+from components.config import ConfigError, StackConfig, parse_stack_config
+from components.storage import (
+    MOUNTS_DIR,
+    BatchStorage,
+    BatchStorageArgs,
+    ContainerArgs,
+    PoolArgs,
+)
+
+NAMESPACE = "batchtasks"
+SecretReader = Callable[[str], pulumi.Input[str]]
+
+
+def storage_args(config: StackConfig) -> BatchStorageArgs:
+    """Map the stack config onto BatchStorage's typed arguments.
+
+    Parameters
+    ----------
+    config
+        The validated stack config.
+
+    Returns
+    -------
+    BatchStorageArgs
+        Storage, identity, registry and pool arguments; the pool prefetches every task image.
+    """
+    pool = config.batch.pool
+    pool_args = None
+    if pool.create:
+        images = sorted({task["image"] for job in config.jobs
+                         for task in _all_tasks(job) if task.get("image")})
+        optional: dict[str, Any] = {}
+        if pool.vm_size:
+            optional["vm_size"] = pool.vm_size
+        if pool.max_nodes:
+            optional["max_nodes"] = pool.max_nodes
+        if pool.image:
+            for key in ("publisher", "offer", "sku", "version"):
+                if pool.image.get(key):
+                    optional[f"image_{key}"] = pool.image[key]
+        if pool.node_agent_sku_id:
+            optional["node_agent_sku_id"] = pool.node_agent_sku_id
+        pool_args = PoolArgs(batch_account_name=config.batch.account, pool_id=pool.id,
+                             prefetch_images=tuple(images), **optional)
+    registry = config.registry
+    return BatchStorageArgs(
+        resource_group_name=config.resource_group,
+        account_name=config.storage.account,
+        containers=tuple(ContainerArgs(c.name, c.access) for c in config.storage.containers),
+        location=config.location,
+        create_account=config.storage.create,
+        identity_name=config.identity.name,
+        identity_resource_id=config.identity.resource_id,
+        registry_server=registry.server if registry else None,
+        registry_resource_id=registry.resource_id if registry else None,
+        pool=pool_args,
+        existing_pool_id=None if pool.create else pool.id,
+    )
+
+
+def _all_tasks(job: Any) -> list[Mapping[str, Any]]:
+    return [*job.tasks, *(task for sweep in job.sweeps for task in sweep.tasks)]
+
+
+def _without_id(spec: Mapping[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in spec.items() if key != "id"}
+
+
+def _secrets_for(tasks: list[Mapping[str, Any]], read_secret: SecretReader) -> dict[str, Any]:
+    """Return config key -> secret for just the keys these tasks use, so a changed secret
+    touches only the tasks that read it."""
+    keys = sorted({key for task in tasks for key in task.get("secretEnv", {}).values()})
+    return {key: read_secret(key) for key in keys}
+
+
+@dataclass
+class DeclaredStack:
+    """What the program registered, for stack outputs and the offline preview."""
+
+    storage: BatchStorage
+    jobs: dict[str, BatchJob]
+    task_counts: dict[str, int]
+
+
+def declare_stack(config: StackConfig, read_secret: SecretReader) -> DeclaredStack:
+    """Register BatchStorage, then per job a BatchJob, a BatchTask per task, a BatchTaskSet per
+    sweep, and a BatchJobCompletion where the job ends itself.
+
+    Parameters
+    ----------
+    config
+        The validated stack config.
+    read_secret
+        Returns the secret held by a config key (a Pulumi secret Output).
+
+    Returns
+    -------
+    DeclaredStack
+        The resources registered.
+    """
+    storage = BatchStorage("storage", storage_args(config))
+    endpoint = config.batch.endpoint
+    pool_id = storage.pool_id
+    shared = {
+        "endpoint": endpoint,
+        "identity_resource_id": storage.identity_id,
+        "container_urls": storage.container_urls,
+        # Mount sources are <fsmounts dir>/<container> on the node (DESIGN.md, decision 7).
+        "mounts_dir": MOUNTS_DIR,
+        "registry_server": config.registry.server if config.registry else None,
+    }
+    jobs: dict[str, BatchJob] = {}
+    counts: dict[str, int] = {}
+    for job in config.jobs:
+        batch_job = BatchJob(
+            f"job-{job.id}", job_id=job.id, endpoint=endpoint, pool_id=pool_id,
+            priority=job.priority, max_parallel_tasks=job.max_parallel_tasks,
+            constraints=job.constraints, uses_task_dependencies=job.uses_task_dependencies,
+            on_all_tasks_complete=job.on_all_tasks_complete,
+            replace_running_tasks=job.replace_running_tasks)
+        # Tasks go when their job goes: deleting the job deletes them in one call.
+        task_options = pulumi.ResourceOptions(depends_on=[batch_job], deleted_with=batch_job)
+        task_resources: list[pulumi.Resource] = []
+        for task in job.tasks:
+            task_resources.append(BatchTask(
+                f"{job.id}.{task['id']}", job_id=job.id, task_id=task["id"],
+                task=_without_id(task), secrets=_secrets_for([task], read_secret),
+                replace_running_tasks=job.replace_running_tasks, opts=task_options, **shared))
+        for sweep in job.sweeps:
+            task_resources.append(BatchTaskSet(
+                f"{job.id}.{sweep.id}", job_id=job.id,
+                tasks={task["id"]: _without_id(task) for task in sweep.tasks},
+                secrets=_secrets_for(list(sweep.tasks), read_secret),
+                replace_running_tasks=job.replace_running_tasks, opts=task_options, **shared))
+        if job.on_all_tasks_complete == "terminateJob":
+            BatchJobCompletion(
+                f"{job.id}.completion", job_id=job.id, endpoint=endpoint,
+                on_all_tasks_complete=job.on_all_tasks_complete,
+                opts=pulumi.ResourceOptions(depends_on=[batch_job, *task_resources]))
+        jobs[job.id] = batch_job
+        counts[job.id] = len(_all_tasks(job))
+    return DeclaredStack(storage, jobs, counts)
+
+
+def export_outputs(config: StackConfig, declared: DeclaredStack) -> None:
+    """Export what task code and operators need: URLs, identity ids, the pool, jobs and counts."""
+    storage = declared.storage
+    pulumi.export("storageAccount", storage.account_name)
+    pulumi.export("containerUrls", storage.container_urls)
+    pulumi.export("identityResourceId", storage.identity_id)
+    pulumi.export("identityClientId", storage.identity_client_id)
+    pulumi.export("identityPrincipalId", storage.identity_principal_id)
+    pulumi.export("poolId", storage.pool_id)
+    pulumi.export("mountPaths", storage.mount_paths)
+    pulumi.export("jobIds", [job.id for job in config.jobs])
+    pulumi.export("taskCounts", declared.task_counts)
+
+
+def runtime_config() -> tuple[dict[str, Any], str | None, set[str]]:
+    """Read the `batchtasks:` namespace from the Pulumi runtime.
+
+    Returns
+    -------
+    tuple
+        Top-level key -> value (objects decoded from their JSON strings), the
+        `azure-native:location`, and the keys that hold secrets.
+    """
+    from pulumi.runtime import config as runtime
+
+    merged = {**runtime.get_config_env(), **runtime.CONFIG.get()}
+    prefix = f"{NAMESPACE}:"
+    raw: dict[str, Any] = {}
+    for key, value in merged.items():
+        if not key.startswith(prefix):
+            continue
+        # Structured values arrive as JSON text; plain strings stay strings even when they
+        # look like numbers.
+        if isinstance(value, str) and value.lstrip()[:1] in ("{", "["):
+            try:
+                value = json.loads(value)
+            except ValueError:
+                pass
+        raw[key[len(prefix):]] = value
+    secret_keys = {key[len(prefix):] for key in
+                   [*runtime.get_config_secret_keys_env(), *runtime._SECRET_KEYS.get()]
+                   if key.startswith(prefix)}
+    return raw, merged.get("azure-native:location"), secret_keys
+
+
+def run() -> None:
+    """The Pulumi program: validate the whole config first, then declare and export.
+
+    Raises
+    ------
+    pulumi.RunError
+        Listing every config problem, before any resource is registered.
+    """
+    raw, location, secret_keys = runtime_config()
+    try:
+        config = parse_stack_config(raw, location=location, secure_keys=secret_keys)
+    except ConfigError as error:
+        raise pulumi.RunError(f"invalid stack configuration:\n{error}") from None
+    secrets = pulumi.Config(NAMESPACE)
+    declared = declare_stack(config, secrets.require_secret)
+    export_outputs(config, declared)
