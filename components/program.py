@@ -6,6 +6,7 @@ config it read from the stack file. Both register exactly the same resources.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -193,10 +194,8 @@ def runtime_config() -> tuple[dict[str, Any], str | None, set[str]]:
         # Structured values arrive as JSON text; plain strings stay strings even when they
         # look like numbers.
         if isinstance(value, str) and value.lstrip()[:1] in ("{", "["):
-            try:
+            with contextlib.suppress(ValueError):
                 value = json.loads(value)
-            except ValueError:
-                pass
         raw[key[len(prefix):]] = value
     secret_keys = {key[len(prefix):] for key in
                    [*runtime.get_config_secret_keys_env(), *runtime._SECRET_KEYS.get()]

@@ -3,35 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
-import pulumi
+from components.preview.offline import OfflineRun, run_offline
 
-from components.mocks import AzureMocks
-
-
-@dataclass
-class Run:
-    """What one mocked program run registered, called and output."""
-
-    mocks: AzureMocks
-    outputs: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def resources(self) -> list[dict[str, Any]]:
-        """Registered resources, in order (see `AzureMocks.resources`)."""
-        return self.mocks.resources
-
-    def of_type(self, type_token: str) -> list[dict[str, Any]]:
-        """Return the registered resources of one type, in registration order."""
-        return [r for r in self.resources if r["type"] == type_token]
-
-    def named(self, name: str) -> dict[str, Any]:
-        """Return the one registered resource with this logical name."""
-        found = [r for r in self.resources if r["name"] == name]
-        assert len(found) == 1, f"{len(found)} resources named {name!r}"
-        return found[0]
+# Tests name the result of a run `Run`.
+Run = OfflineRun
 
 
 def run_program(program: Callable[[], dict[str, Any]], preview: bool = False) -> Run:
@@ -49,11 +26,4 @@ def run_program(program: Callable[[], dict[str, Any]], preview: bool = False) ->
     Run
         The mocks (with every registration) and the resolved outputs.
     """
-    run = Run(AzureMocks().install(preview=preview))
-
-    @pulumi.runtime.test
-    def execute() -> pulumi.Output[None]:
-        return pulumi.Output.from_input(program()).apply(run.outputs.update)
-
-    execute()
-    return run
+    return run_offline(program, preview=preview)
