@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from azure.batch import models as batch_models
+from pulumi.output import Unknown
 
 from components import task as task_builders
 
@@ -25,6 +26,10 @@ CONSTRAINT_FIELDS = ("maxWallClockTime", "retention", "retries")
 
 def is_unknown(value: Any) -> bool:
     """Tell whether a value, or anything inside it, is not yet known (Pulumi preview)."""
+    # The provider host decodes unknowns into Unknown objects in check and diff; other paths
+    # (and older hosts) pass the sentinel string.
+    if isinstance(value, Unknown):
+        return True
     if isinstance(value, str):
         return value == UNKNOWN
     if isinstance(value, Mapping):
