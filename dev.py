@@ -42,7 +42,7 @@ def _ensure_environment() -> None:
 
 
 def main(argv: list[str]) -> int:
-    """Dispatch `preview`, `schema` and other CLI verbs to batchtasks, `test` to ruff + pytest.
+    """Dispatch `test` to ruff + pytest, `bench` to the benchmarks, other verbs to batchtasks.
 
     Parameters
     ----------
@@ -55,9 +55,13 @@ def main(argv: list[str]) -> int:
         The exit code of the command that ran.
     """
     if not argv or argv[0] in {"-h", "--help"}:
-        print("usage: python3 dev.py test [pytest args] | python3 dev.py <batchtasks verb> ...")
+        print("usage: python3 dev.py test [pytest args] | bench [options] | "
+              "<batchtasks verb> ...")
         return 2 if not argv else 0
     _ensure_environment()
+    if argv[0] == "bench":
+        return subprocess.run([str(_venv_bin("python")), "-m", "bench.run", *argv[1:]],
+                              cwd=ROOT).returncode
     if argv[0] == "test":
         lint = subprocess.run([str(_venv_bin("ruff")), "check", str(ROOT)], cwd=ROOT)
         tests = subprocess.run([str(_venv_bin("python")), "-m", "pytest", *argv[1:]], cwd=ROOT)
