@@ -92,6 +92,8 @@ def task_spec_problems(task_id: str, spec: Any, path: str,
         Every (property path, reason) found.
     """
     problems = id_problems(task_id, f"{path}.id")
+    if is_unknown(spec):
+        return problems
     if not isinstance(spec, Mapping):
         return [*problems, (path, "must be an object of task fields")]
     problems += [(f"{path}.{key}", "is not a task field") for key in spec

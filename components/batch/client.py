@@ -123,7 +123,9 @@ def error_message(error: Exception) -> str:
     """Return a one-line description of a service error, without request details."""
     if isinstance(error, HttpResponseError):
         message = getattr(getattr(error, "model", None), "message", None)
-        text = getattr(message, "value", None) or str(error).splitlines()[0]
+        text = getattr(message, "value", None) or str(error)
+        # The service appends RequestId and Time lines to its message; keep the first line.
+        text = text.strip().splitlines()[0] if text.strip() else ""
         return f"{error.status_code} {error_code(error) or ''}: {text}".replace(" :", ":")
     return f"{type(error).__name__}: {error}"
 
@@ -179,17 +181,21 @@ def call_with_retries(
             if error.status_code not in RETRYABLE_STATUS or attempt >= policy.max_attempts:
                 raise
             delay = _retry_after(error)
-        except (ServiceRequestError, ServiceResponseError):
+            last: Exception = error
+        except (ServiceRequestError, ServiceResponseError) as error:
             # A dropped connection may hide a committed write; callers handle the
             # "already exists" that the retry can then meet.
             if attempt >= policy.max_attempts:
                 raise
             delay = None
+            last = error
         if delay is None:
             delay = policy.base_delay * 2 ** (attempt - 1) * (0.5 + random.random() / 2)
         delay = min(delay, policy.max_delay)
         if time.monotonic() + delay > deadline:
-            raise TimeoutError(f"gave up after {attempt} attempts and {policy.max_seconds:g} s")
+            # Name the service's last answer: it is what the user needs to act on.
+            raise TimeoutError(f"gave up after {attempt} attempts and {policy.max_seconds:g} s, "
+                               f"last error {error_message(last)}") from last
         sleep(delay)
 
 
@@ -289,18 +295,21 @@ class TaskWriter:
             hint = " The job does not exist; run `pulumi refresh` so it is created again."
         return BatchOperationError(
             f"job {self.job_id!r}: {what} failed for {len(task_ids)} task(s) [{shown}]: "
-            f"{error_message(error)}.{hint}"
+            f"{error_message(error).rstrip('.')}.{hint}"
         )
 
     def task_states(self) -> dict[str, str]:
         """Return every task's state in the job, keyed by lower-case id (one paged list call)."""
         tasks = self._call(
             lambda: list(self.client.list_tasks(self.job_id, select=["id", "state"])))
-        return {task.id.lower(): str(task.state) for task in tasks}
+        # str() of the SDK's state enum gives "BatchTaskState.RUNNING"; compare the wire value.
+        return {task.id.lower(): str(getattr(task.state, "value", task.state)) for task in tasks}
 
-    def existing_tasks(self) -> dict[str, dict[str, Any]]:
-        """Return the REST bodies of every task in the job, keyed by lower-case id."""
-        tasks = self._call(lambda: list(self.client.list_tasks(self.job_id)))
+    def existing_tasks(self, select: Sequence[str] | None = None) -> dict[str, dict[str, Any]]:
+        """Return the REST bodies of every task in the job (only `select`ed properties, if
+        given), keyed by lower-case id."""
+        fields = list(select) if select else None
+        tasks = self._call(lambda: list(self.client.list_tasks(self.job_id, select=fields)))
         return {task.id.lower(): task.as_dict() for task in tasks}
 
     def add(self, bodies: Sequence[dict[str, Any]]) -> AddOutcome:
@@ -325,18 +334,25 @@ class TaskWriter:
         pending = list(chunk_bodies(bodies))
         conflicts: list[dict[str, Any]] = []
         failures: list[tuple[list[str], Exception]] = []
+        refusals: list[BatchOperationError] = []
 
         def add_chunk(chunk: list[dict[str, Any]]) -> None:
             try:
                 self._add_chunk(chunk, outcome, conflicts)
+            except BatchOperationError as error:
+                # Already names the job and only those tasks of the chunk that were not added.
+                refusals.append(error)
             except (HttpResponseError, ServiceRequestError, ServiceResponseError,
-                    TimeoutError, BatchOperationError) as error:
+                    TimeoutError) as error:
                 failures.append(([body["id"] for body in chunk], error))
 
         self._map(add_chunk, pending)
+        problems = [str(error) for error in refusals]
         if failures:
             ids = [task_id for chunk_ids, _ in failures for task_id in chunk_ids]
-            raise self._fail("adding tasks", ids, failures[-1][1])
+            problems.insert(0, str(self._fail("adding tasks", ids, failures[-1][1])))
+        if problems:
+            raise BatchOperationError(" ".join(problems))
         if conflicts:
             self._settle_conflicts(conflicts, outcome)
         return outcome

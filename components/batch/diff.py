@@ -132,6 +132,11 @@ def plan_tasks(olds: Mapping[str, Any], news: Mapping[str, Any]) -> TaskPlan:
             added.append(task_id)
             continue
         old_id, old_spec = old_tasks[key]
+        if is_unknown(new_spec):
+            # A spec not known yet (preview) may change anything.
+            replaced.append(task_id)
+            changed_fields[task_id] = tuple(sorted(old_spec))
+            continue
         kind, fields = task_change(old_spec, new_spec)
         shared = _affected_by_shared_inputs(olds, news, new_spec)
         if old_id != task_id:

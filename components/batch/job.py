@@ -80,7 +80,8 @@ class BatchJobProvider(ResourceProvider):
             except HttpResponseError as error:
                 code = error_code(error)
                 if code == "JobBeingDeleted" and time.monotonic() < deadline:
-                    time.sleep(2)
+                    # A replaced job of the same id is still going; watch it until it is gone.
+                    self._wait_until_gone(client, props)
                     continue
                 if code == "JobExists":
                     self._accept_existing(client, props, body)
@@ -88,6 +89,16 @@ class BatchJobProvider(ResourceProvider):
                 raise BatchOperationError(
                     f"job {props['jobId']!r}: create failed: {error_message(error)}") from error
         return CreateResult(props["jobId"], outs=dict(props))
+
+    def _wait_until_gone(self, client: Any, props: Mapping[str, Any]) -> None:
+        """Poll a job that is being deleted once, pausing briefly while it still exists."""
+        try:
+            call_with_retries(lambda: client.get_job(props["jobId"]), _policy(props))
+        except HttpResponseError as error:
+            if error.status_code == 404:
+                return
+            raise
+        time.sleep(2)
 
     def _accept_existing(self, client: Any, props: Mapping[str, Any],
                          body: Mapping[str, Any]) -> None:
@@ -132,9 +143,12 @@ class BatchJobProvider(ResourceProvider):
         outs = dict(props)
         outs["jobId"] = live["id"]
         outs["poolId"] = live.get("poolInfo", {}).get("poolId", props.get("poolId"))
-        outs["usesTaskDependencies"] = bool(live.get("usesTaskDependencies", False))
+        if "usesTaskDependencies" in props or live.get("usesTaskDependencies"):
+            outs["usesTaskDependencies"] = bool(live.get("usesTaskDependencies", False))
         for key in ("priority", "maxParallelTasks"):
-            if key in live:
+            # Only settings the program declares: reading in the service's defaults for the rest
+            # would show a change after every refresh and make `pulumi import` fail.
+            if key in live and props.get(key) is not None:
                 outs[key] = live[key]
         if props.get("constraints") and live.get("constraints"):
             outs["constraints"] = {key: live["constraints"].get(key, value)

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import pulumi
-from azure.core.exceptions import HttpResponseError
+from azure.core.exceptions import HttpResponseError, ServiceRequestError, ServiceResponseError
 from pulumi.dynamic import (
     CheckFailure,
     CheckResult,
@@ -31,6 +31,7 @@ from components.batch.client import (
     TaskWriter,
     body_matches,
     call_with_retries,
+    error_message,
     make_client,
 )
 from components.batch.diff import TASK_LOCATION_INPUTS, plan_tasks, same
@@ -107,6 +108,7 @@ class _TaskProviderCore(ResourceProvider):
             seen[task_id.lower()] = task_id
         if not problems and isinstance(tasks, Mapping):
             news = self.with_tasks(news, {task_id: _normalise_spec(spec)
+                                          if isinstance(spec, Mapping) else spec
                                           for task_id, spec in tasks.items()})
         return CheckResult(news, [CheckFailure(path, reason) for path, reason in problems])
 
@@ -120,6 +122,9 @@ class _TaskProviderCore(ResourceProvider):
                  if is_unknown(news.get(name)) or not same(olds.get(name), news.get(name))]
         if moved:
             return DiffResult(changes=True, replaces=moved, delete_before_replace=True)
+        if is_unknown(self.tasks_of(news)):
+            # During preview the whole map may be pending: some change, not yet known which.
+            return DiffResult(changes=True, replaces=[], delete_before_replace=True)
         plan = plan_tasks(self._view(olds), self._view(news))
         other = [name for name in ("replaceRunningTasks", "retryPolicy")
                  if not same(olds.get(name), news.get(name))]
@@ -133,9 +138,9 @@ class _TaskProviderCore(ResourceProvider):
         writer = self._writer(props)
         bodies = [build_task_body(task_id, spec, context)
                   for task_id, spec in view["tasks"].items()]
-        outcome = writer.add(bodies)
-        if outcome.already_present and context.display_name:
+        if context.display_name:
             self._remove_strays(writer, view, context.display_name)
+        writer.add(bodies)
         return CreateResult(self.resource_id(props), outs=dict(props))
 
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
@@ -192,11 +197,12 @@ class _TaskProviderCore(ResourceProvider):
         return TaskWriter(make_client(props["endpoint"]), props["jobId"], policy)
 
     def _refuse_busy(self, writer: TaskWriter, task_ids: list[str],
-                     props: Mapping[str, Any]) -> None:
-        """Fail before changing anything when tasks to delete are running, unless allowed."""
+                     props: Mapping[str, Any], states: Mapping[str, str] | None = None) -> None:
+        """Fail before changing anything when tasks to delete are running, unless allowed;
+        `states` (lower-case id -> state) saves the list call when already known."""
         if props.get("replaceRunningTasks"):
             return
-        states = writer.task_states()
+        states = writer.task_states() if states is None else states
         busy = sorted(task_id for task_id in task_ids
                       if states.get(task_id.lower()) in BUSY_STATES)
         if busy:
@@ -206,14 +212,24 @@ class _TaskProviderCore(ResourceProvider):
                 "Wait for them to finish, or set replaceRunningTasks: true to kill them.")
 
     def _remove_strays(self, writer: TaskWriter, view: Mapping[str, Any], owner: str) -> None:
-        """After an interrupted create, delete tasks this resource added then but no longer
-        declares, so the job ends with exactly the declared tasks."""
+        """Before a create, delete tasks an interrupted earlier create of this resource added
+        but the declaration no longer has, so the job ends with exactly the declared tasks.
+        Checked on every create: nothing else tells that an earlier run went part of the way."""
         declared = {task_id.lower() for task_id in view["tasks"]}
-        existing = writer.existing_tasks()
+        try:
+            existing = writer.existing_tasks(select=["id", "displayName", "state"])
+        except (HttpResponseError, ServiceRequestError, ServiceResponseError,
+                TimeoutError) as error:
+            if isinstance(error, HttpResponseError) and error.status_code == 404:
+                return  # no job: nothing to remove, and the add explains the missing job
+            raise BatchOperationError(
+                f"job {view['jobId']!r}: no task added, listing the job's tasks failed: "
+                f"{error_message(error)}") from error
         strays = [body["id"] for key, body in existing.items()
                   if body.get("displayName") == owner and key not in declared]
         if strays:
-            self._refuse_busy(writer, strays, view)
+            states = {key: str(body.get("state")) for key, body in existing.items()}
+            self._refuse_busy(writer, strays, view, states)
             writer.delete(strays)
 
 
