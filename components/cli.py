@@ -1,0 +1,122 @@
+"""The `batchtasks` command: `preview` a stack offline, print the config `schema`.
+
+Exit codes: 0 fine, 1 invalid configuration (every problem printed), 2 usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from components.config import ConfigError, json_schema, load_stack_file
+
+EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="batchtasks",
+        description="Azure Batch container workloads declared as code, with Pulumi.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    preview = commands.add_parser(
+        "preview", help="render what a stack declares, offline (no Azure, no Pulumi CLI)",
+        description="Run the program under Pulumi mocks and show its resources, jobs and "
+                    "tasks. Secret values are never decrypted; they show as [secret].")
+    source = preview.add_mutually_exclusive_group(required=True)
+    source.add_argument("--stack", help="stack name: reads stacks/Pulumi.<stack>.yaml")
+    source.add_argument("--config-file", type=Path, help="path of a stack file")
+    preview.add_argument("--format", choices=("markdown", "json"), default="markdown",
+                         help="output format (default: markdown)")
+    preview.add_argument("--against", metavar="FILE_OR_REVISION",
+                         help="a stack file, or a git revision of this stack file, to show "
+                              "the changes against")
+    commands.add_parser("schema", help="print the stack file's JSON Schema",
+                        description="Print the JSON Schema of the batchtasks: settings.")
+    return parser
+
+
+def _stack_file(args: argparse.Namespace) -> tuple[Path, str]:
+    """Return the stack file and the stack's name."""
+    if args.stack is not None:
+        return Path("stacks") / f"Pulumi.{args.stack}.yaml", args.stack
+    path: Path = args.config_file
+    name = path.name.removeprefix("Pulumi.").removesuffix(".yaml").removesuffix(".yml")
+    return path, name or "dev"
+
+
+def _print_problems(error: ConfigError, where: str) -> None:
+    print(f"batchtasks: invalid configuration in {where}:", file=sys.stderr)
+    for problem in error.problems or (str(error),):
+        print(f"  {problem}", file=sys.stderr)
+
+
+def _preview(args: argparse.Namespace) -> int:
+    # Imported here: Pulumi and the providers take a moment to load, `schema` needs neither.
+    from components.preview import (
+        AgainstError,
+        compare,
+        load_against,
+        preview_stack,
+        render_json,
+        render_markdown,
+    )
+
+    path, stack = _stack_file(args)
+    if not path.is_file():
+        hint = " (run from the project root, or give --config-file)" if args.stack else ""
+        print(f"batchtasks: stack file {str(path)!r} not found{hint}", file=sys.stderr)
+        return EXIT_USAGE
+    where = str(path)
+    try:
+        config = load_stack_file(path)
+        preview = preview_stack(config, stack)
+        changes = None
+        if args.against is not None:
+            where = f"--against {args.against}"
+            old = preview_stack(load_against(args.against, path), stack, with_bodies=False)
+            changes = compare(old, preview, args.against)
+    except AgainstError as error:
+        print(f"batchtasks: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except ConfigError as error:
+        _print_problems(error, where)
+        return EXIT_INVALID
+    except ValueError as error:
+        print(f"batchtasks: invalid configuration in {where}: {error}", file=sys.stderr)
+        return EXIT_INVALID
+    except OSError as error:
+        print(f"batchtasks: cannot read {where}: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    render = render_json if args.format == "json" else render_markdown
+    sys.stdout.write(render(preview, changes))
+    return EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the `batchtasks` command.
+
+    Parameters
+    ----------
+    argv
+        The arguments after the program name; None for the process's own.
+
+    Returns
+    -------
+    int
+        0 fine, 1 invalid configuration, 2 usage error.
+    """
+    try:
+        args = _parser().parse_args(argv)
+    except SystemExit as exit_:
+        # argparse has printed the usage or help already.
+        return exit_.code if isinstance(exit_.code, int) else EXIT_USAGE
+    if args.command == "schema":
+        sys.stdout.write(json.dumps(json_schema(), indent=2) + "\n")
+        return EXIT_OK
+    return _preview(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
