@@ -108,7 +108,7 @@ class TestJson:
             # Exactly what the Batch SDK takes: its own model gives the same body back.
             assert batch_models.BatchTaskCreateOptions(body).as_dict() == body
 
-    def test_environment_follows_the_stack_file_order(
+    def test_environment_is_sorted_by_name_whatever_the_wire_order(
             self, capsys: pytest.CaptureFixture[str], in_project: None) -> None:
         document = preview_json(capsys, "--stack", "dev")
         declared = {spec["id"]: spec for spec in (*load_stack_file(DEV_STACK).jobs[0].tasks,
@@ -117,7 +117,7 @@ class TestJson:
         for body in document["tasks"][JOB_ID]:
             spec = declared[body["id"]]
             names = [setting["name"] for setting in body["environmentSettings"]]
-            assert names == [*spec.get("env", {}), *spec.get("secretEnv", {})]
+            assert names == sorted([*spec.get("env", {}), *spec.get("secretEnv", {})])
 
     def test_secrets_show_as_placeholder_and_are_never_decrypted(
             self, capsys: pytest.CaptureFixture[str], in_project: None) -> None:

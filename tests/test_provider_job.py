@@ -310,7 +310,8 @@ def test_replacement_waits_for_its_predecessor_to_finish_deleting(
     create(jobs, job_props(batch_api))
     batch_api.deleting_polls = 1
     # Pulumi deletes the old job first (delete_before_replace); Batch takes a while to finish.
-    make_client(batch_api.endpoint).begin_delete_job(JOB)
+    # The raw delete starts it without leaving a poller behind.
+    make_client(batch_api.endpoint)._delete_job_internal(JOB)
     create(jobs, job_props(batch_api, poolId="pool2"))
     assert batch_api.job(JOB)["poolInfo"] == {"poolId": "pool2"}
     assert batch_api.counts()["GET job"] >= 1

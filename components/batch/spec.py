@@ -158,11 +158,13 @@ def build_task_body(task_id: str, spec: Mapping[str, Any], context: TaskContext)
             "log_blob_endpoint_subdomain": subdomain,
         }
     extra: dict[str, Any] = {}
-    environment = [batch_models.EnvironmentSetting(name=name, value=str(value))
-                   for name, value in spec.get("env", {}).items()]
-    for name, key in spec.get("secretEnv", {}).items():
-        environment.append(batch_models.EnvironmentSetting(
-            name=name, value=context.secrets.get(key, SECRET_PLACEHOLDER)))
+    # Sorted by name: maps cross the provider wire in no fixed order, and the same task must
+    # give the same body in every process (a retry compares bodies after a lost response).
+    values = {name: str(value) for name, value in spec.get("env", {}).items()}
+    values.update({name: context.secrets.get(key, SECRET_PLACEHOLDER)
+                   for name, key in spec.get("secretEnv", {}).items()})
+    environment = [batch_models.EnvironmentSetting(name=name, value=values[name])
+                   for name in sorted(values)]
     if environment:
         extra["environment_settings"] = environment
     constraints = task_constraints(spec)

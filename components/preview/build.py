@@ -129,19 +129,6 @@ def clean_inputs(value: Any) -> Any:
     return value
 
 
-def _ordered_like(value: Any, declared: Any) -> Any:
-    """Return value with its maps' keys in the order of the declared value (then the rest).
-
-    The order of `env` decides the order of a body's environmentSettings, and the wire keeps
-    no order; the stack file does.
-    """
-    if not isinstance(value, Mapping) or not isinstance(declared, Mapping):
-        return value
-    keys = [key for key in declared if key in value]
-    keys += [key for key in value if key not in declared]
-    return {key: _ordered_like(value[key], declared.get(key)) for key in keys}
-
-
 def _declared_tasks(config: StackConfig, job_id: str) -> dict[str, Mapping[str, Any]]:
     """Return the job's task specs by id, in the order of the stack file."""
     job = next((job for job in config.jobs if job.id == job_id), None)
@@ -208,7 +195,6 @@ def _job_preview(job_id: str, job_inputs: dict[str, Any],
     tasks = []
     for task_id in ordered:
         spec, context = found[task_id]
-        spec = _ordered_like(spec, declared.get(task_id))
         merged["tasks"][task_id] = spec
         body: dict[str, Any] = {}
         if with_bodies:
