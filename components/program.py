@@ -15,7 +15,7 @@ from typing import Any
 import pulumi
 
 from components.batch.job import BatchJob, BatchJobCompletion
-from components.batch.tasks import BatchTask, BatchTaskSet
+from components.batch.tasks import BatchTask, BatchTaskSet, TaskTarget
 from components.config import ConfigError, StackConfig, parse_stack_config
 from components.storage import (
     MOUNTS_DIR,
@@ -119,14 +119,6 @@ def declare_stack(config: StackConfig, read_secret: SecretReader) -> DeclaredSta
     storage = BatchStorage("storage", storage_args(config))
     endpoint = config.batch.endpoint
     pool_id = storage.pool_id
-    shared = {
-        "endpoint": endpoint,
-        "identity_resource_id": storage.identity_id,
-        "container_urls": storage.container_urls,
-        # Mount sources are <fsmounts dir>/<container> on the node (DESIGN.md, decision 7).
-        "mounts_dir": MOUNTS_DIR,
-        "registry_server": config.registry.server if config.registry else None,
-    }
     jobs: dict[str, BatchJob] = {}
     counts: dict[str, int] = {}
     for job in config.jobs:
@@ -138,18 +130,23 @@ def declare_stack(config: StackConfig, read_secret: SecretReader) -> DeclaredSta
             replace_running_tasks=job.replace_running_tasks)
         # Tasks go when their job goes: deleting the job deletes them in one call.
         task_options = pulumi.ResourceOptions(depends_on=[batch_job], deleted_with=batch_job)
+        target = TaskTarget(
+            job_id=job.id, endpoint=endpoint, identity_resource_id=storage.identity_id,
+            container_urls=storage.container_urls,
+            # Mount sources are <fsmounts dir>/<container> on the node (DESIGN.md, decision 7).
+            mounts_dir=MOUNTS_DIR,
+            registry_server=config.registry.server if config.registry else None,
+            replace_running_tasks=job.replace_running_tasks)
         task_resources: list[pulumi.Resource] = []
         for task in job.tasks:
             task_resources.append(BatchTask(
-                f"{job.id}.{task['id']}", job_id=job.id, task_id=task["id"],
-                task=_without_id(task), secrets=_secrets_for([task], read_secret),
-                replace_running_tasks=job.replace_running_tasks, opts=task_options, **shared))
+                f"{job.id}.{task['id']}", target, task["id"], _without_id(task),
+                secrets=_secrets_for([task], read_secret), opts=task_options))
         for sweep in job.sweeps:
             task_resources.append(BatchTaskSet(
-                f"{job.id}.{sweep.id}", job_id=job.id,
-                tasks={task["id"]: _without_id(task) for task in sweep.tasks},
-                secrets=_secrets_for(list(sweep.tasks), read_secret),
-                replace_running_tasks=job.replace_running_tasks, opts=task_options, **shared))
+                f"{job.id}.{sweep.id}", target,
+                {task["id"]: _without_id(task) for task in sweep.tasks},
+                secrets=_secrets_for(list(sweep.tasks), read_secret), opts=task_options))
         if job.on_all_tasks_complete == "terminateJob":
             BatchJobCompletion(
                 f"{job.id}.completion", job_id=job.id, endpoint=endpoint,

@@ -8,6 +8,7 @@ nothing: each operation builds its client and credential afresh (DESIGN.md, deci
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import pulumi
@@ -311,24 +312,45 @@ class BatchTaskProvider(_TaskProviderCore):
         return ReadResult(f"{job_id}/{outs['taskId']}", outs)
 
 
-def _shared_props(job_id: pulumi.Input[str], endpoint: pulumi.Input[str],
-                  identity_resource_id: pulumi.Input[str],
-                  container_urls: pulumi.Input[Mapping[str, str]], mounts_dir: str,
-                  registry_server: pulumi.Input[str] | None,
-                  secrets: pulumi.Input[Mapping[str, str]] | None,
-                  replace_running_tasks: bool,
-                  retry_policy: Mapping[str, Any] | None) -> dict[str, Any]:
-    return {
-        "jobId": job_id,
-        "endpoint": endpoint,
-        "identityResourceId": identity_resource_id,
-        "containerUrls": container_urls,
-        "mountsDir": mounts_dir,
-        "registryServer": registry_server,
-        "secrets": secrets or {},
-        "replaceRunningTasks": replace_running_tasks,
-        "retryPolicy": dict(retry_policy) if retry_policy else None,
-    }
+@dataclass(frozen=True)
+class TaskTarget:
+    """Where a job's tasks run and what they may reach: shared by its task resources.
+
+    Attributes
+    ----------
+    job_id, endpoint
+        The job and the Batch account endpoint.
+    identity_resource_id, container_urls, mounts_dir, registry_server
+        From BatchStorage: the identity for uploads and the registry, container name -> URL,
+        the node directory holding the mounts, and the private registry (or None).
+    replace_running_tasks
+        Allow deleting or replacing running tasks.
+    retry_policy
+        Overrides of RetryPolicy (camelCase keys), or None.
+    """
+
+    job_id: pulumi.Input[str]
+    endpoint: pulumi.Input[str]
+    identity_resource_id: pulumi.Input[str]
+    container_urls: pulumi.Input[Mapping[str, str]]
+    mounts_dir: str
+    registry_server: pulumi.Input[str] | None = None
+    replace_running_tasks: bool = False
+    retry_policy: Mapping[str, Any] | None = None
+
+    def inputs(self, secrets: pulumi.Input[Mapping[str, str]] | None) -> dict[str, Any]:
+        """Return the resource inputs these settings and the given secrets make."""
+        return {
+            "jobId": self.job_id,
+            "endpoint": self.endpoint,
+            "identityResourceId": self.identity_resource_id,
+            "containerUrls": self.container_urls,
+            "mountsDir": self.mounts_dir,
+            "registryServer": self.registry_server,
+            "secrets": secrets or {},
+            "replaceRunningTasks": self.replace_running_tasks,
+            "retryPolicy": dict(self.retry_policy) if self.retry_policy else None,
+        }
 
 
 def _options(opts: pulumi.ResourceOptions | None) -> pulumi.ResourceOptions:
@@ -344,18 +366,12 @@ class BatchTaskSet(Resource, module="batch", name="TaskSet"):
     ----------
     name
         Resource name; also marks the tasks it owns (their displayName).
-    job_id, endpoint
-        The job and the Batch account endpoint.
+    target
+        The job, endpoint and BatchStorage outputs the tasks use.
     tasks
-        Task id -> task spec (see `components/config.py`).
-    identity_resource_id, container_urls, mounts_dir, registry_server
-        From BatchStorage.
+        Task id -> task spec (see `components/config/`).
     secrets
         Config key -> secret value for the tasks' secretEnv.
-    replace_running_tasks
-        Allow deleting or replacing running tasks.
-    retry_policy
-        Overrides of RetryPolicy (camelCase keys), or None.
     opts
         Pulumi resource options.
     """
@@ -363,41 +379,36 @@ class BatchTaskSet(Resource, module="batch", name="TaskSet"):
     jobId: pulumi.Output[str]  # Pulumi output names follow the inputs
     tasks: pulumi.Output[dict]
 
-    def __init__(self, name: str, *, job_id: pulumi.Input[str], endpoint: pulumi.Input[str],
-                 tasks: Mapping[str, Mapping[str, Any]],
-                 identity_resource_id: pulumi.Input[str],
-                 container_urls: pulumi.Input[Mapping[str, str]], mounts_dir: str,
-                 registry_server: pulumi.Input[str] | None = None,
+    def __init__(self, name: str, target: TaskTarget, tasks: Mapping[str, Mapping[str, Any]],
                  secrets: pulumi.Input[Mapping[str, str]] | None = None,
-                 replace_running_tasks: bool = False,
-                 retry_policy: Mapping[str, Any] | None = None,
                  opts: pulumi.ResourceOptions | None = None) -> None:
-        props = _shared_props(job_id, endpoint, identity_resource_id, container_urls, mounts_dir,
-                              registry_server, secrets, replace_running_tasks, retry_policy)
-        props.update({"setName": name, "tasks": dict(tasks)})
+        props = {**target.inputs(secrets), "setName": name, "tasks": dict(tasks)}
         super().__init__(BatchTaskSetProvider(), name, props, _options(opts))
 
 
 class BatchTask(Resource, module="batch", name="Task"):
     """One container task in a Batch job, so a small job reads task by task in a preview.
 
-    Parameters are those of BatchTaskSet, with `task_id` and `task` (one spec) for `tasks`.
+    Parameters
+    ----------
+    name
+        Resource name.
+    target
+        The job, endpoint and BatchStorage outputs the task uses.
+    task_id, task
+        The task's id and spec.
+    secrets
+        Config key -> secret value for the task's secretEnv.
+    opts
+        Pulumi resource options.
     """
 
     jobId: pulumi.Output[str]  # Pulumi output names follow the inputs
     taskId: pulumi.Output[str]
     task: pulumi.Output[dict]
 
-    def __init__(self, name: str, *, job_id: pulumi.Input[str], endpoint: pulumi.Input[str],
-                 task_id: str, task: Mapping[str, Any],
-                 identity_resource_id: pulumi.Input[str],
-                 container_urls: pulumi.Input[Mapping[str, str]], mounts_dir: str,
-                 registry_server: pulumi.Input[str] | None = None,
+    def __init__(self, name: str, target: TaskTarget, task_id: str, task: Mapping[str, Any],
                  secrets: pulumi.Input[Mapping[str, str]] | None = None,
-                 replace_running_tasks: bool = False,
-                 retry_policy: Mapping[str, Any] | None = None,
                  opts: pulumi.ResourceOptions | None = None) -> None:
-        props = _shared_props(job_id, endpoint, identity_resource_id, container_urls, mounts_dir,
-                              registry_server, secrets, replace_running_tasks, retry_policy)
-        props.update({"taskId": task_id, "task": dict(task)})
+        props = {**target.inputs(secrets), "taskId": task_id, "task": dict(task)}
         super().__init__(BatchTaskProvider(), name, props, _options(opts))
