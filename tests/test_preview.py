@@ -377,10 +377,10 @@ class TestExitCodes:
     def test_builder_rejection_is_an_invalid_configuration(
             self, capsys: pytest.CaptureFixture[str], in_project: None,
             monkeypatch: pytest.MonkeyPatch) -> None:
-        def reject(task_id: str, spec: Any, context: Any) -> dict[str, Any]:
+        def reject(builder: Any, task_id: str, spec: Any) -> dict[str, Any]:
             raise ValueError("image: 'bad' is not a valid image reference")
 
-        monkeypatch.setattr("components.preview.build.build_task_body", reject)
+        monkeypatch.setattr("components.preview.build.TaskBodyBuilder.build", reject)
         code, out, err = cli(capsys, "preview", "--stack", "dev")
         assert (code, out) == (1, "")
         assert "job 'weekly-forecast', task 'summary': image: 'bad'" in err

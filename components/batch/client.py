@@ -364,9 +364,10 @@ class TaskWriter:
         attempt = 0
         while remaining:
             attempt += 1
-            group = batch_models.BatchTaskGroup(
-                task_values=[batch_models.BatchTaskCreateOptions(body)
-                             for body in remaining.values()])
+            # The bodies are already BatchTaskCreateOptions.as_dict() output; the operation
+            # serialises its argument as JSON, so the REST shape of BatchTaskGroup goes as is
+            # rather than through a second round of model objects per task.
+            group = {"value": list(remaining.values())}
             try:
                 result = self._call(lambda group=group: self.client.create_task_collection(
                     self.job_id, group))

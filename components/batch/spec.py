@@ -100,8 +100,125 @@ def task_constraints(spec: Mapping[str, Any]) -> dict[str, Any] | None:
     return constraints or None
 
 
+class TaskBodyBuilder:
+    """Builds the REST bodies of a job's tasks with the seed's functions.
+
+    A sweep's tasks mostly share their container settings and user identity; the builder makes
+    each distinct one once (the seed's builders are pure, so reuse gives the same body).
+
+    Parameters
+    ----------
+    context
+        The job's shared inputs.
+    """
+
+    def __init__(self, context: TaskContext) -> None:
+        self.context = context
+        self.identity = batch_models.BatchNodeIdentityReference(
+            resource_id=context.identity_resource_id)
+        self.registry = None
+        if context.registry_server:
+            self.registry = batch_models.ContainerRegistryReference(
+                registry_server=context.registry_server, identity_reference=self.identity)
+        self._container_settings: dict[tuple, Any] = {}
+        self._user_identities: dict[tuple, Any] = {}
+
+    def _settings_for(self, spec: Mapping[str, Any]) -> Any:
+        mounts = tuple((mount["source"], mount["target"]) for mount in spec.get("mounts", ()))
+        key = (spec["image"], spec.get("workingDirectory"), mounts, spec.get("runOptions", ""))
+        if key not in self._container_settings:
+            self._container_settings[key] = task_builders.get_container_settings(
+                spec["image"],
+                az_mount_dir=self.context.mounts_dir,
+                working_directory=spec.get("workingDirectory"),
+                mount_pairs=[{"source": source, "target": target} for source, target in mounts],
+                additional_options=spec.get("runOptions", ""),
+                registry=self.registry,
+            )
+        return self._container_settings[key]
+
+    def _user_identity_for(self, spec: Mapping[str, Any]) -> Any:
+        key = (spec.get("elevation", "admin"), spec.get("scope", "pool"))
+        if key not in self._user_identities:
+            self._user_identities[key] = task_builders.get_user_identity(
+                elevation_level=key[0], scope=key[1])
+        return self._user_identities[key]
+
+    def build(self, task_id: str, spec: Mapping[str, Any]) -> dict[str, Any]:
+        """Build the REST body Batch takes to add one container task.
+
+        Parameters
+        ----------
+        task_id
+            The task's id in its job.
+        spec
+            The task spec (without its id).
+
+        Returns
+        -------
+        dict
+            The camelCase body of `BatchTaskCreateOptions`.
+
+        Raises
+        ------
+        ValueError
+            If a field is invalid or names a container without a URL.
+        """
+        context = self.context
+        output_files = []
+        for output in spec.get("outputs", ()):
+            account, subdomain = _account_and_subdomain(
+                _container_url(context, output["container"]))
+            output_files.append(task_builders.output_task_files_to_blob(
+                output["pattern"], output["container"], account,
+                path=output.get("path"),
+                upload_condition=output.get("when", "taskCompletion"),
+                blob_endpoint_subdomain=subdomain,
+                compute_node_identity_reference=self.identity,
+            ))
+        log_options: dict[str, Any] = {}
+        logs = spec.get("logs")
+        if logs:
+            account, subdomain = _account_and_subdomain(_container_url(context, logs["container"]))
+            log_options = {
+                "log_blob_container": logs["container"],
+                "log_blob_account": account,
+                "log_subdir": logs.get("subdir"),
+                "log_compute_node_identity_reference": self.identity,
+                "log_blob_endpoint_subdomain": subdomain,
+            }
+        extra: dict[str, Any] = {}
+        # Sorted by name: maps cross the provider wire in no fixed order, and the same task must
+        # give the same body in every process (a retry compares bodies after a lost response).
+        values = {name: str(value) for name, value in spec.get("env", {}).items()}
+        values.update({name: context.secrets.get(key, SECRET_PLACEHOLDER)
+                       for name, key in spec.get("secretEnv", {}).items()})
+        environment = [batch_models.EnvironmentSetting(name=name, value=values[name])
+                       for name in sorted(values)]
+        if environment:
+            extra["environment_settings"] = environment
+        constraints = task_constraints(spec)
+        if constraints:
+            extra["constraints"] = batch_models.BatchTaskConstraints(constraints)
+        if spec.get("dependsOn"):
+            extra["depends_on"] = batch_models.BatchTaskDependencies(
+                task_ids=list(spec["dependsOn"]))
+        if context.display_name:
+            extra["display_name"] = context.display_name
+        options = task_builders.get_task_config(
+            task_id,
+            spec["command"],
+            container_settings=self._settings_for(spec),
+            user_identity=self._user_identity_for(spec),
+            output_files=output_files or None,
+            **log_options,
+            **extra,
+        )
+        return options.as_dict()
+
+
 def build_task_body(task_id: str, spec: Mapping[str, Any], context: TaskContext) -> dict[str, Any]:
-    """Build the REST body Batch takes to add one container task.
+    """Build the REST body of one task; see `TaskBodyBuilder.build` (use the builder for many).
 
     Parameters
     ----------
@@ -116,75 +233,8 @@ def build_task_body(task_id: str, spec: Mapping[str, Any], context: TaskContext)
     -------
     dict
         The camelCase body of `BatchTaskCreateOptions`.
-
-    Raises
-    ------
-    ValueError
-        If a field is invalid or names a container without a URL.
     """
-    identity = batch_models.BatchNodeIdentityReference(resource_id=context.identity_resource_id)
-    registry = None
-    if context.registry_server:
-        registry = batch_models.ContainerRegistryReference(
-            registry_server=context.registry_server, identity_reference=identity)
-    container_settings = task_builders.get_container_settings(
-        spec["image"],
-        az_mount_dir=context.mounts_dir,
-        working_directory=spec.get("workingDirectory"),
-        mount_pairs=[{"source": mount["source"], "target": mount["target"]}
-                     for mount in spec.get("mounts", ())],
-        additional_options=spec.get("runOptions", ""),
-        registry=registry,
-    )
-    output_files = []
-    for output in spec.get("outputs", ()):
-        account, subdomain = _account_and_subdomain(_container_url(context, output["container"]))
-        output_files.append(task_builders.output_task_files_to_blob(
-            output["pattern"], output["container"], account,
-            path=output.get("path"),
-            upload_condition=output.get("when", "taskCompletion"),
-            blob_endpoint_subdomain=subdomain,
-            compute_node_identity_reference=identity,
-        ))
-    log_options: dict[str, Any] = {}
-    logs = spec.get("logs")
-    if logs:
-        account, subdomain = _account_and_subdomain(_container_url(context, logs["container"]))
-        log_options = {
-            "log_blob_container": logs["container"],
-            "log_blob_account": account,
-            "log_subdir": logs.get("subdir"),
-            "log_compute_node_identity_reference": identity,
-            "log_blob_endpoint_subdomain": subdomain,
-        }
-    extra: dict[str, Any] = {}
-    # Sorted by name: maps cross the provider wire in no fixed order, and the same task must
-    # give the same body in every process (a retry compares bodies after a lost response).
-    values = {name: str(value) for name, value in spec.get("env", {}).items()}
-    values.update({name: context.secrets.get(key, SECRET_PLACEHOLDER)
-                   for name, key in spec.get("secretEnv", {}).items()})
-    environment = [batch_models.EnvironmentSetting(name=name, value=values[name])
-                   for name in sorted(values)]
-    if environment:
-        extra["environment_settings"] = environment
-    constraints = task_constraints(spec)
-    if constraints:
-        extra["constraints"] = batch_models.BatchTaskConstraints(constraints)
-    if spec.get("dependsOn"):
-        extra["depends_on"] = batch_models.BatchTaskDependencies(task_ids=list(spec["dependsOn"]))
-    if context.display_name:
-        extra["display_name"] = context.display_name
-    options = task_builders.get_task_config(
-        task_id,
-        spec["command"],
-        container_settings=container_settings,
-        user_identity=task_builders.get_user_identity(
-            elevation_level=spec.get("elevation", "admin"), scope=spec.get("scope", "pool")),
-        output_files=output_files or None,
-        **log_options,
-        **extra,
-    )
-    return options.as_dict()
+    return TaskBodyBuilder(context).build(task_id, spec)
 
 
 def _container_url(context: TaskContext, container: str) -> str:

@@ -37,6 +37,7 @@ from components.batch.client import (
 )
 from components.batch.diff import TASK_LOCATION_INPUTS, plan_tasks, same
 from components.batch.spec import (
+    TaskBodyBuilder,
     TaskContext,
     build_task_body,
     is_unknown,
@@ -137,8 +138,8 @@ class _TaskProviderCore(ResourceProvider):
         view = self._view(props)
         context = task_context(props)
         writer = self._writer(props)
-        bodies = [build_task_body(task_id, spec, context)
-                  for task_id, spec in view["tasks"].items()]
+        builder = TaskBodyBuilder(context)
+        bodies = [builder.build(task_id, spec) for task_id, spec in view["tasks"].items()]
         if context.display_name:
             self._remove_strays(writer, view, context.display_name)
         writer.add(bodies)
@@ -157,7 +158,8 @@ class _TaskProviderCore(ResourceProvider):
         context = task_context(news)
         arriving = [*plan.replaced, *plan.added]
         if arriving:
-            writer.add([build_task_body(task_id, new_tasks[task_id], context)
+            builder = TaskBodyBuilder(context)
+            writer.add([builder.build(task_id, new_tasks[task_id])
                         for task_id in arriving])
         if plan.updated:
             writer.update_constraints({task_id: task_constraints(new_tasks[task_id]) or {}

@@ -14,7 +14,7 @@ from typing import Any
 import pulumi
 from pulumi.runtime.rpc import is_rpc_secret, unwrap_rpc_secret
 
-from components.batch.spec import SECRET_PLACEHOLDER, build_job_body, build_task_body
+from components.batch.spec import SECRET_PLACEHOLDER, TaskBodyBuilder, build_job_body
 from components.batch.tasks import task_context
 from components.config import StackConfig
 from components.preview.offline import DYNAMIC_PREFIX, PreviewMocks, run_offline
@@ -187,19 +187,19 @@ def _job_preview(job_id: str, job_inputs: dict[str, Any],
             specs = {inputs["taskId"]: inputs["task"]}
         else:
             specs = inputs.get("tasks") or {}
-        context = task_context(inputs)
+        builder = TaskBodyBuilder(task_context(inputs))
         for task_id, spec in specs.items():
-            found[task_id] = (spec, context)
+            found[task_id] = (spec, builder)
     position = {task_id: index for index, task_id in enumerate(declared)}
     ordered = sorted(found, key=lambda task_id: (position.get(task_id, len(position)), task_id))
     tasks = []
     for task_id in ordered:
-        spec, context = found[task_id]
+        spec, builder = found[task_id]
         merged["tasks"][task_id] = spec
         body: dict[str, Any] = {}
         if with_bodies:
             try:
-                body = build_task_body(task_id, spec, context)
+                body = builder.build(task_id, spec)
             except ValueError as error:
                 raise ValueError(f"job {job_id!r}, task {task_id!r}: {error}") from None
         tasks.append(TaskPreview(task_id, spec, body))
