@@ -179,6 +179,22 @@ def test_one_changed_command_is_list_delete_add(api: BatchApiDouble,
     assert_holds_exactly(api, task_set, news)
 
 
+def test_in_a_large_set_a_changed_task_is_read_alone_not_listed(
+        api: BatchApiDouble, task_set: BatchTaskSetProvider) -> None:
+    # Listing 2,000 tasks takes two pages; one changed task is one GET of that task.
+    olds = created(api, task_set, set_props(api, sweep(2000)))
+    tasks = sweep(2000)
+    tasks["run-0003"] = spec(3, command="python -m model --run 3 --fast")
+    news = set_props(api, tasks)
+    update(task_set, olds, news)
+    assert api.counts() == {"GET task": 1, "DELETE task": 1, "POST addtaskcollection": 1}
+    assert_holds_exactly(api, task_set, news)
+    api.set_task_state(JOB, "run-0004", "running")
+    tasks["run-0004"] = spec(4, image="cr.azurecr.io/model:2")
+    with pytest.raises(BatchOperationError, match="run-0004"):
+        update(task_set, news, set_props(api, tasks))
+
+
 def test_one_changed_retries_is_one_put(api: BatchApiDouble,
                                         task_set: BatchTaskSetProvider) -> None:
     olds = created(api, task_set, set_props(api, sweep(20)))

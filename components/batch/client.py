@@ -30,6 +30,8 @@ MAX_TASKS_PER_COLLECTION = 100
 MAX_COLLECTION_BYTES = 1_000_000 - 16_384
 # States in which deleting a task would kill work in progress.
 BUSY_STATES = frozenset({"running", "preparing"})
+# Tasks per page of a list call (the service's maximum).
+LIST_PAGE_SIZE = 1000
 
 
 @dataclass(frozen=True)
@@ -88,6 +90,11 @@ class AddOutcome:
 
     added: list[str] = field(default_factory=list)
     already_present: list[str] = field(default_factory=list)
+
+
+def _wire(state: Any) -> str:
+    # str() of the SDK's state enum gives "BatchTaskState.RUNNING"; compare the wire value.
+    return str(getattr(state, "value", state))
 
 
 def make_client(endpoint: str) -> BatchClient:
@@ -225,7 +232,7 @@ def body_matches(declared: Any, existing: Any) -> bool:
     return _normalised(declared) == _normalised(existing)
 
 
-def chunk_bodies(bodies: Sequence[Mapping[str, Any]], max_count: int = MAX_TASKS_PER_COLLECTION,
+def chunk_bodies(bodies: Iterable[Mapping[str, Any]], max_count: int = MAX_TASKS_PER_COLLECTION,
                  max_bytes: int = MAX_COLLECTION_BYTES) -> Iterator[list[Mapping[str, Any]]]:
     """Split task bodies into add-collection requests within the service's count and size limits.
 
@@ -298,12 +305,40 @@ class TaskWriter:
             f"{error_message(error).rstrip('.')}.{hint}"
         )
 
-    def task_states(self) -> dict[str, str]:
-        """Return every task's state in the job, keyed by lower-case id (one paged list call)."""
+    def task_states(self, task_ids: Sequence[str] | None = None,
+                    at_least: int = 0) -> dict[str, str]:
+        """Return task states keyed by lower-case id.
+
+        Parameters
+        ----------
+        task_ids
+            The tasks that matter, or None for all of the job's.
+        at_least
+            How many tasks the job holds at least; listing them costs one request per
+            LIST_PAGE_SIZE, so a few tasks are read one by one when that is fewer requests.
+
+        Returns
+        -------
+        dict[str, str]
+            Lower-case id -> state; a task that does not exist is absent.
+        """
+        if task_ids is not None and len(task_ids) <= at_least // LIST_PAGE_SIZE:
+            found = self._map(self._state_of, list(task_ids))
+            return {task_id.lower(): state for task_id, state in zip(task_ids, found, strict=True)
+                    if state is not None}
         tasks = self._call(
             lambda: list(self.client.list_tasks(self.job_id, select=["id", "state"])))
-        # str() of the SDK's state enum gives "BatchTaskState.RUNNING"; compare the wire value.
-        return {task.id.lower(): str(getattr(task.state, "value", task.state)) for task in tasks}
+        return {task.id.lower(): _wire(task.state) for task in tasks}
+
+    def _state_of(self, task_id: str) -> str | None:
+        try:
+            task = self._call(lambda: self.client.get_task(self.job_id, task_id,
+                                                           select=["id", "state"]))
+        except HttpResponseError as error:
+            if error.status_code == 404:
+                return None
+            raise
+        return _wire(task.state)
 
     def existing_tasks(self, select: Sequence[str] | None = None) -> dict[str, dict[str, Any]]:
         """Return the REST bodies of every task in the job (only `select`ed properties, if
@@ -312,8 +347,11 @@ class TaskWriter:
         tasks = self._call(lambda: list(self.client.list_tasks(self.job_id, select=fields)))
         return {task.id.lower(): task.as_dict() for task in tasks}
 
-    def add(self, bodies: Sequence[dict[str, Any]]) -> AddOutcome:
+    def add(self, bodies: Iterable[dict[str, Any]]) -> AddOutcome:
         """Add tasks in chunked collections; tasks already there with the same body count as added.
+
+        Chunks are sent as soon as they are full, so building the next bodies (when `bodies` is
+        a generator) overlaps with the requests in flight.
 
         Parameters
         ----------
@@ -331,7 +369,6 @@ class TaskWriter:
             Naming the job, the tasks not added and the last service error.
         """
         outcome = AddOutcome()
-        pending = list(chunk_bodies(bodies))
         conflicts: list[dict[str, Any]] = []
         failures: list[tuple[list[str], Exception]] = []
         refusals: list[BatchOperationError] = []
@@ -346,7 +383,10 @@ class TaskWriter:
                     TimeoutError) as error:
                 failures.append(([body["id"] for body in chunk], error))
 
-        self._map(add_chunk, pending)
+        with ThreadPoolExecutor(max_workers=max(1, self.policy.concurrency)) as pool:
+            sent = [pool.submit(add_chunk, chunk) for chunk in chunk_bodies(bodies)]
+        for future in sent:
+            future.result()  # anything add_chunk did not expect surfaces here
         problems = [str(error) for error in refusals]
         if failures:
             ids = [task_id for chunk_ids, _ in failures for task_id in chunk_ids]

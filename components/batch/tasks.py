@@ -139,7 +139,8 @@ class _TaskProviderCore(ResourceProvider):
         context = task_context(props)
         writer = self._writer(props)
         builder = TaskBodyBuilder(context)
-        bodies = [builder.build(task_id, spec) for task_id, spec in view["tasks"].items()]
+        # A generator: bodies are built while earlier chunks are in flight.
+        bodies = (builder.build(task_id, spec) for task_id, spec in view["tasks"].items())
         if context.display_name:
             self._remove_strays(writer, view, context.display_name)
         writer.add(bodies)
@@ -152,15 +153,14 @@ class _TaskProviderCore(ResourceProvider):
         writer = self._writer(news)
         going = [*plan.removed, *plan.replaced]
         if going:
-            self._refuse_busy(writer, going, news)
+            self._refuse_busy(writer, going, news, at_least=len(self.tasks_of(olds)))
             writer.delete(going)
         new_tasks = self.tasks_of(news)
         context = task_context(news)
         arriving = [*plan.replaced, *plan.added]
         if arriving:
             builder = TaskBodyBuilder(context)
-            writer.add([builder.build(task_id, new_tasks[task_id])
-                        for task_id in arriving])
+            writer.add(builder.build(task_id, new_tasks[task_id]) for task_id in arriving)
         if plan.updated:
             writer.update_constraints({task_id: task_constraints(new_tasks[task_id]) or {}
                                        for task_id in plan.updated})
@@ -200,12 +200,17 @@ class _TaskProviderCore(ResourceProvider):
         return TaskWriter(make_client(props["endpoint"]), props["jobId"], policy)
 
     def _refuse_busy(self, writer: TaskWriter, task_ids: list[str],
-                     props: Mapping[str, Any], states: Mapping[str, str] | None = None) -> None:
-        """Fail before changing anything when tasks to delete are running, unless allowed;
-        `states` (lower-case id -> state) saves the list call when already known."""
+                     props: Mapping[str, Any], states: Mapping[str, str] | None = None,
+                     at_least: int = 0) -> None:
+        """Fail before changing anything when tasks to delete are running, unless allowed.
+
+        `states` (lower-case id -> state) saves the reads when already known; `at_least` (how
+        many tasks the job holds) lets a few tasks be read one by one instead of listing all.
+        """
         if props.get("replaceRunningTasks"):
             return
-        states = writer.task_states() if states is None else states
+        if states is None:
+            states = writer.task_states(task_ids, at_least=at_least)
         busy = sorted(task_id for task_id in task_ids
                       if states.get(task_id.lower()) in BUSY_STATES)
         if busy:
