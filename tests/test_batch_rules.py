@@ -149,8 +149,16 @@ class TestChecks:
     def test_floats_from_the_wire_become_integers(self) -> None:
         result = BatchTaskSetProvider().check({}, task_set({"a": {**SPEC, "retries": 2.0}}))
         assert result.failures == []
-        assert result.inputs["tasks"]["a"]["retries"] == 2
-        assert isinstance(result.inputs["tasks"]["a"]["retries"], int)
+        stored = json.loads(result.inputs["tasks"]["a"])
+        assert stored["retries"] == 2
+        assert isinstance(stored["retries"], int)
+
+    def test_set_stores_each_spec_as_canonical_json(self) -> None:
+        reordered = dict(reversed(list(SPEC.items())))
+        first = BatchTaskSetProvider().check({}, task_set({"a": SPEC})).inputs["tasks"]["a"]
+        again = BatchTaskSetProvider().check({}, task_set({"a": reordered})).inputs["tasks"]["a"]
+        assert first == again == json.dumps(SPEC, sort_keys=True, separators=(",", ":"))
+        assert BatchTaskSetProvider().tasks_of({"tasks": {"a": first}}) == {"a": SPEC}
 
     def test_endpoint_must_be_https(self) -> None:
         assert checks.endpoint_problems("http://acct.batch.azure.com")[0][0] == "endpoint"

@@ -140,7 +140,8 @@ class TestDevStack:
         assert len(tasks) == 37
         assert {"covid-ca", "flu-us", "covid-us", "rsv-ca"} <= set(tasks)
         assert "rsv-az" not in tasks
-        covid_ca = tasks["covid-ca"]
+        # Each task's spec is stored as canonical JSON text (cheap to send through the engine).
+        covid_ca = json.loads(tasks["covid-ca"])
         assert "id" not in covid_ca
         assert covid_ca["command"].startswith("python -m forecast.run --disease covid --state ca")
         assert covid_ca["outputs"][0]["path"] == "covid/ca"

@@ -18,6 +18,7 @@ from typing import Any
 import pulumi
 import pytest
 
+from components.batch.tasks import decode_spec, encode_spec
 from components.config import parse_stack_config
 from components.program import declare_stack
 from tests.batchapi import BatchApiDouble
@@ -114,7 +115,7 @@ def writes(counts: Counter[str]) -> Counter[str]:
 def with_task(inputs: dict[str, Any], task_id: str, **changes: Any) -> dict[str, Any]:
     """A BatchTaskSet's inputs with some fields of one task changed."""
     tasks = dict(inputs["tasks"])
-    tasks[task_id] = {**tasks[task_id], **changes}
+    tasks[task_id] = encode_spec({**decode_spec(tasks[task_id]), **changes})
     return {**inputs, "tasks": tasks}
 
 

@@ -15,7 +15,7 @@ import pulumi
 from pulumi.runtime.rpc import is_rpc_secret, unwrap_rpc_secret
 
 from components.batch.spec import SECRET_PLACEHOLDER, TaskBodyBuilder, build_job_body
-from components.batch.tasks import task_context
+from components.batch.tasks import decode_tasks, task_context
 from components.config import StackConfig
 from components.preview.offline import DYNAMIC_PREFIX, PreviewMocks, run_offline
 from components.program import NAMESPACE, declare_stack
@@ -186,7 +186,7 @@ def _job_preview(job_id: str, job_inputs: dict[str, Any],
         if resource["type"] == TASK_TYPE:
             specs = {inputs["taskId"]: inputs["task"]}
         else:
-            specs = inputs.get("tasks") or {}
+            specs = inputs.get("tasks") or {}  # decoded when recorded
         builder = TaskBodyBuilder(task_context(inputs))
         for task_id, spec in specs.items():
             found[task_id] = (spec, builder)
@@ -208,6 +208,14 @@ def _job_preview(job_id: str, job_inputs: dict[str, Any],
     except ValueError as error:
         raise ValueError(f"job {job_id!r}: {error}") from None
     return JobPreview(job_id, job_inputs, job_body, tuple(tasks), merged)
+
+
+def _readable(resource: Mapping[str, Any]) -> Mapping[str, Any]:
+    """Return a resource's inputs with a task set's specs (stored as JSON text) as objects."""
+    inputs = resource["inputs"]
+    if resource["type"] == TASK_SET_TYPE and isinstance(inputs.get("tasks"), Mapping):
+        return {**inputs, "tasks": decode_tasks(inputs["tasks"])}
+    return inputs
 
 
 def preview_stack(config: StackConfig, stack: str = "dev", *,
@@ -239,7 +247,7 @@ def preview_stack(config: StackConfig, stack: str = "dev", *,
 
     run = run_offline(program, mocks=PreviewMocks(), project=NAMESPACE, stack=stack,
                       preview=True)
-    recorded = [{**resource, "inputs": clean_inputs(resource["inputs"])}
+    recorded = [{**resource, "inputs": clean_inputs(_readable(resource))}
                 for resource in run.resources]
     job_ids = [job.id for job in config.jobs]
     ordered = _resource_order(recorded, job_ids)
