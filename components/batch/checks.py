@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from components import validation
-from components.batch.spec import is_unknown
+from components.batch.spec import is_unknown, is_unknown_as_a_whole
 
 Problem = tuple[str, str]
 
@@ -92,7 +92,7 @@ def task_spec_problems(task_id: str, spec: Any, path: str,
         Every (property path, reason) found.
     """
     problems = id_problems(task_id, f"{path}.id")
-    if is_unknown(spec):
+    if is_unknown_as_a_whole(spec):
         return problems
     if not isinstance(spec, Mapping):
         return [*problems, (path, "must be an object of task fields")]

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from components.batch.spec import CONSTRAINT_FIELDS, is_unknown
+from components.batch.spec import CONSTRAINT_FIELDS, is_unknown, is_unknown_as_a_whole
 
 # Task-resource inputs that identify where the tasks live: a change moves every task.
 TASK_LOCATION_INPUTS = ("endpoint", "jobId")
@@ -88,22 +88,37 @@ class TaskPlan:
         return bool(self.added or self.removed or self.replaced or self.updated)
 
 
-def _affected_by_shared_inputs(olds: Mapping[str, Any], news: Mapping[str, Any],
-                               spec: Mapping[str, Any]) -> list[str]:
-    """Return the shared inputs whose change alters this task's body."""
-    reasons = [name for name in ALL_TASK_INPUTS
-               if is_unknown(news.get(name)) or not same(olds.get(name), news.get(name))]
-    old_urls, new_urls = olds.get("containerUrls") or {}, news.get("containerUrls") or {}
-    used = {output.get("container") for output in spec.get("outputs", ())}
-    if spec.get("logs"):
-        used.add(spec["logs"].get("container"))
-    if is_unknown(new_urls) or any(old_urls.get(c) != new_urls.get(c) for c in used):
-        reasons.append("containerUrls")
-    old_secrets, new_secrets = olds.get("secrets") or {}, news.get("secrets") or {}
-    keys = set(spec.get("secretEnv", {}).values())
-    if is_unknown(new_secrets) or any(old_secrets.get(k) != new_secrets.get(k) for k in keys):
-        reasons.append("secrets")
-    return reasons
+class _SharedChanges:
+    """Which shared inputs changed between two states, worked out once for all their tasks."""
+
+    def __init__(self, olds: Mapping[str, Any], news: Mapping[str, Any]) -> None:
+        self.everywhere = [name for name in ALL_TASK_INPUTS
+                           if is_unknown(news.get(name)) or not same(olds.get(name),
+                                                                     news.get(name))]
+        self.old_urls = olds.get("containerUrls") or {}
+        self.new_urls = news.get("containerUrls") or {}
+        self.urls_changed = is_unknown(self.new_urls) or not same(self.old_urls, self.new_urls)
+        self.old_secrets = olds.get("secrets") or {}
+        self.new_secrets = news.get("secrets") or {}
+        self.secrets_changed = (is_unknown(self.new_secrets)
+                                or not same(self.old_secrets, self.new_secrets))
+
+    def affecting(self, spec: Mapping[str, Any]) -> list[str]:
+        """Return the shared inputs whose change alters this task's body."""
+        reasons = list(self.everywhere)
+        if self.urls_changed:
+            used = {output.get("container") for output in spec.get("outputs", ())}
+            if spec.get("logs"):
+                used.add(spec["logs"].get("container"))
+            if is_unknown(self.new_urls) or any(
+                    self.old_urls.get(c) != self.new_urls.get(c) for c in used):
+                reasons.append("containerUrls")
+        if self.secrets_changed:
+            keys = set(spec.get("secretEnv", {}).values())
+            if is_unknown(self.new_secrets) or any(
+                    self.old_secrets.get(k) != self.new_secrets.get(k) for k in keys):
+                reasons.append("secrets")
+        return reasons
 
 
 def plan_tasks(olds: Mapping[str, Any], news: Mapping[str, Any]) -> TaskPlan:
@@ -124,6 +139,7 @@ def plan_tasks(olds: Mapping[str, Any], news: Mapping[str, Any]) -> TaskPlan:
                  (olds.get("tasks") or {}).items()}
     new_tasks = {task_id.lower(): (task_id, spec) for task_id, spec in
                  (news.get("tasks") or {}).items()}
+    shared_changes = _SharedChanges(olds, news)
     added, removed, replaced, updated = [], [], [], []
     changed_fields: dict[str, tuple[str, ...]] = {}
     unchanged = 0
@@ -132,13 +148,15 @@ def plan_tasks(olds: Mapping[str, Any], news: Mapping[str, Any]) -> TaskPlan:
             added.append(task_id)
             continue
         old_id, old_spec = old_tasks[key]
-        if is_unknown(new_spec):
-            # A spec not known yet (preview) may change anything.
+        if is_unknown_as_a_whole(new_spec):
+            # A spec not known yet (preview) may change anything; task_change sees unknown
+            # fields inside a known spec.
             replaced.append(task_id)
             changed_fields[task_id] = tuple(sorted(old_spec))
             continue
-        kind, fields = task_change(old_spec, new_spec)
-        shared = _affected_by_shared_inputs(olds, news, new_spec)
+        # Equal specs (the common case, and a cheap comparison) need no field-by-field look.
+        kind, fields = ("none", []) if old_spec == new_spec else task_change(old_spec, new_spec)
+        shared = shared_changes.affecting(new_spec)
         if old_id != task_id:
             kind, fields = "replace", [*fields, "id"]
         if shared:

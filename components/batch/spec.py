@@ -24,6 +24,12 @@ SECRET_PLACEHOLDER = "[secret]"
 CONSTRAINT_FIELDS = ("maxWallClockTime", "retention", "retries")
 
 
+def is_unknown_as_a_whole(value: Any) -> bool:
+    """Tell whether a value itself is not yet known, without looking inside it (cheap on a
+    map of thousands of tasks)."""
+    return isinstance(value, Unknown) or (isinstance(value, str) and value == UNKNOWN)
+
+
 def is_unknown(value: Any) -> bool:
     """Tell whether a value, or anything inside it, is not yet known (Pulumi preview)."""
     # The provider host decodes unknowns into Unknown objects in check and diff; other paths

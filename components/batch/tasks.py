@@ -42,6 +42,7 @@ from components.batch.spec import (
     TaskContext,
     build_task_body,
     is_unknown,
+    is_unknown_as_a_whole,
     task_constraints,
 )
 
@@ -73,7 +74,7 @@ def encode_spec(spec: Any) -> Any:
 
 def decode_spec(value: Any) -> Any:
     """Return the spec a set stores as JSON text; objects, unknowns and bad text as given."""
-    if isinstance(value, str) and not is_unknown(value):
+    if isinstance(value, str) and not is_unknown_as_a_whole(value):
         try:
             return json.loads(value)
         except ValueError:
@@ -85,7 +86,7 @@ def decode_tasks(tasks: Any) -> Any:
     """Return a set's `tasks` input as task id -> spec (an unknown map as given)."""
     if isinstance(tasks, Mapping):
         return {task_id: decode_spec(spec) for task_id, spec in tasks.items()}
-    return tasks if is_unknown(tasks) else {}
+    return tasks if is_unknown_as_a_whole(tasks) else {}
 
 
 def _normalise_spec(spec: Mapping[str, Any]) -> dict[str, Any]:
@@ -126,7 +127,7 @@ class _TaskProviderCore(ResourceProvider):
             if news.get(name) in (None, ""):
                 problems.append((name, "is required"))
         tasks = self.tasks_of(news)
-        if not is_unknown(tasks) and not tasks:
+        if not is_unknown_as_a_whole(tasks) and not tasks:
             problems.append(("tasks", "must declare at least one task"))
         containers = news.get("containerUrls")
         secrets = news.get("secrets") or {}
@@ -154,7 +155,7 @@ class _TaskProviderCore(ResourceProvider):
                  if is_unknown(news.get(name)) or not same(olds.get(name), news.get(name))]
         if moved:
             return DiffResult(changes=True, replaces=moved, delete_before_replace=True)
-        if is_unknown(self.tasks_of(news)):
+        if is_unknown_as_a_whole(self.tasks_of(news)):
             # During preview the whole map may be pending: some change, not yet known which.
             return DiffResult(changes=True, replaces=[], delete_before_replace=True)
         plan = plan_tasks(self._view(olds), self._view(news))
