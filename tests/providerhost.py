@@ -29,6 +29,7 @@ import grpc
 import pulumi
 from google.protobuf import struct_pb2
 from pulumi.runtime import rpc
+from pulumi.runtime._grpc_settings import _GRPC_CHANNEL_OPTIONS
 from pulumi.runtime.proto import provider_pb2, provider_pb2_grpc
 
 from components.mocks import AzureMocks
@@ -263,7 +264,10 @@ class ProviderHost:
             pump.start()
         try:
             self.port = int(self._first_line(lines).strip())
-            self._channel = grpc.insecure_channel(f"127.0.0.1:{self.port}")
+            # The engine's own message size limits: a big task set's answer exceeds gRPC's
+            # default 4 MB.
+            self._channel = grpc.insecure_channel(f"127.0.0.1:{self.port}",
+                                                  options=_GRPC_CHANNEL_OPTIONS)
             grpc.channel_ready_future(self._channel).result(timeout=self.start_timeout)
         except (queue.Empty, ValueError, grpc.FutureTimeoutError):
             self.stop()

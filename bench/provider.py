@@ -1,0 +1,284 @@
+"""The providers at scale, driven through Pulumi's real provider host as `pulumi up` drives them.
+
+The program registers the N-task stack under mocks; its BatchJob and BatchTaskSet inputs,
+`__provider` included, go to `python -m pulumi.dynamic`, which calls the Batch API double. Every
+step counts the requests the double received and the wall time the engine would wait.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulumi
+
+from bench.stacks import JOB_ID, LOCATION, stack_settings, task_ids
+from components.batch.tasks import decode_spec, encode_spec
+from components.config import parse_stack_config
+from components.program import declare_stack
+from tests.batchapi import BatchApiDouble
+from tests.providerhost import (
+    PROVIDER_KEY,
+    ProviderHost,
+    Registration,
+    capture_registrations,
+    strip_secrets,
+)
+
+PROJECT = "batchtasks"
+STACK = "bench"
+CHANGED_COMMAND = "python -m forecast.run --version 2"
+CHANGED_RETRIES = 5
+
+
+class EngineSizedHost(ProviderHost):
+    """A ProviderHost that counts the seconds spent waiting for the host's answers.
+
+    Attributes
+    ----------
+    host_seconds
+        Seconds spent in gRPC calls to the host (sending, the host's work, the answer); the
+        rest of a step is this process encoding requests and decoding answers, the engine's
+        part, which the Pulumi engine does in Go.
+    """
+
+    host_seconds: float = 0.0
+
+    def _call(self, method: str, request: Any) -> Any:
+        start = time.perf_counter()
+        try:
+            return super()._call(method, request)
+        finally:
+            self.host_seconds += time.perf_counter() - start
+
+
+@dataclass
+class Step:
+    """What one engine step cost: requests by route, and wall time.
+
+    Attributes
+    ----------
+    requests
+        Route ("GET tasks", "POST addtaskcollection", ...) -> number of requests.
+    wall_s
+        Seconds from the first host call of the step to the last answer.
+    host_s
+        Of which seconds waiting for the provider host (see `EngineSizedHost.host_seconds`).
+    """
+
+    requests: Counter[str] = field(default_factory=Counter)
+    wall_s: float = 0.0
+    host_s: float = 0.0
+
+    @property
+    def reads(self) -> int:
+        """Requests that change nothing (GET)."""
+        return sum(n for route, n in self.requests.items() if route.startswith("GET "))
+
+    @property
+    def writes(self) -> int:
+        """Requests that change something (POST, PUT, PATCH, DELETE)."""
+        return self.requests.total() - self.reads
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return the step as plain data for results.json."""
+        return {"requests": self.requests.total(), "reads": self.reads, "writes": self.writes,
+                "by_route": dict(sorted(self.requests.items())), "wall_s": round(self.wall_s, 3),
+                "host_s": round(self.host_s, 3)}
+
+
+@contextmanager
+def step(api: BatchApiDouble, host: EngineSizedHost) -> Iterator[Step]:
+    """Measure the requests, wall time and host time of the calls made inside the block."""
+    api.reset_counts()
+    result = Step()
+    host_before = host.host_seconds
+    start = time.perf_counter()
+    yield result
+    result.wall_s = time.perf_counter() - start
+    result.host_s = host.host_seconds - host_before
+    result.requests = api.counts()
+
+
+def registrations(n: int, endpoint: str) -> dict[str, Registration]:
+    """Run the real program under mocks for the N-task stack; return its dynamic resources.
+
+    Parameters
+    ----------
+    n
+        Number of tasks in the sweep.
+    endpoint
+        The Batch endpoint the resources are declared at (the double's).
+
+    Returns
+    -------
+    dict[str, Registration]
+        Resource type name ("Job", "TaskSet") -> registration.
+    """
+    config = parse_stack_config(stack_settings(n, endpoint), location=LOCATION)
+    # Each capture starts from a fresh root stack, so a second size does not see the first.
+    pulumi.runtime.reset_options(project=PROJECT, stack=STACK, preview=False)
+    found = capture_registrations(
+        lambda: declare_stack(config, lambda key: pulumi.Output.secret(f"unused-{key}")),
+        project=PROJECT, stack=STACK)
+    return {reg.type.rsplit(":", 1)[1]: reg for reg in found}
+
+
+def stored_bytes_per_task(inputs: dict[str, Any], n: int) -> dict[str, float]:
+    """Return the JSON size of a task set's registered inputs per task, with and without the
+    serialized provider (what Pulumi keeps in state for the resource's inputs)."""
+    plain = strip_secrets(inputs)
+    without = {key: value for key, value in plain.items() if key != PROVIDER_KEY}
+    return {"bytes_per_task": len(json.dumps(without)) / n,
+            "bytes_per_task_with_provider": len(json.dumps(plain)) / n,
+            "provider_bytes": len(str(plain.get(PROVIDER_KEY, "")))}
+
+
+def with_task(inputs: dict[str, Any], task_id: str, **changes: Any) -> dict[str, Any]:
+    """Return a task set's inputs with some fields of one task changed (stored as the set
+    stores its specs)."""
+    tasks = dict(inputs["tasks"])
+    tasks[task_id] = encode_spec({**decode_spec(tasks[task_id]), **changes})
+    return {**inputs, "tasks": tasks}
+
+
+class _Engine:
+    """The engine's side of `pulumi up` and `pulumi destroy` for one resource."""
+
+    def __init__(self, host: ProviderHost, reg: Registration) -> None:
+        self.host = host
+        self.reg = reg
+        self.inputs: dict[str, Any] = {}
+        self.outputs: dict[str, Any] = {}
+        self.id = ""
+
+    def checked(self, news: dict[str, Any]) -> dict[str, Any]:
+        outcome = self.host.check(self.reg.urn, self.inputs, news)
+        if outcome.failures:
+            raise RuntimeError(f"{self.reg.name}: check failed: {outcome.failures[:5]}")
+        return outcome.inputs
+
+    def create(self) -> None:
+        self.inputs = {}
+        news = self.checked(self.reg.inputs)
+        state = self.host.create(self.reg.urn, news)
+        self.inputs, self.outputs, self.id = news, state.outputs, state.id
+
+    def up(self, news: dict[str, Any]) -> bool:
+        """Check and diff; update when something changed. Return whether it did."""
+        checked = self.checked(news)
+        diff = self.host.diff(self.reg.urn, self.id, self.outputs, checked)
+        if diff.replaces:
+            raise RuntimeError(f"{self.reg.name}: unexpected replacement of {diff.replaces}")
+        if not diff.changes:
+            return False
+        state = self.host.update(self.reg.urn, self.id, self.outputs, checked)
+        self.inputs, self.outputs = checked, state.outputs
+        return True
+
+    def read(self) -> str:
+        return self.host.read(self.reg.urn, self.id, self.outputs, self.inputs).id
+
+    def delete(self) -> None:
+        self.host.delete(self.reg.urn, self.id, self.outputs)
+
+
+def measure_provider(api: BatchApiDouble, regs: dict[str, Registration], n: int,
+                     latency: float, project_dir: Path,
+                     log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Create, re-apply, change and destroy the N-task stack through the provider host.
+
+    Parameters
+    ----------
+    api
+        A started Batch API double; it is emptied and given `latency` first.
+    regs
+        The program's registrations for this N at this double (see `registrations`).
+    n
+        Number of tasks.
+    latency
+        Seconds the double waits before answering each request.
+    project_dir
+        The project root, where the provider host imports the providers from.
+    log
+        Where progress lines go.
+
+    Returns
+    -------
+    dict
+        Per step: requests (total, reads, writes, by route) and wall seconds; `first_task`, the
+        body of the set's first task as the service holds it.
+    """
+    api.reset()
+    api.latency = latency
+    results: dict[str, Any] = {"n": n, "latency_s": latency}
+    first_task = task_ids(n)[0]
+    with EngineSizedHost(project_dir, api.client_env()) as host:
+        host.configure({"batchtasks:resourceGroup": "rg-bench"})
+        job, tasks = _Engine(host, regs["Job"]), _Engine(host, regs["TaskSet"])
+
+        with step(api, host) as measured:
+            job.create()
+        results["job_create"] = measured.as_dict()
+        with step(api, host) as measured:
+            tasks.create()
+        results["set_create"] = measured.as_dict()
+        stored = api.tasks(JOB_ID)
+        # One body as the service holds it, to compare with the per-task loop's.
+        results["first_task"] = dict(stored[first_task])
+        if len(stored) != n:
+            raise RuntimeError(f"the set created {len(stored)} tasks, not {n}")
+        results["set_create"]["state_outputs_bytes_per_task"] = len(
+            json.dumps(tasks.outputs)) / n
+        log(f"  create: job {results['job_create']['wall_s']} s, "
+            f"set {results['set_create']['requests']} requests, "
+            f"{results['set_create']['wall_s']} s")
+
+        with step(api, host) as measured:
+            changed = [job.up(regs["Job"].inputs), tasks.up(regs["TaskSet"].inputs)]
+        if any(changed):
+            raise RuntimeError("a no-op up found changes")
+        results["noop_up"] = measured.as_dict()
+        with step(api, host) as measured:
+            if tasks.read() == "":
+                raise RuntimeError("refresh lost the task set")
+        results["refresh"] = measured.as_dict()
+
+        with step(api, host) as measured:
+            tasks.up(with_task(tasks.inputs, first_task, command=CHANGED_COMMAND))
+        results["command_changed"] = measured.as_dict()
+        with step(api, host) as measured:
+            tasks.up(with_task(tasks.inputs, first_task, retries=CHANGED_RETRIES))
+        results["retries_changed"] = measured.as_dict()
+        live = api.tasks(JOB_ID)[first_task]
+        if (live["commandLine"], live["constraints"]["maxTaskRetryCount"]) != (
+                CHANGED_COMMAND, CHANGED_RETRIES):
+            raise RuntimeError(f"the changes did not reach task {first_task!r}")
+        log(f"  no-op up {results['noop_up']['requests']}, refresh "
+            f"{results['refresh']['requests']}, command {results['command_changed']['requests']},"
+            f" retries {results['retries_changed']['requests']} requests")
+
+        # `pulumi destroy`: the set is deleted_with its job, so only the job is deleted.
+        with step(api, host) as measured:
+            job.delete()
+        results["destroy"] = measured.as_dict()
+        if api.job(JOB_ID) is not None:
+            raise RuntimeError("destroy left the job")
+
+        # For information: what deleting the set on its own would cost.
+        job.create()
+        tasks.create()
+        with step(api, host) as measured:
+            tasks.delete()
+        results["set_delete"] = measured.as_dict()
+        job.delete()
+        log(f"  destroy {results['destroy']['requests']} requests "
+            f"{results['destroy']['wall_s']} s; set alone {results['set_delete']['requests']} "
+            f"requests {results['set_delete']['wall_s']} s")
+    return results

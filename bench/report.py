@@ -1,0 +1,318 @@
+"""Targets and the Markdown report: pure functions of the figures `bench.run` collected."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+TARGET_N = 10_000
+TARGET_LATENCY = 0.05
+GROWTH_FROM, GROWTH_TO = 1_000, 10_000
+# "About linear": ten times the tasks may cost at most this many times the time or memory.
+LINEAR_LIMIT = 12.0
+MAX_CREATE_REQUESTS = 110
+MIN_SPEEDUP = 100.0
+MAX_NOOP_READS_PER_SET = 1
+MAX_COMMAND_REQUESTS = 3
+RETRIES_REQUESTS = 1
+MAX_PREVIEW_S = 10.0
+MAX_PREVIEW_MB = 500.0
+MAX_BYTES_PER_TASK = 1536
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}" + ("" if number == 1 else "s")
+
+
+def _find(rows: Sequence[Mapping[str, Any]], n: int,
+          latency: float | None = None) -> Mapping[str, Any] | None:
+    for row in rows:
+        if row["n"] == n and (latency is None or row["latency_s"] == latency):
+            return row
+    return None
+
+
+def create_wall(row: Mapping[str, Any]) -> float:
+    """Seconds to create the job and all its tasks."""
+    return row["job_create"]["wall_s"] + row["set_create"]["wall_s"]
+
+
+def create_host(row: Mapping[str, Any]) -> float:
+    """Of the create's seconds, those spent waiting for the provider host."""
+    return row["job_create"].get("host_s", 0.0) + row["set_create"].get("host_s", 0.0)
+
+
+def create_requests(row: Mapping[str, Any]) -> int:
+    """Requests to create the job and all its tasks."""
+    return row["job_create"]["requests"] + row["set_create"]["requests"]
+
+
+def speedup(provider: Mapping[str, Any], baseline: Mapping[str, Any] | None, *,
+            host_only: bool = False) -> float | None:
+    """Baseline wall time over batchtasks' create time, or None without a baseline.
+
+    Parameters
+    ----------
+    provider, baseline
+        One row of each, for the same N and latency.
+    host_only
+        Count only the seconds spent waiting for the provider host, leaving out this
+        process's encoding and decoding in the engine's place.
+    """
+    seconds = create_host(provider) if host_only else create_wall(provider)
+    if baseline is None or seconds <= 0:
+        return None
+    return baseline["wall_s"] / seconds
+
+
+def growth(results: Mapping[str, Any]) -> dict[str, float]:
+    """Ratios of time and memory from 1,000 to 10,000 tasks, for the figures measured at both.
+
+    Parameters
+    ----------
+    results
+        What `bench.run` collected.
+
+    Returns
+    -------
+    dict[str, float]
+        Metric name -> value at 10,000 / value at 1,000 (10 is exactly linear).
+    """
+    ratios: dict[str, float] = {}
+    small, large = (_find(results["preview"], GROWTH_FROM), _find(results["preview"], GROWTH_TO))
+    if small and large:
+        ratios["preview wall time"] = large["wall_s"] / small["wall_s"]
+        ratios["preview peak memory"] = large["peak_mb"] / small["peak_mb"]
+    for latency in sorted({row["latency_s"] for row in results["provider"]}, reverse=True):
+        small = _find(results["provider"], GROWTH_FROM, latency)
+        large = _find(results["provider"], GROWTH_TO, latency)
+        if small and large:
+            ratios[f"create wall time at {latency * 1000:g} ms"] = (
+                create_wall(large) / create_wall(small))
+            ratios[f"no-op up wall time at {latency * 1000:g} ms"] = (
+                large["noop_up"]["wall_s"] / small["noop_up"]["wall_s"])
+    return {key: round(value, 2) for key, value in ratios.items()}
+
+
+def evaluate_targets(results: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Compare the figures with the issue's targets (10,000 tasks, 50 ms latency).
+
+    Parameters
+    ----------
+    results
+        What `bench.run` collected.
+
+    Returns
+    -------
+    list[dict]
+        target, measured (text), and passed (True, False, or None when not measured).
+    """
+    targets: list[dict[str, Any]] = []
+
+    def add(target: str, measured: str, passed: bool | None) -> None:
+        targets.append({"target": target, "measured": measured, "passed": passed})
+
+    provider = _find(results["provider"], TARGET_N, TARGET_LATENCY)
+    baseline = _find(results["baseline"], TARGET_N, TARGET_LATENCY)
+    preview = _find(results["preview"], TARGET_N)
+    if provider is None:
+        add("create, no-op up and changes at 10,000 tasks, 50 ms", "not measured", None)
+    else:
+        requests = create_requests(provider)
+        add(f"create: at most {MAX_CREATE_REQUESTS} requests", _count(requests, "request"),
+            requests <= MAX_CREATE_REQUESTS)
+        ratio = speedup(provider, baseline)
+        if ratio is None:
+            add(f"create: at least {MIN_SPEEDUP:g}x faster than the loop", "not measured", None)
+        else:
+            mark = ", loop extrapolated" if baseline and baseline["extrapolated"] else ""
+            host = speedup(provider, baseline, host_only=True) or 0.0
+            add(f"create: at least {MIN_SPEEDUP:g}x faster than the loop",
+                f"{ratio:.1f}x on wall time ({host:.1f}x on the provider host's time{mark})",
+                ratio >= MIN_SPEEDUP)
+        writes = provider["noop_up"]["writes"] + provider["refresh"]["writes"]
+        reads = provider["noop_up"]["reads"] + provider["refresh"]["reads"]
+        add("no-op up: no write request", _count(writes, "write"), writes == 0)
+        add(f"no-op up: at most {MAX_NOOP_READS_PER_SET} read request per task set",
+            f"{provider['noop_up']['reads']} in check and diff, "
+            f"{provider['refresh']['reads']} in read (1 set)", reads <= MAX_NOOP_READS_PER_SET)
+        command = provider["command_changed"]["requests"]
+        add(f"one changed command: at most {MAX_COMMAND_REQUESTS} requests",
+            _count(command, "request"), command <= MAX_COMMAND_REQUESTS)
+        retries = provider["retries_changed"]["requests"]
+        add(f"one changed retry count: {RETRIES_REQUESTS} request", _count(retries, "request"),
+            retries == RETRIES_REQUESTS)
+    if preview is None:
+        add("preview of 10,000 tasks", "not measured", None)
+    else:
+        add(f"preview: under {MAX_PREVIEW_S:g} s", f"{preview['wall_s']:.2f} s",
+            preview["wall_s"] < MAX_PREVIEW_S)
+        add(f"preview: under {MAX_PREVIEW_MB:g} MB peak", f"{preview['peak_mb']:.0f} MB",
+            preview["peak_mb"] < MAX_PREVIEW_MB)
+        add("stored inputs: at most 1.5 KB per task",
+            f"{preview['bytes_per_task']:.0f} B ({preview['bytes_per_task_with_provider']:.0f} B "
+            "with __provider)", preview["bytes_per_task_with_provider"] <= MAX_BYTES_PER_TASK)
+    ratios = results.get("growth") or {}
+    if ratios:
+        worst_key = max(ratios, key=lambda key: ratios[key])
+        add("time and memory grow about linearly from 1,000 to 10,000 tasks",
+            f"at most {ratios[worst_key]:.1f}x for 10x the tasks ({worst_key})",
+            ratios[worst_key] <= LINEAR_LIMIT)
+    else:
+        add("time and memory grow about linearly from 1,000 to 10,000 tasks",
+            "not measured", None)
+    return targets
+
+
+# ----------------------------------------------------------------------------- Markdown
+
+
+def _mark(passed: bool | None) -> str:
+    return {True: "pass", False: "**miss**", None: "n/a"}[passed]
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return lines
+
+
+def _seconds(value: float) -> str:
+    return f"{value:.2f}" if value < 100 else f"{value:.0f}"
+
+
+def _ms(latency: float) -> str:
+    return f"{latency * 1000:g} ms"
+
+
+def _requests(step: Mapping[str, Any]) -> str:
+    return f"{step['requests']} ({step['reads']} r / {step['writes']} w)"
+
+
+def render_markdown(results: Mapping[str, Any]) -> str:
+    """Render the figures, the targets and the profiles as bench/results.md.
+
+    Parameters
+    ----------
+    results
+        What `bench.run` collected, with `targets` and `growth` filled in.
+
+    Returns
+    -------
+    str
+        The Markdown document.
+    """
+    machine, settings = results["machine"], results["settings"]
+    lines = [
+        "# batchtasks benchmarks",
+        "",
+        "Produced by `python3 dev.py bench` (`python -m bench.run`); do not edit by hand.",
+        f"Run {machine['date']} on {machine['cpus']} CPUs, {machine['platform']}, "
+        f"Python {machine['python']}, pulumi {machine['pulumi']}, azure-batch "
+        f"{machine['azure_batch']}, revision {machine['revision']}.",
+        "Figures, not tests: nothing here fails a build on a slow machine.",
+        "",
+        "Workload: one job, one sweep whose matrix has N cells; every task has an image, two "
+        "blob mounts, an output upload with a templated path, environment variables, retries "
+        "and log upload. The Batch API double answers each request after the stated latency.",
+        "",
+        "## Targets (10,000 tasks, 50 ms per request)",
+        "",
+    ]
+    lines += _table(["target", "measured", "result"],
+                    [[t["target"], t["measured"], _mark(t["passed"])]
+                     for t in results["targets"]])
+    lines += ["", "## Program: `batchtasks preview`", ""]
+    lines += _table(
+        ["tasks", "wall s", "peak MB", "stored inputs B/task", "with `__provider` B/task",
+         "JSON output MB"],
+        [[f"{row['n']:,}", _seconds(row["wall_s"]), f"{row['peak_mb']:.0f}",
+          f"{row['bytes_per_task']:.0f}", f"{row['bytes_per_task_with_provider']:.0f}",
+          f"{row['output_mb']:.1f}"] for row in results["preview"]])
+    lines += [
+        "",
+        "Wall time is the whole `batchtasks preview --format json` process, interpreter start "
+        "included; peak memory is its maximum resident set. Stored inputs: the JSON size of the "
+        "task set's inputs as the program registers them (what Pulumi stores), divided by N; "
+        "Pulumi keeps the outputs too, about the same size again.",
+        "",
+        "## Provider: through the provider host, against the Batch API double",
+        "",
+    ]
+    rows = []
+    for row in results["provider"]:
+        baseline = _find(results["baseline"], row["n"], row["latency_s"])
+        ratio = speedup(row, baseline)
+        loop = "n/a"
+        if baseline is not None:
+            star = "*" if baseline["extrapolated"] else ""
+            loop = f"{baseline['requests']:,}{star} / {_seconds(baseline['wall_s'])}{star}"
+        rows.append([
+            f"{row['n']:,}", _ms(row["latency_s"]),
+            f"{create_requests(row)} / {_seconds(create_wall(row))} "
+            f"({_seconds(create_host(row))})",
+            f"{_requests(row['noop_up'])} / {_seconds(row['noop_up']['wall_s'])} "
+            f"({_seconds(row['noop_up'].get('host_s', 0.0))})",
+            f"{_requests(row['refresh'])} / {_seconds(row['refresh']['wall_s'])}",
+            f"{row['command_changed']['requests']} / "
+            f"{_seconds(row['command_changed']['wall_s'])}",
+            f"{row['retries_changed']['requests']} / "
+            f"{_seconds(row['retries_changed']['wall_s'])}",
+            f"{row['destroy']['requests']} / {_seconds(row['destroy']['wall_s'])}",
+            loop,
+            "n/a" if ratio is None else f"{ratio:.1f}x",
+            f"{row['set_delete']['requests']:,} / {_seconds(row['set_delete']['wall_s'])}",
+        ])
+    lines += _table(
+        ["tasks", "latency", "create: requests / s (host s)", "no-op up: requests / s (host s)",
+         "read: requests / s", "one command changed: requests / s",
+         "one retry count changed: requests / s", "destroy: requests / s",
+         "loop of create_task: requests / s", "loop / batchtasks", "(set deleted alone)"],
+        rows)
+    limit = settings.get("baseline_limit")
+    lines += [
+        "",
+        "- create = the job (1 request) and the task set; the set first lists the job's tasks "
+        "once (to find tasks an interrupted run left), then adds them in collections of 100.",
+        "- no-op up = Check and Diff of the job and the set (no request), as `pulumi up` does "
+        "with nothing changed; read = the set's Read, what `pulumi refresh` adds (one list "
+        "call, paged by the service at 1,000 tasks).",
+        "- destroy = deleting the job: the tasks are `deleted_with` it, so `pulumi destroy` "
+        "deletes only the job (task counts, delete, one poll a second until it is gone). The "
+        "last column, for information, is what deleting the set on its own costs.",
+        "- The loop is what users do today: one `create_task` per task, each built with the "
+        "seed's functions, one client, the same double and latency. "
+        + ("Its tasks are the set's (the bodies the service holds compared, displayName aside)."
+           if all(row.get("same_task_body") for row in results["baseline"])
+           else "**Its tasks differ from the set's**: see same_task_body in results.json.")
+        + (f" `*` = measured on the first {limit:,} tasks and extrapolated linearly."
+           if limit else ""),
+        "- Wall times include the engine's side, played here by Python (it encodes every "
+        "request's properties and decodes every answer): "
+        + ", ".join(f"{codec['seconds']:.2f} s per round trip of the {codec['n']:,}-task set"
+                    for codec in results.get("engine_codec", []))
+        + ". The Pulumi engine does that part in Go; \"host s\" is the time spent waiting for "
+        "the provider host alone (its own decoding, the provider's work, the requests, its "
+        "encoding of the answer). The loop / batchtasks ratio uses the wall time.",
+        "",
+        "## Growth from 1,000 to 10,000 tasks",
+        "",
+    ]
+    lines += _table(["metric", "10,000 / 1,000 (10 = linear)"],
+                    [[key, f"{value:.1f}x"] for key, value in results["growth"].items()])
+    lines += ["", "## Where the time goes", ""]
+    profiles = results.get("profiles") or {}
+    lines += results.get("profile_notes", [])
+    for key, title in (("preview", "`batchtasks preview`"),
+                       ("set_create", "task set Check + Create, in process")):
+        profile = profiles.get(key)
+        if not profile:
+            continue
+        lines += ["", f"<details><summary>{title}, {profile['n']:,} tasks: top "
+                      f"{len(profile['top'])} by cumulative time ({profile['wall_s']:.1f} s "
+                      "under the profiler)</summary>", ""]
+        lines += _table(["function", "calls", "own s", "cumulative s"],
+                        [[f"`{row['function']}`", row["calls"], f"{row['own_s']:.2f}",
+                          f"{row['cumulative_s']:.2f}"] for row in profile["top"]])
+        lines += ["", "</details>"]
+    return "\n".join(lines) + "\n"
