@@ -180,13 +180,15 @@ class _TaskProviderCore(ResourceProvider):
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         """Make the minimal calls: delete removed and replaced tasks, add new and replaced ones in
         chunked collections, update constraints of the rest in place."""
-        plan = plan_tasks(self._view(olds), self._view(news))
+        # Decoded once: a big set's specs are thousands of JSON texts.
+        old_view, new_view = self._view(olds), self._view(news)
+        plan = plan_tasks(old_view, new_view)
         writer = self._writer(news)
         going = [*plan.removed, *plan.replaced]
         if going:
-            self._refuse_busy(writer, going, news, at_least=len(self.tasks_of(olds)))
+            self._refuse_busy(writer, going, news, at_least=len(old_view["tasks"]))
             writer.delete(going)
-        new_tasks = self.tasks_of(news)
+        new_tasks = new_view["tasks"]
         context = task_context(news)
         arriving = [*plan.replaced, *plan.added]
         if arriving:
