@@ -7,6 +7,7 @@ so that the task builders can raise at once and the config loader can collect ev
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from typing import Any
 
 TASK_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -122,6 +123,47 @@ def mount_dir_problem(value: Any) -> str | None:
     if MOUNT_PATH_FORBIDDEN.search(rest):
         return "must not contain whitespace, commas, quotes, '=' or shell characters"
     return None
+
+
+# Weeks, days, hours, minutes, seconds: a duration Batch can hold as a fixed length of time.
+DURATION = (r"P(?!$)(?:([0-9]+)W)?(?:([0-9]+)D)?"
+            r"(?:T(?=[0-9])(?:([0-9]+)H)?(?:([0-9]+)M)?(?:([0-9]+(?:\.[0-9]+)?)S)?)?")
+DURATION_HINT = ("must be an ISO 8601 duration in weeks, days, hours, minutes and seconds, "
+                 "e.g. PT30M, PT1H, P7D, P1DT2H (years and months have no fixed length)")
+DURATION_PATTERN = re.compile(DURATION)
+
+
+def duration_problem(value: Any) -> str | None:
+    """Say what is wrong with a duration (ISO 8601, fixed length: PT1H, P7D, P1DT2H)."""
+    if not isinstance(value, str) or not DURATION_PATTERN.fullmatch(value):
+        return DURATION_HINT
+    return None
+
+
+def parse_duration(value: str) -> timedelta:
+    """Return the length of an ISO 8601 duration such as PT1H or P1DT2H.
+
+    Parameters
+    ----------
+    value
+        A duration in weeks, days, hours, minutes and seconds.
+
+    Returns
+    -------
+    timedelta
+        Its length.
+
+    Raises
+    ------
+    ValueError
+        If the value is not such a duration.
+    """
+    match = DURATION_PATTERN.fullmatch(value) if isinstance(value, str) else None
+    if match is None:
+        raise ValueError(f"duration: {value!r} {DURATION_HINT}")
+    weeks, days, hours, minutes, seconds = (float(part) if part else 0.0
+                                            for part in match.groups())
+    return timedelta(weeks=weeks, days=days, hours=hours, minutes=minutes, seconds=seconds)
 
 
 def ensure(parameter: str, value: Any, problem: str | None) -> None:

@@ -218,3 +218,11 @@ def test_task_body_uses_mount_dir_identity_and_masks_missing_secrets() -> None:
         "identityReference": {"resourceId": IDENTITY}}
     assert body["constraints"] == {"maxWallClockTime": "PT1H", "maxTaskRetryCount": 2}
     assert body["displayName"] == "forecast"
+
+
+def test_providers_take_the_same_durations_as_the_stack_file() -> None:
+    # Years and months have no fixed length, so Batch cannot hold them; the config says so too.
+    for bad in ("P1M", "P1Y", "PT", "1h"):
+        assert checks.duration_problems(bad, "retention"), bad
+    for good in ("PT1H", "P7D", "P1DT2H", "PT1.5S", "P10675199DT2H48M5.4775807S"):
+        assert checks.duration_problems(good, "retention") == [], good

@@ -15,8 +15,6 @@ from components.batch.spec import is_unknown, is_unknown_as_a_whole
 
 Problem = tuple[str, str]
 
-ISO_DURATION = re.compile(
-    r"P(?=\d|T\d)(\d+Y)?(\d+M)?(\d+W)?(\d+D)?(T(?=\d)(\d+H)?(\d+M)?(\d+(\.\d+)?S)?)?")
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 TASK_SPEC_KEYS = frozenset({
     "command", "image", "workingDirectory", "mounts", "runOptions", "env", "secretEnv",
@@ -63,9 +61,8 @@ def duration_problems(value: Any, path: str) -> list[Problem]:
     """Check an ISO 8601 duration such as PT1H or P7D."""
     if not _known(value):
         return []
-    if not isinstance(value, str) or not ISO_DURATION.fullmatch(value):
-        return [(path, f"{value!r} must be an ISO 8601 duration such as PT1H or P7D")]
-    return []
+    problem = validation.duration_problem(value)
+    return [(path, f"{value!r} {problem}")] if problem else []
 
 
 def task_spec_problems(task_id: str, spec: Any, path: str,

@@ -20,7 +20,7 @@ from azure.batch import models as batch_models
 from azure.core.exceptions import HttpResponseError, ServiceRequestError, ServiceResponseError
 
 from components.auth import batch_credential
-from components.batch.checks import ISO_DURATION
+from components.validation import DURATION_PATTERN, parse_duration
 
 T = TypeVar("T")
 
@@ -208,8 +208,8 @@ def call_with_retries(
 
 def _normalised(value: Any) -> Any:
     """Make service and declared values comparable: durations as timedeltas, enums any case."""
-    if isinstance(value, str) and ISO_DURATION.fullmatch(value):
-        return batch_models.BatchTaskConstraints({"maxWallClockTime": value}).max_wall_clock_time
+    if isinstance(value, str) and DURATION_PATTERN.fullmatch(value):
+        return parse_duration(value)
     if isinstance(value, str) and value.isalpha():
         return value.lower()
     return value

@@ -19,8 +19,8 @@ from components.config.model import (
     SweepConfig,
 )
 from components.config.parse import load_stack_file, parse_stack_config
-from components.config.rules import parse_duration
 from components.config.schema import json_schema
+from components.validation import parse_duration
 
 __all__ = [
     "BatchConfig",

@@ -7,7 +7,6 @@ JSON Schema read it the same way: the validator and the published schema share i
 from __future__ import annotations
 
 import re
-from datetime import timedelta
 from typing import Any
 
 
@@ -44,11 +43,6 @@ IMAGE = r"[A-Za-z0-9][A-Za-z0-9._/:@-]{0,511}"
 VM_SIZE = r"[A-Za-z0-9_]{1,64}"
 NAME = r"[A-Za-z_][A-Za-z0-9_]*"
 SECRET_KEY = r"[A-Za-z_][A-Za-z0-9_.-]*"
-# Weeks, days, hours, minutes, seconds: a duration Batch can hold as a fixed length of time.
-DURATION = (r"P(?!$)(?:([0-9]+)W)?(?:([0-9]+)D)?"
-            r"(?:T(?=[0-9])(?:([0-9]+)H)?(?:([0-9]+)M)?(?:([0-9]+(?:\.[0-9]+)?)S)?)?")
-DURATION_HINT = ("must be an ISO 8601 duration in weeks, days, hours, minutes and seconds, "
-                 "e.g. PT30M, PT1H, P7D, P1DT2H (years and months have no fixed length)")
 # A blob path: relative, no '..' or '.' segment, no backslash or control character.
 BLOB_PATH = r"(?!/)(?!(?:.*/)?\.\.?(?:/|$))[^\\\x00-\x1f]{1,1024}"
 BLOB_PATH_HINT = ("must be a relative blob path (no leading '/', no '.' or '..' segment, "
@@ -66,7 +60,6 @@ REFUSED_FLAGS = {
     "uts": _PRIVILEGE_WHY, "device": _PRIVILEGE_WHY, "device-cgroup-rule": _PRIVILEGE_WHY,
 }
 _RUN_OPTIONS_RE = re.compile(RUN_OPTIONS)
-_DURATION_RE = re.compile(DURATION)
 
 
 def run_options_problem(value: Any) -> str | None:
@@ -106,28 +99,3 @@ def run_options_problem(value: Any) -> str | None:
             return f"must not use -v ({token}): {_MOUNT_WHY}"
     return None
 
-
-def parse_duration(value: str) -> timedelta:
-    """Return the length of an ISO 8601 duration such as PT1H or P1DT2H.
-
-    Parameters
-    ----------
-    value
-        A duration in weeks, days, hours, minutes and seconds.
-
-    Returns
-    -------
-    timedelta
-        Its length.
-
-    Raises
-    ------
-    ValueError
-        If the value is not such a duration.
-    """
-    match = _DURATION_RE.fullmatch(value) if isinstance(value, str) else None
-    if match is None:
-        raise ValueError(f"duration: {value!r} {DURATION_HINT}")
-    weeks, days, hours, minutes, seconds = (float(part) if part else 0.0
-                                            for part in match.groups())
-    return timedelta(weeks=weeks, days=days, hours=hours, minutes=minutes, seconds=seconds)

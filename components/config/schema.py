@@ -89,7 +89,7 @@ _NAME_HINT = "must be letters, digits and '_', not starting with a digit"
 
 
 def _duration(doc: str) -> Field:
-    return _string(doc, pattern=rules.DURATION, hint=rules.DURATION_HINT)
+    return _string(doc, pattern=validation.DURATION, hint=validation.DURATION_HINT)
 
 
 MOUNT = _object("A blob container (or a folder of one) bind-mounted into the task's container.", {
