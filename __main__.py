@@ -1,5 +1,5 @@
 """Pulumi entry point: the stack config declares storage, identity, pool, jobs and tasks."""
 
-from components.program import run
+from batchtasks.program import run
 
 run()

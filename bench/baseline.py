@@ -19,6 +19,8 @@ from azure.batch import BatchClient
 from azure.batch import models as batch_models
 from azure.identity import DefaultAzureCredential
 
+from batchtasks import task as seed
+from batchtasks.storage import MOUNTS_DIR
 from bench.stacks import (
     COMMAND_TEMPLATE,
     IMAGE,
@@ -31,8 +33,6 @@ from bench.stacks import (
     RETRIES,
     axis_values,
 )
-from components import task as seed
-from components.storage import MOUNTS_DIR
 from tests.batchapi import BatchApiDouble
 
 STORAGE_ACCOUNT = "stbench"

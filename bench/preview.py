@@ -1,6 +1,6 @@
 """`batchtasks preview` of the N-task stack, in a fresh process: wall time and peak memory.
 
-A tiny wrapper runs `components.cli.main` in a new interpreter and reports the process's own
+A tiny wrapper runs `batchtasks.cli.main` in a new interpreter and reports the process's own
 peak resident set size (`resource.getrusage`), so each figure is that of one preview alone.
 """
 
@@ -18,7 +18,7 @@ from typing import Any
 _WRAPPER = """\
 import json, resource, sys, time
 start = time.perf_counter()
-from components.cli import main
+from batchtasks.cli import main
 code = main(sys.argv[1:])
 seconds = time.perf_counter() - start
 sys.stdout.flush()
@@ -39,7 +39,7 @@ def measure_preview(stack_file: Path, n: int, project_dir: Path) -> dict[str, An
     n
         Number of tasks it declares.
     project_dir
-        The project root (the child imports `components` from there).
+        The project root (the child imports `batchtasks` from there).
 
     Returns
     -------

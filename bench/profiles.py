@@ -156,7 +156,7 @@ def profile_preview(stack_file: Path) -> dict[str, Any]:
     dict
         wall_s, seconds per stage, and the top functions by cumulative time.
     """
-    from components.cli import main
+    from batchtasks.cli import main
 
     def run() -> None:
         with contextlib.redirect_stdout(io.StringIO()):
@@ -195,7 +195,7 @@ def profile_set_create(api: BatchApiDouble, reg: Registration, job_id: str,
     dict
         wall_s, requests, seconds per stage, and the top functions by cumulative time.
     """
-    from components.batch.tasks import BatchTaskSetProvider
+    from batchtasks.batch.tasks import BatchTaskSetProvider
 
     api.reset()
     api.add_job(job_id, pool_id)

@@ -18,10 +18,10 @@ from typing import Any
 
 import pulumi
 
+from batchtasks.batch.tasks import decode_spec, encode_spec
+from batchtasks.config import parse_stack_config
+from batchtasks.program import declare_stack
 from bench.stacks import JOB_ID, LOCATION, stack_settings, task_ids
-from components.batch.tasks import decode_spec, encode_spec
-from components.config import parse_stack_config
-from components.program import declare_stack
 from tests.batchapi import BatchApiDouble
 from tests.providerhost import (
     PROVIDER_KEY,

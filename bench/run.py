@@ -27,13 +27,13 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from batchtasks.batch.client import body_matches
 from bench.baseline import measure_baseline
 from bench.preview import measure_preview
 from bench.profiles import encode_properties, profile_preview, profile_set_create
 from bench.provider import measure_provider, registrations, stored_bytes_per_task
 from bench.report import evaluate_targets, growth, render_markdown
 from bench.stacks import JOB_ID, POOL_ID, write_stack_file
-from components.batch.client import body_matches
 from tests.batchapi import BatchApiDouble
 from tests.providerhost import strip_secrets
 

@@ -94,7 +94,7 @@ def stack_settings(n: int, endpoint: str = PREVIEW_ENDPOINT) -> dict[str, Any]:
     Returns
     -------
     dict
-        Settings `components.config.parse_stack_config` accepts.
+        Settings `batchtasks.config.parse_stack_config` accepts.
     """
     return {
         "resourceGroup": "rg-bench",

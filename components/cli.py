@@ -10,7 +10,7 @@ import json
 import sys
 from pathlib import Path
 
-from components.config import ConfigError, json_schema, load_stack_file
+from batchtasks.config import ConfigError, json_schema, load_stack_file
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
 
@@ -54,7 +54,7 @@ def _print_problems(error: ConfigError, where: str) -> None:
 
 def _preview(args: argparse.Namespace) -> int:
     # Imported here: Pulumi and the providers take a moment to load, `schema` needs neither.
-    from components.preview import (
+    from batchtasks.preview import (
         AgainstError,
         compare,
         load_against,

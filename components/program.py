@@ -14,10 +14,10 @@ from typing import Any
 
 import pulumi
 
-from components.batch.job import BatchJob, BatchJobCompletion
-from components.batch.tasks import BatchTask, BatchTaskSet, TaskTarget
-from components.config import ConfigError, StackConfig, parse_stack_config
-from components.storage import (
+from batchtasks.batch.job import BatchJob, BatchJobCompletion
+from batchtasks.batch.tasks import BatchTask, BatchTaskSet, TaskTarget
+from batchtasks.config import ConfigError, StackConfig, parse_stack_config
+from batchtasks.storage import (
     MOUNTS_DIR,
     BatchStorage,
     BatchStorageArgs,

@@ -19,7 +19,7 @@ from typing import Any
 import pulumi
 from pulumi_azure_native import authorization, batch, managedidentity, storage
 
-from components.validation import account_name_problem, batch_id_problem, container_name_problem
+from batchtasks.validation import account_name_problem, batch_id_problem, container_name_problem
 
 TYPE_TOKEN = "batchtasks:azure:BatchStorage"
 # Where pool mounts land on an Ubuntu node ($AZ_BATCH_NODE_MOUNTS_DIR).

@@ -33,8 +33,8 @@ from azure.batch.models import (
     UserIdentity,
 )
 
-from .auth import get_compute_node_identity_reference
-from .validation import (
+from batchtasks.auth import get_compute_node_identity_reference
+from batchtasks.validation import (
     account_name_problem,
     batch_id_problem,
     blob_endpoint_subdomain_problem,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from components.preview.offline import OfflineRun, run_offline
+from batchtasks.preview.offline import OfflineRun, run_offline
 
 # Tests name the result of a run `Run`.
 Run = OfflineRun

@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 from typing import ClassVar
 
-from components.batch import checks
-from components.batch.client import body_matches, chunk_bodies
-from components.batch.diff import job_change, plan_tasks, task_change
-from components.batch.job import BatchJobProvider
-from components.batch.spec import UNKNOWN, TaskContext, build_job_body, build_task_body
-from components.batch.tasks import BatchTaskProvider, BatchTaskSetProvider
+from batchtasks.batch import checks
+from batchtasks.batch.client import body_matches, chunk_bodies
+from batchtasks.batch.diff import job_change, plan_tasks, task_change
+from batchtasks.batch.job import BatchJobProvider
+from batchtasks.batch.spec import UNKNOWN, TaskContext, build_job_body, build_task_body
+from batchtasks.batch.tasks import BatchTaskProvider, BatchTaskSetProvider
 
 IDENTITY = ("/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg/providers/"
             "Microsoft.ManagedIdentity/userAssignedIdentities/batch")

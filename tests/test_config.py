@@ -12,7 +12,7 @@ import jsonschema
 import pytest
 import yaml
 
-from components.config import (
+from batchtasks.config import (
     ConfigError,
     ConfigProblem,
     json_schema,

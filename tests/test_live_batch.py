@@ -20,9 +20,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from components.batch.client import RetryPolicy, TaskWriter, make_client
-from components.batch.job import BatchJobCompletionProvider, BatchJobProvider
-from components.batch.tasks import BatchTaskSetProvider
+from batchtasks.batch.client import RetryPolicy, TaskWriter, make_client
+from batchtasks.batch.job import BatchJobCompletionProvider, BatchJobProvider
+from batchtasks.batch.tasks import BatchTaskSetProvider
 
 LIVE = {name: os.environ.get(f"BATCHTASKS_LIVE_{name}") for name in
         ("ENDPOINT", "POOL_ID", "IDENTITY_ID", "CONTAINER_URL")}

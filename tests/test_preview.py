@@ -17,8 +17,8 @@ import pytest
 import yaml
 from azure.batch import models as batch_models
 
-from components.cli import main
-from components.config import load_stack_file
+from batchtasks.cli import main
+from batchtasks.config import load_stack_file
 
 PROJECT = Path(__file__).resolve().parents[1]
 DEV_STACK = PROJECT / "stacks" / "Pulumi.dev.yaml"
@@ -380,7 +380,7 @@ class TestExitCodes:
         def reject(builder: Any, task_id: str, spec: Any) -> dict[str, Any]:
             raise ValueError("image: 'bad' is not a valid image reference")
 
-        monkeypatch.setattr("components.preview.build.TaskBodyBuilder.build", reject)
+        monkeypatch.setattr("batchtasks.preview.build.TaskBodyBuilder.build", reject)
         code, out, err = cli(capsys, "preview", "--stack", "dev")
         assert (code, out) == (1, "")
         assert "job 'weekly-forecast', task 'summary': image: 'bad'" in err

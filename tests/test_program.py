@@ -13,10 +13,10 @@ import pytest
 import yaml
 from pulumi.runtime.rpc import is_rpc_secret, unwrap_rpc_secret
 
-from components.config import StackConfig, parse_stack_config
-from components.mocks import AzureMocks, RecordingMonitor
-from components.preview.offline import OfflineRun, run_offline
-from components.program import declare_stack, run
+from batchtasks.config import StackConfig, parse_stack_config
+from batchtasks.mocks import AzureMocks, RecordingMonitor
+from batchtasks.preview.offline import OfflineRun, run_offline
+from batchtasks.program import declare_stack, run
 
 DEV_STACK = Path(__file__).resolve().parents[1] / "stacks" / "Pulumi.dev.yaml"
 JOB = "pulumi-python:dynamic/batch:Job"

@@ -18,9 +18,9 @@ from typing import Any
 import pulumi
 import pytest
 
-from components.batch.tasks import decode_spec, encode_spec
-from components.config import parse_stack_config
-from components.program import declare_stack
+from batchtasks.batch.tasks import decode_spec, encode_spec
+from batchtasks.config import parse_stack_config
+from batchtasks.program import declare_stack
 from tests.batchapi import BatchApiDouble
 from tests.providerhost import (
     PROVIDER_KEY,
@@ -129,7 +129,7 @@ def test_program_registers_small_providers_pickled_by_reference(
         assert isinstance(reg.provider, str)
         assert len(reg.provider) < 1024, f"{reg.type}: {len(reg.provider)} bytes"
         # By reference: the pickle names the importable class instead of carrying its code.
-        assert b"components.batch." in base64.b64decode(reg.provider), reg.type
+        assert b"batchtasks.batch." in base64.b64decode(reg.provider), reg.type
 
 
 def test_host_unpickles_every_provider_from_the_project(

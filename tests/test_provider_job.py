@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 from pulumi.dynamic.dynamic import serialize_provider
 
-from components.batch.client import BatchOperationError, make_client
-from components.batch.job import BatchJobCompletionProvider, BatchJobProvider
-from components.batch.spec import UNKNOWN
-from components.batch.tasks import BatchTaskSetProvider
+from batchtasks.batch.client import BatchOperationError, make_client
+from batchtasks.batch.job import BatchJobCompletionProvider, BatchJobProvider
+from batchtasks.batch.spec import UNKNOWN
+from batchtasks.batch.tasks import BatchTaskSetProvider
 from tests.batchapi import BatchApiDouble
 
 JOB = "weekly"

@@ -15,14 +15,14 @@ from typing import Any
 import pytest
 from pulumi.dynamic.dynamic import serialize_provider
 
-from components.batch.client import (
+from batchtasks.batch.client import (
     BatchOperationError,
     RetryPolicy,
     call_with_retries,
     make_client,
 )
-from components.batch.spec import UNKNOWN, build_task_body
-from components.batch.tasks import BatchTaskProvider, BatchTaskSetProvider, task_context
+from batchtasks.batch.spec import UNKNOWN, build_task_body
+from batchtasks.batch.tasks import BatchTaskProvider, BatchTaskSetProvider, task_context
 from tests.batchapi import BatchApiDouble
 
 JOB = "weekly"

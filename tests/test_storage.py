@@ -10,8 +10,8 @@ from typing import Any
 import pulumi
 import pytest
 
-from components.mocks import SUBSCRIPTION_ID, AzureMocks, mock_guid
-from components.storage import (
+from batchtasks.mocks import SUBSCRIPTION_ID, AzureMocks, mock_guid
+from batchtasks.storage import (
     MOUNTS_DIR,
     BatchStorage,
     BatchStorageArgs,

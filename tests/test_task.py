@@ -26,8 +26,8 @@ from azure.batch.models import (
 )
 from azure.identity import DefaultAzureCredential
 
-from components.auth import batch_credential, get_compute_node_identity_reference
-from components.task import (
+from batchtasks.auth import batch_credential, get_compute_node_identity_reference
+from batchtasks.task import (
     DEFAULT_AZURE_BLOB_STORAGE_ENDPOINT_SUBDOMAIN,
     create_bind_mount_string,
     get_container_settings,

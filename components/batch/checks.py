@@ -10,8 +10,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from components import validation
-from components.batch.spec import is_unknown, is_unknown_as_a_whole
+from batchtasks import validation
+from batchtasks.batch.spec import is_unknown, is_unknown_as_a_whole
 
 Problem = tuple[str, str]
 

@@ -19,8 +19,8 @@ from azure.batch import BatchClient
 from azure.batch import models as batch_models
 from azure.core.exceptions import HttpResponseError, ServiceRequestError, ServiceResponseError
 
-from components.auth import batch_credential
-from components.validation import DURATION_PATTERN, parse_duration
+from batchtasks.auth import batch_credential
+from batchtasks.validation import DURATION_PATTERN, parse_duration
 
 T = TypeVar("T")
 

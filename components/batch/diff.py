@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from components.batch.spec import CONSTRAINT_FIELDS, is_unknown, is_unknown_as_a_whole
+from batchtasks.batch.spec import CONSTRAINT_FIELDS, is_unknown, is_unknown_as_a_whole
 
 # Task-resource inputs that identify where the tasks live: a change moves every task.
 TASK_LOCATION_INPUTS = ("endpoint", "jobId")

@@ -26,8 +26,8 @@ from pulumi.dynamic import (
     UpdateResult,
 )
 
-from components.batch import checks
-from components.batch.client import (
+from batchtasks.batch import checks
+from batchtasks.batch.client import (
     BatchOperationError,
     RetryPolicy,
     body_matches,
@@ -36,8 +36,8 @@ from components.batch.client import (
     error_message,
     make_client,
 )
-from components.batch.diff import completion_mode, job_change
-from components.batch.spec import build_job_body
+from batchtasks.batch.diff import completion_mode, job_change
+from batchtasks.batch.spec import build_job_body
 
 # How long a replaced job may take to finish deleting before its successor is created.
 DELETE_WAIT_SECONDS = 600.0

@@ -1,7 +1,7 @@
 """Pure builders: a declared task spec plus its job's shared inputs -> the Batch REST body.
 
 A task spec is the resolved, camelCase dict the stack config produces for each task (see
-`components/config.py`); the shared inputs (identity, container URLs, mount directory, registry,
+`batchtasks.config`); the shared inputs (identity, container URLs, mount directory, registry,
 secret values) come from BatchStorage and the stack config. Bodies are built with the seed's
 functions in `components/task.py`, so a task submitted here is exactly what the seed would build.
 """
@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 from azure.batch import models as batch_models
 from pulumi.output import Unknown
 
-from components import task as task_builders
+from batchtasks import task as task_builders
 
 # Pulumi sends this string for values that are not known yet (during preview).
 UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"

@@ -25,8 +25,8 @@ from pulumi.dynamic import (
     UpdateResult,
 )
 
-from components.batch import checks
-from components.batch.client import (
+from batchtasks.batch import checks
+from batchtasks.batch.client import (
     BUSY_STATES,
     BatchOperationError,
     RetryPolicy,
@@ -36,8 +36,8 @@ from components.batch.client import (
     error_message,
     make_client,
 )
-from components.batch.diff import TASK_LOCATION_INPUTS, plan_tasks, same
-from components.batch.spec import (
+from batchtasks.batch.diff import TASK_LOCATION_INPUTS, plan_tasks, same
+from batchtasks.batch.spec import (
     TaskBodyBuilder,
     TaskContext,
     build_task_body,

@@ -5,7 +5,7 @@
 problem, each with its key path. `json_schema` publishes the same rules for editors.
 """
 
-from components.config.model import (
+from batchtasks.config.model import (
     BatchConfig,
     ConfigError,
     ConfigProblem,
@@ -18,9 +18,9 @@ from components.config.model import (
     StorageConfig,
     SweepConfig,
 )
-from components.config.parse import load_stack_file, parse_stack_config
-from components.config.schema import json_schema
-from components.validation import parse_duration
+from batchtasks.config.parse import load_stack_file, parse_stack_config
+from batchtasks.config.schema import json_schema
+from batchtasks.validation import parse_duration
 
 __all__ = [
     "BatchConfig",

@@ -15,9 +15,9 @@ from typing import Any
 
 import yaml
 
-from components import validation
-from components.config import rules, schema
-from components.config.model import (
+from batchtasks import validation
+from batchtasks.config import rules, schema
+from batchtasks.config.model import (
     BatchConfig,
     ConfigError,
     ConfigProblem,
@@ -30,8 +30,8 @@ from components.config.model import (
     StorageConfig,
     SweepConfig,
 )
-from components.config.shape import INVALID, Problems, child, clean, get, item
-from components.config.sweep import (
+from batchtasks.config.shape import INVALID, Problems, child, clean, get, item
+from batchtasks.config.sweep import (
     Template,
     compile_template,
     describe,

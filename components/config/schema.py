@@ -11,8 +11,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from components import validation
-from components.config import rules
+from batchtasks import validation
+from batchtasks.config import rules
 
 NAMESPACE = "batchtasks"
 LOCATION_KEY = "azure-native:location"

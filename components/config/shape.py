@@ -13,8 +13,8 @@ from collections.abc import Mapping
 from functools import cache
 from typing import Any
 
-from components.config.model import ConfigProblem, shown
-from components.config.schema import Field
+from batchtasks.config.model import ConfigProblem, shown
+from batchtasks.config.schema import Field
 
 _PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
 

@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from components.config.shape import Problems, child, item
+from batchtasks.config.shape import Problems, child, item
 
 # A matrix this large is a mistake, and expanding it would exhaust memory before saying so.
 MAX_COMBINATIONS = 100_000

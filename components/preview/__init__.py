@@ -5,10 +5,10 @@
 present the result.
 """
 
-from components.preview.against import AgainstError, Changes, JobChanges, compare, load_against
-from components.preview.build import JobPreview, StackPreview, TaskPreview, preview_stack
-from components.preview.offline import OfflineRun, PreviewMocks, run_offline
-from components.preview.render import preview_document, render_json, render_markdown
+from batchtasks.preview.against import AgainstError, Changes, JobChanges, compare, load_against
+from batchtasks.preview.build import JobPreview, StackPreview, TaskPreview, preview_stack
+from batchtasks.preview.offline import OfflineRun, PreviewMocks, run_offline
+from batchtasks.preview.render import preview_document, render_json, render_markdown
 
 __all__ = [
     "AgainstError",

@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from components.batch.diff import TaskPlan, completion_mode, job_change, plan_tasks, same
-from components.config import StackConfig, load_stack_file
-from components.preview.build import DYNAMIC_PREFIX, JobPreview, StackPreview
+from batchtasks.batch.diff import TaskPlan, completion_mode, job_change, plan_tasks, same
+from batchtasks.config import StackConfig, load_stack_file
+from batchtasks.preview.build import DYNAMIC_PREFIX, JobPreview, StackPreview
 
 # How many task ids a warning names before it only counts.
 SHOWN_IDS = 5

@@ -14,11 +14,11 @@ from typing import Any
 import pulumi
 from pulumi.runtime.rpc import is_rpc_secret, unwrap_rpc_secret
 
-from components.batch.spec import SECRET_PLACEHOLDER, TaskBodyBuilder, build_job_body
-from components.batch.tasks import decode_tasks, task_context
-from components.config import StackConfig
-from components.preview.offline import DYNAMIC_PREFIX, PreviewMocks, run_offline
-from components.program import NAMESPACE, declare_stack
+from batchtasks.batch.spec import SECRET_PLACEHOLDER, TaskBodyBuilder, build_job_body
+from batchtasks.batch.tasks import decode_tasks, task_context
+from batchtasks.config import StackConfig
+from batchtasks.preview.offline import DYNAMIC_PREFIX, PreviewMocks, run_offline
+from batchtasks.program import NAMESPACE, declare_stack
 
 JOB_TYPE = f"{DYNAMIC_PREFIX}batch:Job"
 TASK_TYPE = f"{DYNAMIC_PREFIX}batch:Task"

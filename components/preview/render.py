@@ -6,8 +6,8 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from components.preview.against import Changes, JobChanges
-from components.preview.build import JobPreview, StackPreview, TaskPreview
+from batchtasks.preview.against import Changes, JobChanges
+from batchtasks.preview.build import JobPreview, StackPreview, TaskPreview
 
 # Longest cell text in a Markdown table; big sweeps stay readable one row per task.
 COMMAND_CHARS = 80
