@@ -19,6 +19,7 @@ from azure.batch import BatchClient
 from azure.batch import models as batch_models
 from azure.identity import DefaultAzureCredential
 
+from batchapi import BatchApiDouble
 from batchtasks import task as seed
 from batchtasks.storage import MOUNTS_DIR
 from bench.stacks import (
@@ -33,7 +34,6 @@ from bench.stacks import (
     RETRIES,
     axis_values,
 )
-from tests.batchapi import BatchApiDouble
 
 STORAGE_ACCOUNT = "stbench"
 

@@ -23,9 +23,9 @@ from typing import Any
 from google.protobuf import struct_pb2
 from pulumi.runtime import rpc
 
+from batchapi import BatchApiDouble
 from bench.baseline import client_environment
-from tests.batchapi import BatchApiDouble
-from tests.providerhost import PROVIDER_KEY, Registration, strip_secrets
+from providerhost import PROVIDER_KEY, Registration, strip_secrets
 
 TOP = 20
 # concurrent.futures names its threads so; the providers run their bulk requests there.

@@ -18,12 +18,12 @@ from typing import Any
 
 import pulumi
 
+from batchapi import BatchApiDouble
 from batchtasks.batch.tasks import decode_spec, encode_spec
 from batchtasks.config import parse_stack_config
 from batchtasks.program import declare_stack
 from bench.stacks import JOB_ID, LOCATION, stack_settings, task_ids
-from tests.batchapi import BatchApiDouble
-from tests.providerhost import (
+from providerhost import (
     PROVIDER_KEY,
     ProviderHost,
     Registration,

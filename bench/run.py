@@ -27,6 +27,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from batchapi import BatchApiDouble
 from batchtasks.batch.client import body_matches
 from bench.baseline import measure_baseline
 from bench.preview import measure_preview
@@ -34,8 +35,7 @@ from bench.profiles import encode_properties, profile_preview, profile_set_creat
 from bench.provider import measure_provider, registrations, stored_bytes_per_task
 from bench.report import evaluate_targets, growth, render_markdown
 from bench.stacks import JOB_ID, POOL_ID, write_stack_file
-from tests.batchapi import BatchApiDouble
-from tests.providerhost import strip_secrets
+from providerhost import strip_secrets
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 BENCH_DIR = Path(__file__).resolve().parent

@@ -8,7 +8,7 @@ import pytest
 from azure.batch import BatchClient
 from azure.identity import DefaultAzureCredential
 
-from tests.batchapi import BatchApiDouble
+from batchapi import BatchApiDouble
 
 
 @pytest.fixture(scope="session")

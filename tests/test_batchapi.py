@@ -15,7 +15,7 @@ from azure.batch import models as m
 from azure.batch.models._models import BatchJobTerminateOptions
 from azure.core.exceptions import HttpResponseError, ServiceResponseError
 
-from tests.batchapi import BatchApiDouble
+from batchapi import BatchApiDouble
 
 POOL = m.BatchPoolInfo(pool_id="pool")
 

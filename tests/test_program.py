@@ -14,7 +14,7 @@ import yaml
 from pulumi.runtime.rpc import is_rpc_secret, unwrap_rpc_secret
 
 from batchtasks.config import StackConfig, parse_stack_config
-from batchtasks.mocks import AzureMocks, RecordingMonitor
+from batchtasks.preview.mocks import AzureMocks, RecordingMonitor
 from batchtasks.preview.offline import OfflineRun, run_offline
 from batchtasks.program import declare_stack, run
 

@@ -18,11 +18,11 @@ from typing import Any
 import pulumi
 import pytest
 
+from batchapi import BatchApiDouble
 from batchtasks.batch.tasks import decode_spec, encode_spec
 from batchtasks.config import parse_stack_config
 from batchtasks.program import declare_stack
-from tests.batchapi import BatchApiDouble
-from tests.providerhost import (
+from providerhost import (
     PROVIDER_KEY,
     UNKNOWN,
     HostCallError,

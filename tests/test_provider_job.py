@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 from pulumi.dynamic.dynamic import serialize_provider
 
+from batchapi import BatchApiDouble
 from batchtasks.batch.client import BatchOperationError, make_client
 from batchtasks.batch.job import BatchJobCompletionProvider, BatchJobProvider
 from batchtasks.batch.spec import UNKNOWN
 from batchtasks.batch.tasks import BatchTaskSetProvider
-from tests.batchapi import BatchApiDouble
 
 JOB = "weekly"
 POLICY = {"maxAttempts": 4.0, "maxSeconds": 20.0, "baseDelay": 0.01, "maxDelay": 0.05}

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from pulumi.dynamic.dynamic import serialize_provider
 
+from batchapi import BatchApiDouble
 from batchtasks.batch.client import (
     BatchOperationError,
     RetryPolicy,
@@ -23,7 +24,6 @@ from batchtasks.batch.client import (
 )
 from batchtasks.batch.spec import UNKNOWN, build_task_body
 from batchtasks.batch.tasks import BatchTaskProvider, BatchTaskSetProvider, task_context
-from tests.batchapi import BatchApiDouble
 
 JOB = "weekly"
 IDENTITY = ("/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg/providers/"

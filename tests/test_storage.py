@@ -10,7 +10,7 @@ from typing import Any
 import pulumi
 import pytest
 
-from batchtasks.mocks import SUBSCRIPTION_ID, AzureMocks, mock_guid
+from batchtasks.preview.mocks import SUBSCRIPTION_ID, AzureMocks, mock_guid
 from batchtasks.storage import (
     MOUNTS_DIR,
     BatchStorage,

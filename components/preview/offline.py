@@ -13,7 +13,7 @@ from typing import Any
 import pulumi
 from pulumi.runtime.mocks import MockResourceArgs
 
-from batchtasks.mocks import AzureMocks
+from batchtasks.preview.mocks import AzureMocks
 
 # Types of the dynamic Batch providers (pulumi-python:dynamic/batch:Job, ...).
 DYNAMIC_PREFIX = "pulumi-python:dynamic/"

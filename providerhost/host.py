@@ -32,7 +32,7 @@ from pulumi.runtime import rpc
 from pulumi.runtime._grpc_settings import _GRPC_CHANNEL_OPTIONS
 from pulumi.runtime.proto import provider_pb2, provider_pb2_grpc
 
-from batchtasks.mocks import AzureMocks
+from batchtasks.preview.mocks import AzureMocks
 
 PROVIDER_KEY = "__provider"
 # What the engine sends for a value not known yet (during preview).
