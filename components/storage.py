@@ -10,7 +10,6 @@ container URLs and mount paths, the identity's ids and the pool id.
 
 from __future__ import annotations
 
-import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -19,12 +18,11 @@ from typing import Any
 import pulumi
 from pulumi_azure_native import authorization, batch, managedidentity, storage
 
-from batchtasks.validation import account_name_problem, batch_id_problem, container_name_problem
+from batchtasks import rules
 
 TYPE_TOKEN = "batchtasks:azure:BatchStorage"
 # Where pool mounts land on an Ubuntu node ($AZ_BATCH_NODE_MOUNTS_DIR).
 MOUNTS_DIR = "/mnt/batch/tasks/fsmounts"
-ACCESS_MODES = ("read", "write")
 
 STORAGE_BLOB_DATA_READER = "2a2b9908-6ea1-4ae2-8e65-a410df84e7d1"
 STORAGE_BLOB_DATA_CONTRIBUTOR = "ba92f5b4-2d11-453d-a403-e96b0029c9fe"
@@ -35,17 +33,6 @@ _ROLE_LABEL = {"read": "reader", "write": "contributor"}
 # Namespace of the role assignment GUIDs. Changing it renames (replaces) every assignment.
 ROLE_ASSIGNMENT_NAMESPACE = uuid.UUID("0f3b2c1e-7d4a-5e6b-8c9d-a1b2c3d4e5f6")
 
-_IDENTITY_ID = re.compile(
-    r"/subscriptions/(?P<subscription>[0-9a-f-]{36})/resourceGroups/(?P<group>[^/]+)"
-    r"/providers/Microsoft\.ManagedIdentity/userAssignedIdentities/(?P<name>[^/]+)",
-    re.IGNORECASE)
-_REGISTRY_ID = re.compile(
-    r"/subscriptions/(?P<subscription>[0-9a-f-]{36})/resourceGroups/(?P<group>[^/]+)"
-    r"/providers/Microsoft\.ContainerRegistry/registries/(?P<name>[A-Za-z0-9]{5,50})",
-    re.IGNORECASE)
-_RESOURCE_GROUP = re.compile(r"[-\w.()]{1,89}[-\w()]")
-_IDENTITY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{2,127}")
-_REGISTRY_SERVER = re.compile(r"[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?(?::[0-9]{1,5})?", re.IGNORECASE)
 _STORAGE_SKUS = tuple(sku.value for sku in storage.SkuName)
 
 
@@ -196,15 +183,9 @@ def registry_server_for(args: BatchStorageArgs) -> str | None:
     """
     if args.registry_server:
         return args.registry_server
-    if args.registry_resource_id:
-        match = _REGISTRY_ID.fullmatch(args.registry_resource_id)
-        if match:
-            return f"{match['name'].lower()}.azurecr.io"
+    if args.registry_resource_id and rules.REGISTRY_ID.fullmatch(args.registry_resource_id):
+        return f"{rules.arm_id_parts(args.registry_resource_id)[2].lower()}.azurecr.io"
     return None
-
-
-def _is_text(value: Any) -> bool:
-    return isinstance(value, str) and bool(value.strip())
 
 
 def _pool_problems(pool: Any) -> list[str]:
@@ -213,26 +194,26 @@ def _pool_problems(pool: Any) -> list[str]:
     problems: list[str] = []
     if pool.batch_account_name is None:
         problems.append("pool.batch_account_name: None pool needs a Batch account")
-    elif problem := account_name_problem(pool.batch_account_name):
+    elif problem := rules.ACCOUNT_NAME.problem(pool.batch_account_name):
         problems.append(f"pool.batch_account_name: {pool.batch_account_name!r} {problem}")
-    if problem := batch_id_problem(pool.pool_id):
+    if problem := rules.BATCH_ID.problem(pool.pool_id):
         problems.append(f"pool.pool_id: {pool.pool_id!r} {problem}")
     if isinstance(pool.max_nodes, bool) or not isinstance(pool.max_nodes, int) \
             or pool.max_nodes < 1:
         problems.append(f"pool.max_nodes: {pool.max_nodes!r} must be a whole number of at least 1")
-    for field in ("vm_size", "image_publisher", "image_offer", "image_sku", "image_version",
-                  "node_agent_sku_id"):
+    for field, rule in (("vm_size", rules.VM_SIZE), ("image_publisher", rules.TEXT),
+                        ("image_offer", rules.TEXT), ("image_sku", rules.TEXT),
+                        ("image_version", rules.TEXT), ("node_agent_sku_id", rules.TEXT)):
         value = getattr(pool, field)
-        if not _is_text(value):
-            problems.append(f"pool.{field}: {value!r} must be a non-empty string")
+        if problem := rule.problem(value):
+            problems.append(f"pool.{field}: {value!r} {problem}")
     if isinstance(pool.prefetch_images, str) or not isinstance(pool.prefetch_images, Sequence):
         problems.append(f"pool.prefetch_images: {pool.prefetch_images!r} must be a tuple of "
                         "image names")
     else:
         for i, image in enumerate(pool.prefetch_images):
-            if not _is_text(image) or re.search(r"\s", image):
-                problems.append(f"pool.prefetch_images[{i}]: {image!r} must be an image name "
-                                "without whitespace")
+            if problem := rules.IMAGE.problem(image):
+                problems.append(f"pool.prefetch_images[{i}]: {image!r} {problem}")
     return problems
 
 
@@ -247,14 +228,13 @@ def _container_problems(containers: Any) -> list[str]:
         if not isinstance(container, ContainerArgs):
             problems.append(f"containers[{i}]: {container!r} must be a ContainerArgs")
             continue
-        if problem := container_name_problem(container.name):
+        if problem := rules.CONTAINER_NAME.problem(container.name):
             problems.append(f"containers[{i}].name: {container.name!r} {problem}")
         elif container.name in seen:
             problems.append(f"containers[{i}].name: {container.name!r} is declared twice")
         seen.add(container.name)
-        if container.access not in ACCESS_MODES:
-            problems.append(f"containers[{i}].access: {container.access!r} must be 'read' or "
-                            "'write'")
+        if problem := rules.ACCESS.problem(container.access):
+            problems.append(f"containers[{i}].access: {container.access!r} {problem}")
     return problems
 
 
@@ -272,15 +252,13 @@ def batch_storage_problems(args: BatchStorageArgs) -> list[str]:
         One message per problem, empty if the arguments are valid.
     """
     problems: list[str] = []
-    group = args.resource_group_name
-    if not isinstance(group, str) or not _RESOURCE_GROUP.fullmatch(group):
-        problems.append(f"resource_group_name: {group!r} must be 1-90 letters, digits, '_', "
-                        "'-', '.', '(' or ')', not ending with '.'")
-    if problem := account_name_problem(args.account_name):
+    if problem := rules.RESOURCE_GROUP.problem(args.resource_group_name):
+        problems.append(f"resource_group_name: {args.resource_group_name!r} {problem}")
+    if problem := rules.ACCOUNT_NAME.problem(args.account_name):
         problems.append(f"account_name: {args.account_name!r} {problem}")
     problems.extend(_container_problems(args.containers))
-    if args.location is not None and not _is_text(args.location):
-        problems.append(f"location: {args.location!r} must be a non-empty string or None")
+    if args.location is not None and (problem := rules.LOCATION.problem(args.location)):
+        problems.append(f"location: {args.location!r} {problem}")
     if not isinstance(args.create_account, bool):
         problems.append(f"create_account: {args.create_account!r} must be true or false")
     if args.sku not in _STORAGE_SKUS:
@@ -292,35 +270,27 @@ def batch_storage_problems(args: BatchStorageArgs) -> list[str]:
                         "name or an existing identity's resource id, not both")
     elif args.identity_name is None and args.identity_resource_id is None:
         problems.append("identity_name: None needs a value, or give identity_resource_id")
-    elif args.identity_name is not None and (not isinstance(args.identity_name, str)
-                                             or not _IDENTITY_NAME.fullmatch(args.identity_name)):
-        problems.append(f"identity_name: {args.identity_name!r} must be 3-128 letters, digits, "
-                        "'-' or '_', starting with a letter or digit")
+    elif args.identity_name is not None and (
+            problem := rules.IDENTITY_NAME.problem(args.identity_name)):
+        problems.append(f"identity_name: {args.identity_name!r} {problem}")
     elif args.identity_resource_id is not None and (
-            not isinstance(args.identity_resource_id, str)
-            or not _IDENTITY_ID.fullmatch(args.identity_resource_id)):
-        problems.append(f"identity_resource_id: {args.identity_resource_id!r} must be an ARM id "
-                        "/subscriptions/<guid>/resourceGroups/<group>/providers/"
-                        "Microsoft.ManagedIdentity/userAssignedIdentities/<name>")
+            problem := rules.IDENTITY_ID.problem(args.identity_resource_id)):
+        problems.append(f"identity_resource_id: {args.identity_resource_id!r} {problem}")
 
     if args.registry_resource_id is not None and (
-            not isinstance(args.registry_resource_id, str)
-            or not _REGISTRY_ID.fullmatch(args.registry_resource_id)):
-        problems.append(f"registry_resource_id: {args.registry_resource_id!r} must be an ARM id "
-                        "/subscriptions/<guid>/resourceGroups/<group>/providers/"
-                        "Microsoft.ContainerRegistry/registries/<name>")
+            problem := rules.REGISTRY_ID.problem(args.registry_resource_id)):
+        problems.append(f"registry_resource_id: {args.registry_resource_id!r} {problem}")
     if args.registry_server is not None and (
-            not isinstance(args.registry_server, str)
-            or not _REGISTRY_SERVER.fullmatch(args.registry_server)):
-        problems.append(f"registry_server: {args.registry_server!r} must be a host name such as "
-                        "myregistry.azurecr.io, without scheme or path")
+            problem := rules.REGISTRY_SERVER.problem(args.registry_server)):
+        problems.append(f"registry_server: {args.registry_server!r} {problem}")
 
     if args.pool is not None:
         problems.extend(_pool_problems(args.pool))
         if args.existing_pool_id is not None:
             problems.append(f"existing_pool_id: {args.existing_pool_id!r} cannot be given with a "
                             "pool to create; give one or the other")
-    elif args.existing_pool_id is not None and (problem := batch_id_problem(args.existing_pool_id)):
+    elif args.existing_pool_id is not None and (
+            problem := rules.BATCH_ID.problem(args.existing_pool_id)):
         problems.append(f"existing_pool_id: {args.existing_pool_id!r} {problem}")
     return problems
 
@@ -448,11 +418,11 @@ class BatchStorage(pulumi.ComponentResource):
     def _make_identity(self) -> None:
         args = self._args
         if args.identity_resource_id is not None:
-            match = _IDENTITY_ID.fullmatch(args.identity_resource_id)
-            assert match is not None  # checked by batch_storage_problems
+            # Checked by batch_storage_problems.
+            _, group, identity_name = rules.arm_id_parts(args.identity_resource_id)
             # The lookup runs in the provider's subscription, where the identity must live.
             found = managedidentity.get_user_assigned_identity_output(
-                resource_group_name=match["group"], resource_name=match["name"],
+                resource_group_name=group, resource_name=identity_name,
                 opts=pulumi.InvokeOutputOptions(parent=self))
             self.identity_id = pulumi.Output.from_input(args.identity_resource_id)
             self.identity_client_id = found.client_id
@@ -504,8 +474,7 @@ class BatchStorage(pulumi.ComponentResource):
                 scope=blob_containers[c.name].id,
                 opts=opts))
         if args.registry_resource_id is not None:
-            registry = _REGISTRY_ID.fullmatch(args.registry_resource_id)
-            assert registry is not None  # checked by batch_storage_problems
+            registry_subscription = rules.arm_id_parts(args.registry_resource_id)[0]
             # The role definition comes from the registry's own subscription, which may differ.
             assignments.append(authorization.RoleAssignment(
                 f"{self._name}-acrpull",
@@ -513,7 +482,7 @@ class BatchStorage(pulumi.ComponentResource):
                                                           ACR_PULL),
                 principal_id=self.identity_principal_id,
                 principal_type=authorization.PrincipalType.SERVICE_PRINCIPAL,
-                role_definition_id=role_definition_id(registry["subscription"], ACR_PULL),
+                role_definition_id=role_definition_id(registry_subscription, ACR_PULL),
                 scope=args.registry_resource_id,
                 opts=opts))
         return assignments

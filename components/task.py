@@ -33,20 +33,8 @@ from azure.batch.models import (
     UserIdentity,
 )
 
+from batchtasks import rules
 from batchtasks.auth import get_compute_node_identity_reference
-from batchtasks.validation import (
-    account_name_problem,
-    batch_id_problem,
-    blob_endpoint_subdomain_problem,
-    command_line_problem,
-    container_name_problem,
-    ensure,
-    image_name_problem,
-    mount_dir_problem,
-    mount_source_problem,
-    mount_target_problem,
-    upload_condition_problem,
-)
 
 DEFAULT_AZURE_BLOB_STORAGE_ENDPOINT_SUBDOMAIN = "blob.core.windows.net/"
 DEFAULT_AZ_MOUNT_DIR = "$AZ_BATCH_NODE_MOUNTS_DIR"
@@ -80,9 +68,9 @@ def create_bind_mount_string(az_mount_dir: str, source_path: str, target_path: s
         would inject options into the container command line), if the source climbs out of the
         mount directory, or if the target is not absolute.
     """
-    ensure("az_mount_dir", az_mount_dir, mount_dir_problem(az_mount_dir))
-    ensure("source_path", source_path, mount_source_problem(source_path))
-    ensure("target_path", target_path, mount_target_problem(target_path))
+    rules.MOUNT_DIR.ensure("az_mount_dir", az_mount_dir)
+    rules.MOUNT_SOURCE.ensure("source_path", source_path)
+    rules.MOUNT_TARGET.ensure("target_path", target_path)
     return f"--mount type=bind,source={az_mount_dir}/{source_path},target={target_path}"
 
 
@@ -115,7 +103,9 @@ def get_container_settings(
         None (the default) means no mounts.
     additional_options
         Additional flags and options for the container run command, as a string. They come
-        before the mount options. Default ``""``.
+        before the mount options. Default ``""``. They follow the stack file's `runOptions`
+        rule (``batchtasks.rules.RUN_OPTIONS``): plain flags and values only, nothing that
+        mounts host paths or grants privileges.
     registry
         ``ContainerRegistryReference`` of a private registry from which to pull the image.
         Default None.
@@ -140,13 +130,14 @@ def get_container_settings(
         kwargs,
         set_here={"image_name", "container_run_options", "registry", "working_directory"},
     )
-    ensure("container_image_name", container_image_name, image_name_problem(container_image_name))
+    rules.IMAGE.ensure("container_image_name", container_image_name)
     if working_directory is not None:
         working_directory = _enum_member(
             "working_directory", working_directory, ContainerWorkingDirectory
         )
     if not isinstance(additional_options, str):
         raise ValueError(f"additional_options: {additional_options!r} must be a string")
+    rules.RUN_OPTIONS.ensure("additional_options", additional_options.strip())
     if registry is not None and not isinstance(registry, ContainerRegistryReference):
         raise ValueError(
             f"registry: {registry!r} must be a ContainerRegistryReference, "
@@ -224,19 +215,15 @@ def output_task_files_to_blob(
         kwargs,
         set_here={"file_pattern", "destination", "upload_options"},
     )
-    _ensure_text("file_pattern", file_pattern)
-    ensure("blob_container", blob_container, container_name_problem(blob_container))
-    ensure("blob_account", blob_account, account_name_problem(blob_account))
+    rules.FILE_PATTERN.ensure("file_pattern", file_pattern)
+    rules.CONTAINER_NAME.ensure("blob_container", blob_container)
+    rules.ACCOUNT_NAME.ensure("blob_account", blob_account)
     if path is not None:
-        _ensure_text("path", path)
+        rules.TEXT.ensure("path", path)
     condition = _upload_condition("upload_condition", upload_condition)
     if blob_endpoint_subdomain is None:
         blob_endpoint_subdomain = DEFAULT_AZURE_BLOB_STORAGE_ENDPOINT_SUBDOMAIN
-    ensure(
-        "blob_endpoint_subdomain",
-        blob_endpoint_subdomain,
-        blob_endpoint_subdomain_problem(blob_endpoint_subdomain),
-    )
+    rules.BLOB_ENDPOINT_SUBDOMAIN.ensure("blob_endpoint_subdomain", blob_endpoint_subdomain)
     if compute_node_identity_reference is None:
         compute_node_identity_reference = get_compute_node_identity_reference()
     _ensure_identity_reference("compute_node_identity_reference", compute_node_identity_reference)
@@ -370,8 +357,8 @@ def get_task_config(
         kwargs,
         set_here={"id", "command_line", "container_settings", "user_identity", "output_files"},
     )
-    ensure("task_id", task_id, batch_id_problem(task_id))
-    ensure("base_call", base_call, command_line_problem(base_call))
+    rules.BATCH_ID.ensure("task_id", task_id)
+    rules.COMMAND_LINE.ensure("base_call", base_call)
     if container_settings is not None and not isinstance(
         container_settings, BatchTaskContainerSettings
     ):
@@ -421,21 +408,17 @@ def _log_output_file(
     endpoint_subdomain: str | None,
 ) -> OutputFile:
     """Build the log upload of ``get_task_config``, checking each value under its own name."""
-    ensure("log_blob_container", container, container_name_problem(container))
+    rules.CONTAINER_NAME.ensure("log_blob_container", container)
     if account is None:
         raise ValueError("log_blob_account: None; it is required when log_blob_container is given")
-    ensure("log_blob_account", account, account_name_problem(account))
+    rules.ACCOUNT_NAME.ensure("log_blob_account", account)
     if subdir is not None and not isinstance(subdir, str):
         raise ValueError(f"log_subdir: {subdir!r} must be a string")
-    _ensure_text("log_file_pattern", file_pattern)
+    rules.FILE_PATTERN.ensure("log_file_pattern", file_pattern)
     condition = _upload_condition("log_upload_condition", upload_condition)
     if endpoint_subdomain is None:
         endpoint_subdomain = DEFAULT_AZURE_BLOB_STORAGE_ENDPOINT_SUBDOMAIN
-    ensure(
-        "log_blob_endpoint_subdomain",
-        endpoint_subdomain,
-        blob_endpoint_subdomain_problem(endpoint_subdomain),
-    )
+    rules.BLOB_ENDPOINT_SUBDOMAIN.ensure("log_blob_endpoint_subdomain", endpoint_subdomain)
     if identity_reference is None:
         identity_reference = get_compute_node_identity_reference()
     _ensure_identity_reference("log_compute_node_identity_reference", identity_reference)
@@ -466,8 +449,8 @@ def _mount_pairs(mount_pairs: Sequence[Mapping[str, str]] | None) -> list[tuple[
         missing = [key for key in ("source", "target") if key not in pair]
         if missing:
             raise ValueError(f"{name}: {dict(pair)!r} has no {' or '.join(map(repr, missing))}")
-        ensure(f"{name}['source']", pair["source"], mount_source_problem(pair["source"]))
-        ensure(f"{name}['target']", pair["target"], mount_target_problem(pair["target"]))
+        rules.MOUNT_SOURCE.ensure(f"{name}['source']", pair["source"])
+        rules.MOUNT_TARGET.ensure(f"{name}['target']", pair["target"])
         pairs.append((pair["source"], pair["target"]))
     return pairs
 
@@ -495,7 +478,7 @@ def _upload_condition(
     parameter: str, value: str | OutputFileUploadCondition
 ) -> OutputFileUploadCondition:
     """Return the upload condition given in the seed's spelling, any case, or as the enum."""
-    ensure(parameter, value, upload_condition_problem(value))
+    rules.UPLOAD_CONDITION.ensure(parameter, value)
     return _enum_member(parameter, value, OutputFileUploadCondition)
 
 
@@ -509,12 +492,6 @@ def _enum_member(parameter: str, value: Any, enum: type[_E]) -> _E:
                 return member
     options = ", ".join(repr(member.value) for member in enum)
     raise ValueError(f"{parameter}: {value!r} must be one of {options} (any case)")
-
-
-def _ensure_text(parameter: str, value: Any) -> None:
-    """Raise unless value is a string with something other than whitespace in it."""
-    if not isinstance(value, str) or not value.strip():
-        raise ValueError(f"{parameter}: {value!r} must be a non-empty string")
 
 
 def _ensure_identity_reference(parameter: str, value: Any) -> None:

@@ -319,7 +319,7 @@ def rejected(args: BatchStorageArgs) -> tuple[str, AzureMocks]:
 
 @pytest.mark.parametrize(("args", "expected"), [
     (replace(EXISTING_ACCOUNT, containers=(ContainerArgs("inputs", "readwrite"),)),
-     "containers[0].access: 'readwrite' must be 'read' or 'write'"),
+     "containers[0].access: 'readwrite' must be one of read, write"),
     (replace(EXISTING_ACCOUNT, identity_name="runner"),
      "identity_name: 'runner' and identity_resource_id: "),
     (replace(NEW_ACCOUNT, pool=PoolArgs(batch_account_name=None, pool_id="p1")),

@@ -20,7 +20,7 @@ from azure.batch import models as batch_models
 from azure.core.exceptions import HttpResponseError, ServiceRequestError, ServiceResponseError
 
 from batchtasks.auth import batch_credential
-from batchtasks.validation import DURATION_PATTERN, parse_duration
+from batchtasks.rules import DURATION_PATTERN, parse_duration
 
 T = TypeVar("T")
 

@@ -20,7 +20,7 @@ from batchtasks.config.model import (
 )
 from batchtasks.config.parse import load_stack_file, parse_stack_config
 from batchtasks.config.schema import json_schema
-from batchtasks.validation import parse_duration
+from batchtasks.rules import parse_duration
 
 __all__ = [
     "BatchConfig",

@@ -8,15 +8,14 @@ from __future__ import annotations
 
 import copy
 import difflib
-import re
 from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from batchtasks import validation
-from batchtasks.config import rules, schema
+from batchtasks import rules
+from batchtasks.config import schema
 from batchtasks.config.model import (
     BatchConfig,
     ConfigError,
@@ -42,10 +41,6 @@ from batchtasks.config.sweep import (
 PREFIX = f"{schema.NAMESPACE}:"
 # Batch accepts at most this many characters of task ids in one task's dependsOn.
 MAX_DEPENDS_ON_CHARS = 64_000
-_BATCH_ID = re.compile(validation.TASK_ID_PATTERN.pattern)
-_BLOB_PATH = re.compile(rules.BLOB_PATH)
-_HTTPS_URL = re.compile(rules.HTTPS_URL)
-_REGISTRY_ID = re.compile(rules.REGISTRY_ID)
 _POOL_CREATE_ONLY = ("vmSize", "maxNodes", "image", "nodeAgentSkuId")
 # Task fields in the order a TaskSpec lists them.
 _SPEC_ORDER = ("command", "image", "workingDirectory", "mounts", "runOptions", "env", "secretEnv",
@@ -332,8 +327,8 @@ def _registry(cleaned: Any, problems: Problems) -> RegistryConfig | None:
     server, resource_id = cleaned["server"], get(cleaned, "resourceId")
     host = server.split(":", 1)[0].lower()
     if resource_id and host.endswith(".azurecr.io"):
-        match = _REGISTRY_ID.fullmatch(resource_id)
-        name = match.group(1) if match else ""
+        name = (rules.arm_id_parts(resource_id)[2]
+                if rules.REGISTRY_ID.fullmatch(resource_id) else "")
         if name.lower() != host.split(".", 1)[0]:
             problems.add(f"{PREFIX}registry.resourceId",
                          f"names registry {name!r}, but registry.server is {server!r}",
@@ -347,7 +342,7 @@ def _batch(cleaned: Any, problems: Problems) -> BatchConfig | None:
     path = f"{PREFIX}batch"
     account, endpoint = get(cleaned, "account"), get(cleaned, "endpoint")
     if account and endpoint:
-        match = _HTTPS_URL.fullmatch(endpoint)
+        match = rules.BATCH_ENDPOINT.fullmatch(endpoint)
         host = endpoint.removeprefix("https://").split("/", 1)[0].split(":", 1)[0].lower()
         if match and ".batch." in host and match.group(1).lower() != account:
             problems.add(f"{path}.endpoint", f"is not the endpoint of batch.account {account!r} "
@@ -453,10 +448,10 @@ def _sweep(sweep: dict[str, Any], defaults: Any, path: str, defaults_path: str,
         described = describe(axis_names, combo)
         where = f" (made from {described})"
         produced = task_id.render(texts)
-        if not _BATCH_ID.fullmatch(produced):
+        if rules.BATCH_ID.problem(produced):
             job.incomplete = True
             problems.add(id_path, f"makes an invalid task id: "
-                                  f"{validation.batch_id_problem(produced)}{where}",
+                                  f"{rules.BATCH_ID.problem(produced)}{where}",
                          produced, cap_key=id_path)
             continue
         rendered: dict[str, Any] = {}
@@ -471,9 +466,9 @@ def _sweep(sweep: dict[str, Any], defaults: Any, path: str, defaults_path: str,
             rendered["outputs"] = []
             for index, output, template in outputs:
                 out_path = template.render(texts) if template is not None else None
-                if out_path is not None and not _BLOB_PATH.fullmatch(out_path):
+                if out_path is not None and rules.BLOB_PATH.problem(out_path):
                     where_path = f"{item(outputs_path, index)}.path"
-                    problems.add(where_path, f"makes a bad path: {rules.BLOB_PATH_HINT}{where}",
+                    problems.add(where_path, f"makes a bad path: {rules.BLOB_PATH.message}{where}",
                                  out_path, cap_key=where_path)
                 rendered["outputs"].append(_output(output, out_path))
         produced_depends = [template.render(texts) for template in depends
@@ -579,6 +574,10 @@ def parse_stack_config(raw: Mapping[str, Any], location: str | None = None,
         raise ConfigError(problems.result())
     if secure_keys is None:
         secure = {key for key, value in raw.items() if _is_secure(value)}
+        for key in (key for key in raw if key in secure):
+            # The value itself is never shown: it is meant to be a secret.
+            if problem := rules.SECRET_VALUE.problem(raw[key]["secure"]):
+                problems.add(f"{PREFIX}{key}.secure", problem)
     else:
         secure = set(secure_keys)
     stack = _Stack(problems, set(raw), secure)

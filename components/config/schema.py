@@ -7,12 +7,12 @@ drift apart.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from batchtasks import validation
-from batchtasks.config import rules
+from batchtasks import rules
+from batchtasks.rules import Rule
 
 NAMESPACE = "batchtasks"
 LOCATION_KEY = "azure-native:location"
@@ -34,16 +34,10 @@ class Field:
         The keys of an object.
     item
         The kind of a list's items or of a map's values.
-    key_pattern, key_hint
-        The rule for a map's keys, and what to say when one breaks it.
-    choices
-        The allowed values of a string, in their canonical spelling.
-    ignore_case
-        Whether choices match in any case (the canonical spelling is kept).
-    pattern, hint
-        A regular expression the whole string must match, and what to say when it does not.
-    check
-        A function saying what is wrong with a value (overrides pattern in the validator).
+    key_rule
+        The rule for a map's keys.
+    rule
+        The rule a string follows (`batchtasks.rules`; plain non-blank text when None).
     minimum, maximum, also
         The range of an integer, and single values allowed outside it.
     min_items
@@ -59,13 +53,8 @@ class Field:
     required: bool = False
     fields: Mapping[str, Field] | None = None
     item: Field | None = None
-    key_pattern: str | None = None
-    key_hint: str = ""
-    choices: tuple[str, ...] = ()
-    ignore_case: bool = False
-    pattern: str | None = None
-    hint: str = ""
-    check: Callable[[Any], str | None] | None = None
+    key_rule: Rule | None = None
+    rule: Rule | None = None
     minimum: int | None = None
     maximum: int | None = None
     also: tuple[int, ...] = ()
@@ -82,65 +71,52 @@ def _object(doc: str, fields: Mapping[str, Field], **kwargs: Any) -> Field:
     return Field("object", doc, fields=fields, **kwargs)
 
 
-_BATCH_ID = validation.TASK_ID_PATTERN.pattern
-_CONTAINER = validation.CONTAINER_NAME_PATTERN.pattern
-_ACCOUNT = validation.ACCOUNT_NAME_PATTERN.pattern
-_NAME_HINT = "must be letters, digits and '_', not starting with a digit"
-
-
 def _duration(doc: str) -> Field:
-    return _string(doc, pattern=validation.DURATION, hint=validation.DURATION_HINT)
+    return _string(doc, rule=rules.DURATION)
 
 
 MOUNT = _object("A blob container (or a folder of one) bind-mounted into the task's container.", {
     "source": _string("Declared container name, optionally followed by /folder inside it.",
-                      required=True, check=validation.mount_source_problem),
+                      required=True, rule=rules.MOUNT_SOURCE),
     "target": _string("Absolute path inside the task's container.", required=True,
-                      check=validation.mount_target_problem),
+                      rule=rules.MOUNT_TARGET),
 })
 
 
 def _output(path_doc: str, templated: bool) -> Field:
-    path_rule: dict[str, Any] = {} if templated else {"pattern": rules.BLOB_PATH,
-                                                      "hint": rules.BLOB_PATH_HINT}
+    path_rule: dict[str, Any] = {} if templated else {"rule": rules.BLOB_PATH}
     return _object("Files uploaded to a writable container after the task runs.", {
         "pattern": _string("File pattern, relative to the task's working directory.",
-                           required=True, check=validation.command_line_problem),
+                           required=True, rule=rules.FILE_PATTERN),
         "container": _string("Declared container with access write.", required=True,
-                             check=validation.container_name_problem, pattern=_CONTAINER),
+                             rule=rules.CONTAINER_NAME),
         "path": _string(path_doc, **path_rule),
-        "when": _string("When to upload.", choices=("taskSuccess", "taskFailure",
-                                                    "taskCompletion"),
-                        ignore_case=True, default="taskCompletion"),
+        "when": _string("When to upload.", rule=rules.UPLOAD_CONDITION,
+                        default="taskCompletion"),
     })
 
 
 def _task_fields(templated: bool) -> dict[str, Field]:
     placeholder = " May use the sweep's {axis} placeholders." if templated else ""
     depends_item = (_string("Task id template.") if templated
-                    else _string("Task id.", check=validation.batch_id_problem,
-                                 pattern=_BATCH_ID))
+                    else _string("Task id.", rule=rules.BATCH_ID))
     return {
         "command": _string("Command line run inside the container." + placeholder,
-                           check=validation.command_line_problem),
+                           rule=rules.COMMAND_LINE),
         "image": _string("Container image, e.g. myregistry.azurecr.io/model:1.2.",
-                         pattern=rules.IMAGE, hint="must be a container image reference "
-                         "(letters, digits and . _ / : @ -)"),
+                         rule=rules.IMAGE),
         "workingDirectory": _string("Where the command starts.",
-                                    choices=("taskWorkingDirectory", "containerImageDefault")),
+                                    rule=rules.WORKING_DIRECTORY),
         "mounts": Field("list", "Containers bind-mounted into the task.", item=MOUNT),
         "runOptions": _string("Extra container run options (plain flags only; no mounts or "
-                              "privileges).", check=rules.run_options_problem,
-                              pattern=rules.RUN_OPTIONS),
+                              "privileges).", rule=rules.RUN_OPTIONS),
         "env": Field("map", "Environment variables (numbers become strings, booleans true/false)."
-                     + placeholder, item=Field("scalar", "Value."), key_pattern=rules.NAME,
-                     key_hint=_NAME_HINT),
+                     + placeholder, item=Field("scalar", "Value."), key_rule=rules.VARIABLE_NAME),
         "secretEnv": Field("map", "Environment variables read from secret config keys: "
                            "NAME: key of a `batchtasks:<key>: {secure: ...}` entry.",
                            item=_string("Config key holding a secret.",
-                                        pattern=rules.SECRET_KEY,
-                                        hint="must be a config key name"),
-                           key_pattern=rules.NAME, key_hint=_NAME_HINT),
+                                        rule=rules.SECRET_KEY),
+                           key_rule=rules.VARIABLE_NAME),
         "outputs": Field("list", "Files uploaded after the task runs.", item=_output(
             "Blob path in the container (a folder when the pattern has wildcards)."
             + placeholder, templated)),
@@ -151,30 +127,29 @@ def _task_fields(templated: bool) -> dict[str, Field]:
                          minimum=-1),
         "dependsOn": Field("list", "Ids of tasks of the same job that must succeed first."
                            + placeholder, item=depends_item),
-        "elevation": _string("User the task runs as.", choices=("admin", "nonadmin"),
+        "elevation": _string("User the task runs as.", rule=rules.ELEVATION,
                              default="admin"),
-        "scope": _string("Auto-user scope.", choices=("pool", "task"), default="pool"),
+        "scope": _string("Auto-user scope.", rule=rules.SCOPE, default="pool"),
     }
 
 
 TASK_FIELDS = _task_fields(templated=False)
 SWEEP_TASK_FIELDS = _task_fields(templated=True)
 _SCALAR = Field("scalar", "Axis value.")
-_ASSIGNMENT = Field("map", "Axis values, by axis name.", item=_SCALAR, key_pattern=rules.NAME,
-                    key_hint=_NAME_HINT, min_items=1)
+_ASSIGNMENT = Field("map", "Axis values, by axis name.", item=_SCALAR, key_rule=rules.VARIABLE_NAME,
+                    min_items=1)
 
 TASK = _object("A task.", {
     "id": _string("Task id, unique in the job ignoring case.", required=True,
-                  check=validation.batch_id_problem, pattern=_BATCH_ID),
+                  rule=rules.BATCH_ID),
     **TASK_FIELDS,
 })
 SWEEP = _object("Tasks expanded from a matrix of axis values.", {
-    "id": _string("Name of the sweep.", required=True, check=validation.batch_id_problem,
-                  pattern=_BATCH_ID),
+    "id": _string("Name of the sweep.", required=True, rule=rules.BATCH_ID),
     "taskId": _string("Task id template, e.g. {disease}-{state}.", required=True),
     "matrix": Field("map", "Axes and their values; the sweep runs their cartesian product.",
                     item=Field("list", "Values of the axis.", item=_SCALAR, min_items=1),
-                    key_pattern=rules.NAME, key_hint=_NAME_HINT, min_items=1, required=True),
+                    key_rule=rules.VARIABLE_NAME, min_items=1, required=True),
     "include": Field("list", "Combinations to add after exclude: each gives a value for "
                      "every axis (values need not be listed in the matrix); one already "
                      "present is not added twice.",
@@ -187,11 +162,19 @@ DEFAULTS = _object("Task fields every task and sweep of the job inherits; a task
                    "value replaces the default, except env, which merges by name.",
                    {name: spec for name, spec in TASK_FIELDS.items() if name != "dependsOn"})
 
+LOGS = _object("Where each task's stdout and stderr are uploaded.", {
+    "container": _string("Declared container with access write.", required=True,
+                         rule=rules.CONTAINER_NAME),
+    "subdir": _string("Folder in the container (default: the job id).", rule=rules.BLOB_PATH),
+})
+# A task as the task resources take it: the task fields, with the job's logs.
+TASK_SPEC = _object("A resolved task.", {**TASK_FIELDS, "logs": LOGS})
+
 JOB = _object("A Batch job and its tasks.", {
     "id": _string("Job id, unique ignoring case.", required=True,
-                  check=validation.batch_id_problem, pattern=_BATCH_ID),
+                  rule=rules.BATCH_ID),
     "onAllTasksComplete": _string("What happens when every task has completed.",
-                                  choices=("noAction", "terminateJob"), default="noAction"),
+                                  rule=rules.COMPLETION_MODE, default="noAction"),
     "priority": Field("integer", "Job priority.", minimum=-1000, maximum=1000, default=0),
     "maxParallelTasks": Field("integer", "Most tasks running at once (-1: no limit).",
                               minimum=1, also=(-1,), default=-1),
@@ -202,90 +185,68 @@ JOB = _object("A Batch job and its tasks.", {
         "maxTaskRetryCount": Field("integer", "Retries per task (-1: without limit).",
                                    minimum=-1),
     }),
-    "logs": _object("Where each task's stdout and stderr are uploaded.", {
-        "container": _string("Declared container with access write.", required=True,
-                             check=validation.container_name_problem, pattern=_CONTAINER),
-        "subdir": _string("Folder in the container (default: the job id).",
-                          pattern=rules.BLOB_PATH, hint=rules.BLOB_PATH_HINT),
-    }),
+    "logs": LOGS,
     "defaults": DEFAULTS,
     "tasks": Field("list", "Tasks.", item=TASK, default=()),
     "sweeps": Field("list", "Sweeps.", item=SWEEP, default=()),
 })
 
 POOL = _object("The Batch pool the jobs run on.", {
-    "id": _string("Pool id.", required=True, check=validation.batch_id_problem,
-                  pattern=_BATCH_ID),
+    "id": _string("Pool id.", required=True, rule=rules.BATCH_ID),
     "create": Field("boolean", "Whether this stack creates the pool (needs batch.account).",
                     default=False),
     "vmSize": _string("VM size, e.g. Standard_D4s_v3 (when create is true).",
-                      pattern=rules.VM_SIZE, hint="must be a VM size such as Standard_D4s_v3"),
+                      rule=rules.VM_SIZE),
     "maxNodes": Field("integer", "Most nodes (when create is true; default 1).", minimum=1),
     "image": _object("Marketplace image of the nodes (when create is true).", {
-        "publisher": _string("Publisher.", required=True, check=validation.command_line_problem),
-        "offer": _string("Offer.", required=True, check=validation.command_line_problem),
-        "sku": _string("SKU.", required=True, check=validation.command_line_problem),
-        "version": _string("Version.", check=validation.command_line_problem,
+        "publisher": _string("Publisher.", required=True, rule=rules.TEXT),
+        "offer": _string("Offer.", required=True, rule=rules.TEXT),
+        "sku": _string("SKU.", required=True, rule=rules.TEXT),
+        "version": _string("Version.", rule=rules.TEXT,
                            default="latest"),
     }),
     "nodeAgentSkuId": _string("Node agent SKU, e.g. 'batch.node.ubuntu 22.04' (when create "
-                              "is true).", check=validation.command_line_problem),
+                              "is true).", rule=rules.TEXT),
 })
 
 TOP = {
     "resourceGroup": _string("Resource group of the stack's Azure resources.", required=True,
-                             pattern=rules.RESOURCE_GROUP,
-                             hint="must be 1-90 letters, digits and - _ . ( ), "
-                                  "not ending with '.'"),
+                             rule=rules.RESOURCE_GROUP),
     "storage": _object("The storage account and its blob containers.", {
         "account": _string("Storage account name.", required=True,
-                           check=validation.account_name_problem, pattern=_ACCOUNT),
+                           rule=rules.ACCOUNT_NAME),
         "create": Field("boolean", "Whether this stack creates the account.", default=False),
         "containers": Field("list", "Blob containers.", default=(), item=_object(
             "A blob container.", {
                 "name": _string("Container name.", required=True,
-                                check=validation.container_name_problem, pattern=_CONTAINER),
-                "access": _string("What tasks may do with it.", choices=("read", "write"),
+                                rule=rules.CONTAINER_NAME),
+                "access": _string("What tasks may do with it.", rule=rules.ACCESS,
                                   default="write"),
             })),
     }, required=True),
     "identity": _object("The user-assigned identity the nodes use: create one (name) or use an "
                         "existing one (resourceId).", {
-        "name": _string("Name of the identity to create.", pattern=rules.IDENTITY_NAME,
-                        hint="must be 3-128 letters, digits, '-' and '_', starting with a "
-                             "letter or digit"),
+        "name": _string("Name of the identity to create.", rule=rules.IDENTITY_NAME),
         "resourceId": _string("Resource id of an existing user-assigned identity.",
-                              pattern=rules.IDENTITY_ID, hint="must be the resource id of a "
-                              "user-assigned identity (/subscriptions/<guid>/resourceGroups/"
-                              "<group>/providers/Microsoft.ManagedIdentity/"
-                              "userAssignedIdentities/<name>)"),
+                              rule=rules.IDENTITY_ID),
     }, required=True, exactly_one=("name", "resourceId")),
     "registry": _object("A private container registry the nodes pull from.", {
         "server": _string("Login server, e.g. myregistry.azurecr.io.", required=True,
-                          pattern=rules.HOSTNAME, hint="must be a host name such as "
-                          "myregistry.azurecr.io"),
+                          rule=rules.REGISTRY_SERVER),
         "resourceId": _string("Resource id of the registry (grants the identity AcrPull).",
-                              pattern=rules.REGISTRY_ID, hint="must be the resource id of a "
-                              "container registry (/subscriptions/<guid>/resourceGroups/"
-                              "<group>/providers/Microsoft.ContainerRegistry/registries/<name>)"),
+                              rule=rules.REGISTRY_ID),
     }),
     "batch": _object("The Batch account and pool.", {
         "account": _string("Batch account name (required when the pool is created).",
-                           check=validation.account_name_problem, pattern=_ACCOUNT),
+                           rule=rules.ACCOUNT_NAME),
         "endpoint": _string("Account endpoint, e.g. https://myaccount.eastus.batch.azure.com.",
-                            required=True, pattern=rules.HTTPS_URL,
-                            hint="must be an https URL such as "
-                                 "https://myaccount.eastus.batch.azure.com"),
+                            required=True, rule=rules.BATCH_ENDPOINT),
         "pool": POOL,
     }, required=True),
     "jobs": Field("list", "Batch jobs.", item=JOB, default=()),
 }
 LOCATION = _string("Azure region of the stack's resources, e.g. eastus.", required=True,
-                   pattern=rules.LOCATION, hint="must be an Azure region name such as eastus")
-
-
-def _anchored(pattern: str) -> str:
-    return f"^(?:{pattern})$"
+                   rule=rules.LOCATION)
 
 
 def _render(spec: Field) -> dict[str, Any]:
@@ -293,18 +254,7 @@ def _render(spec: Field) -> dict[str, Any]:
     if spec.default is not None:
         out["default"] = list(spec.default) if isinstance(spec.default, tuple) else spec.default
     if spec.kind == "string":
-        if spec.choices and spec.ignore_case:
-            any_case = "|".join(rules.ignoring_case(choice) for choice in spec.choices)
-            out["anyOf"] = [{"enum": list(spec.choices)},
-                            {"type": "string", "pattern": _anchored(any_case)}]
-        elif spec.choices:
-            out["enum"] = list(spec.choices)
-        else:
-            out["type"] = "string"
-            if spec.pattern:
-                out["pattern"] = _anchored(spec.pattern)
-            else:
-                out["minLength"] = 1
+        out.update((spec.rule or rules.TEXT).json_schema())
     elif spec.kind == "scalar":
         out["type"] = ["string", "number", "boolean"]
     elif spec.kind in ("boolean", "integer"):
@@ -323,8 +273,8 @@ def _render(spec: Field) -> dict[str, Any]:
     elif spec.kind == "map":
         out["type"] = "object"
         out["additionalProperties"] = _render(spec.item) if spec.item else {}
-        if spec.key_pattern:
-            out["propertyNames"] = {"pattern": _anchored(spec.key_pattern)}
+        if spec.key_rule:
+            out["propertyNames"] = spec.key_rule.json_schema()
         if spec.min_items:
             out["minProperties"] = spec.min_items
     else:
@@ -367,7 +317,7 @@ def json_schema() -> dict[str, Any]:
             f"^{NAMESPACE}:(?!(?:{settings})$)": {
                 "description": "A secret read by tasks through secretEnv.",
                 "type": "object",
-                "properties": {"secure": {"type": "string"}},
+                "properties": {"secure": rules.SECRET_VALUE.json_schema()},
                 "required": ["secure"],
                 "additionalProperties": False,
             },

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Mapping
-from functools import cache
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from batchtasks.config.model import ConfigProblem, shown
 from batchtasks.config.schema import Field
+from batchtasks.rules import TEXT
 
+# Tells whether a value is not known yet, so it is left unchecked.
+Pending = Callable[[Any], bool]
 _PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
 
 
@@ -87,11 +89,6 @@ def get(obj: Any, key: str, default: Any = None) -> Any:
     return default if value is INVALID else value
 
 
-@cache
-def _compiled(pattern: str) -> re.Pattern[str]:
-    return re.compile(pattern)
-
-
 def _unknown_key(path: str, key: Any, known: Mapping[str, Field], problems: Problems) -> None:
     names = list(known)
     close = difflib.get_close_matches(key, names, n=1) if isinstance(key, str) else []
@@ -124,27 +121,17 @@ def _integer(value: Any, spec: Field, path: str, problems: Problems) -> Any:
 
 
 def _string(value: Any, spec: Field, path: str, problems: Problems) -> Any:
-    if not isinstance(value, str):
-        problems.add(path, "must be a string", value)
-        return INVALID
-    if spec.choices:
-        for choice in spec.choices:
-            if value == choice or (spec.ignore_case and value.lower() == choice.lower()):
-                return choice
-        problems.add(path, f"must be one of {', '.join(spec.choices)}", value)
-        return INVALID
-    problem = spec.check(value) if spec.check else None
-    if problem is None and spec.pattern and not _compiled(spec.pattern).fullmatch(value):
-        problem = spec.hint or "is not valid"
-    if problem is None and not spec.check and not spec.pattern and not value.strip():
-        problem = "must not be empty"
+    rule = spec.rule or TEXT
+    problem = rule.problem(value)
     if problem:
         problems.add(path, problem, value)
         return INVALID
-    return value
+    # A choice is kept in its canonical spelling.
+    return rule.canonical(value) if rule.choices else value
 
 
-def clean(value: Any, spec: Field, path: str, problems: Problems) -> Any:
+def clean(value: Any, spec: Field, path: str, problems: Problems,
+          pending: Pending | None = None) -> Any:
     """Check a raw value against its field and return it cleaned, or INVALID.
 
     Parameters
@@ -157,6 +144,9 @@ def clean(value: Any, spec: Field, path: str, problems: Problems) -> Any:
         Its key path, for problems.
     problems
         Where problems are recorded.
+    pending
+        Tells which values are not known yet (a provider's check during preview): those are
+        kept as they are, unchecked.
 
     Returns
     -------
@@ -166,6 +156,8 @@ def clean(value: Any, spec: Field, path: str, problems: Problems) -> Any:
         spelling, integers as int; INVALID when the value itself is unusable. A map keeps a bad
         key or value as INVALID under its key, so a matrix axis with bad values is still known.
     """
+    if pending is not None and pending(value):
+        return value
     kind = spec.kind
     if kind == "string":
         return _string(value, spec, path, problems)
@@ -189,40 +181,42 @@ def clean(value: Any, spec: Field, path: str, problems: Problems) -> Any:
             problems.add(path, f"must have at least {spec.min_items} item(s)", value)
             return INVALID
         assert spec.item is not None
-        return [clean(entry, spec.item, item(path, index), problems)
+        return [clean(entry, spec.item, item(path, index), problems, pending)
                 for index, entry in enumerate(value)]
     if not isinstance(value, Mapping):
         problems.add(path, "must be a mapping of keys to values", value)
         return INVALID
     if kind == "map":
-        return _map(value, spec, path, problems)
-    return _object(value, spec, path, problems)
+        return _map(value, spec, path, problems, pending)
+    return _object(value, spec, path, problems, pending)
 
 
-def _map(value: Mapping[Any, Any], spec: Field, path: str, problems: Problems) -> Any:
+def _map(value: Mapping[Any, Any], spec: Field, path: str, problems: Problems,
+         pending: Pending | None) -> Any:
     if len(value) < spec.min_items:
         problems.add(path, f"must have at least {spec.min_items} entry", value)
         return INVALID
-    key_rule = _compiled(spec.key_pattern) if spec.key_pattern else None
     out: dict[str, Any] = {}
     for key, entry in value.items():
-        if not isinstance(key, str) or (key_rule and not key_rule.fullmatch(key)):
-            problems.add(child(path, key), f"is not a valid name: {spec.key_hint}")
+        if not isinstance(key, str) or (spec.key_rule and spec.key_rule.problem(key)):
+            hint = spec.key_rule.message if spec.key_rule else "must be a string"
+            problems.add(child(path, key), f"is not a valid name: {hint}")
             out[str(key)] = INVALID
             continue
         assert spec.item is not None
-        out[key] = clean(entry, spec.item, child(path, key), problems)
+        out[key] = clean(entry, spec.item, child(path, key), problems, pending)
     return out
 
 
-def _object(value: Mapping[Any, Any], spec: Field, path: str, problems: Problems) -> Any:
+def _object(value: Mapping[Any, Any], spec: Field, path: str, problems: Problems,
+            pending: Pending | None) -> Any:
     fields = spec.fields or {}
     out: dict[str, Any] = {}
     for key, entry in value.items():
         if key not in fields:
             _unknown_key(path, key, fields, problems)
             continue
-        out[key] = clean(entry, fields[key], child(path, key), problems)
+        out[key] = clean(entry, fields[key], child(path, key), problems, pending)
     for key, sub in fields.items():
         if sub.required and key not in value:
             problems.add(child(path, key), "is required")
