@@ -7,12 +7,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 
 from batchtasks.config import ConfigError, json_schema, load_stack_file
+from batchtasks.escape import visible
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
+# A stack name as Pulumi spells it; it also names a file under stacks/, so never a path.
+_STACK_NAME = re.compile(r"(?!.*\.\.)[A-Za-z0-9_.-]{1,100}")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -47,9 +51,9 @@ def _stack_file(args: argparse.Namespace) -> tuple[Path, str]:
 
 
 def _print_problems(error: ConfigError, where: str) -> None:
-    print(f"batchtasks: invalid configuration in {where}:", file=sys.stderr)
+    print(f"batchtasks: invalid configuration in {visible(where)}:", file=sys.stderr)
     for problem in error.problems or (str(error),):
-        print(f"  {problem}", file=sys.stderr)
+        print(f"  {visible(problem)}", file=sys.stderr)
 
 
 def _preview(args: argparse.Namespace) -> int:
@@ -63,6 +67,10 @@ def _preview(args: argparse.Namespace) -> int:
         render_markdown,
     )
 
+    if args.stack is not None and not _STACK_NAME.fullmatch(args.stack):
+        print(f"batchtasks: --stack {args.stack!r} is not a stack name (letters, digits, "
+              "'-', '_' and '.', not '..')", file=sys.stderr)
+        return EXIT_USAGE
     path, stack = _stack_file(args)
     if not path.is_file():
         hint = " (run from the project root, or give --config-file)" if args.stack else ""
@@ -78,16 +86,17 @@ def _preview(args: argparse.Namespace) -> int:
             old = preview_stack(load_against(args.against, path), stack, with_bodies=False)
             changes = compare(old, preview, args.against)
     except AgainstError as error:
-        print(f"batchtasks: {error}", file=sys.stderr)
+        print(f"batchtasks: {visible(error)}", file=sys.stderr)
         return EXIT_USAGE
     except ConfigError as error:
         _print_problems(error, where)
         return EXIT_INVALID
     except ValueError as error:
-        print(f"batchtasks: invalid configuration in {where}: {error}", file=sys.stderr)
+        print(f"batchtasks: invalid configuration in {visible(where)}: {visible(error)}",
+              file=sys.stderr)
         return EXIT_INVALID
     except OSError as error:
-        print(f"batchtasks: cannot read {where}: {error}", file=sys.stderr)
+        print(f"batchtasks: cannot read {visible(where)}: {visible(error)}", file=sys.stderr)
         return EXIT_USAGE
     render = render_json if args.format == "json" else render_markdown
     sys.stdout.write(render(preview, changes))

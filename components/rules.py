@@ -74,7 +74,10 @@ class Rule:
             None if the value follows the rule, otherwise why it does not.
         """
         if not isinstance(value, str):
-            return "must be a string"
+            # A YAML number or boolean where text is meant: the program never sees its text.
+            quote = (" (quote it to keep it as text)"
+                     if isinstance(value, int | float | bool) else "")
+            return f"must be a string{quote}"
         if self.choices:
             return None if self.canonical(value) is not None else (
                 f"must be one of {', '.join(self.choices)}")

@@ -18,7 +18,7 @@ from batchtasks.config.model import (
     StorageConfig,
     SweepConfig,
 )
-from batchtasks.config.parse import load_stack_file, parse_stack_config
+from batchtasks.config.parse import load_stack_file, load_stack_text, parse_stack_config
 from batchtasks.config.schema import json_schema
 from batchtasks.rules import parse_duration
 
@@ -36,6 +36,7 @@ __all__ = [
     "SweepConfig",
     "json_schema",
     "load_stack_file",
+    "load_stack_text",
     "parse_duration",
     "parse_stack_config",
 ]

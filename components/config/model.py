@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import reprlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -9,9 +10,20 @@ from typing import Any
 MAX_SHOWN = 120
 
 
+def _limited_repr() -> reprlib.Repr:
+    # Bounded work whatever the value: a value shared through YAML aliases can stand for
+    # billions of nodes, and repr() would build them all to show 120 characters.
+    limited = reprlib.Repr()
+    limited.maxlevel = 4
+    limited.maxdict = limited.maxlist = limited.maxtuple = limited.maxset = 8
+    limited.maxstring = limited.maxother = MAX_SHOWN + 2
+    return limited
+
+
 def shown(value: Any) -> str:
-    """Return the repr of a bad value, shortened to MAX_SHOWN characters."""
-    text = repr(value)
+    """Return the repr of a bad value, shortened to MAX_SHOWN characters (bounded work)."""
+    text = repr(value) if isinstance(value, str | int | float | bool | None) else \
+        _limited_repr().repr(value)
     return text if len(text) <= MAX_SHOWN else text[: MAX_SHOWN - 3] + "..."
 
 

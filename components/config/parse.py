@@ -12,8 +12,6 @@ from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from batchtasks import rules
 from batchtasks.config import schema
 from batchtasks.config.model import (
@@ -37,6 +35,7 @@ from batchtasks.config.sweep import (
     expand_matrix,
     scalar_text,
 )
+from batchtasks.config.yamlfile import YamlFileError, read_yaml
 
 PREFIX = f"{schema.NAMESPACE}:"
 # Batch accepts at most this many characters of task ids in one task's dependsOn.
@@ -50,7 +49,15 @@ _OMITTED = {"elevation": "admin", "scope": "pool"}
 
 
 def _is_secure(value: Any) -> bool:
-    return isinstance(value, Mapping) and list(value) == ["secure"]
+    """Whether a value is a `{secure: ...}` marker (well formed or not)."""
+    return isinstance(value, Mapping) and "secure" in value
+
+
+def _secure_problem(value: Mapping[Any, Any]) -> str | None:
+    """Say what is wrong with a `{secure: <ciphertext>}` marker."""
+    if list(value) != ["secure"]:
+        return "must hold only the key secure (written by pulumi config set --secret)"
+    return rules.SECRET_VALUE.problem(value["secure"])
 
 
 class _Stack:
@@ -574,9 +581,10 @@ def parse_stack_config(raw: Mapping[str, Any], location: str | None = None,
         raise ConfigError(problems.result())
     if secure_keys is None:
         secure = {key for key, value in raw.items() if _is_secure(value)}
-        for key in (key for key in raw if key in secure):
+        for key in sorted(secure, key=str):
             # The value itself is never shown: it is meant to be a secret.
-            if problem := rules.SECRET_VALUE.problem(raw[key]["secure"]):
+            problem = _secure_problem(raw[key])
+            if problem:
                 problems.add(f"{PREFIX}{key}.secure", problem)
     else:
         secure = set(secure_keys)
@@ -638,15 +646,36 @@ def load_stack_file(path: str | Path) -> StackConfig:
     OSError
         If the file cannot be read.
     """
-    text = Path(path).read_text(encoding="utf-8")
+    return load_stack_text(Path(path).read_bytes().decode("utf-8", "surrogateescape"))
+
+
+def load_stack_text(text: str) -> StackConfig:
+    """Validate a stack file's text (see `load_stack_file`).
+
+    Parameters
+    ----------
+    text
+        The stack file's content; undecodable bytes (as surrogate escapes) are refused.
+
+    Returns
+    -------
+    StackConfig
+        The validated settings.
+
+    Raises
+    ------
+    ConfigError
+        If the text is not YAML, or listing every problem of its settings.
+    """
+    bad = next((index for index, char in enumerate(text) if "\udc80" <= char <= "\udcff"),
+               None)
+    if bad is not None:
+        line = text.count("\n", 0, bad) + 1
+        raise ConfigError([ConfigProblem("config", f"is not UTF-8 text (line {line})")])
     try:
-        document = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        reason = getattr(error, "problem", None) or "cannot be parsed"
-        raise ConfigError([ConfigProblem("config", f"is not valid YAML{where}: {reason}")]
-                          ) from None
+        document, read_problems = read_yaml(text, _is_ours)
+    except YamlFileError as error:
+        raise ConfigError([error.problem]) from None
     if document is None:
         document = {}
     config = document.get("config") if isinstance(document, Mapping) else INVALID
@@ -666,10 +695,19 @@ def load_stack_file(path: str | Path) -> StackConfig:
             location = value
         elif key.startswith(PREFIX):
             raw[key.removeprefix(PREFIX)] = value
+    found = [*read_problems, *problems.result()]
     try:
         stack = parse_stack_config(raw, location)
     except ConfigError as error:
-        raise ConfigError([*problems.result(), *error.problems]) from None
-    if problems:
-        raise ConfigError(problems.result())
+        # A value the reader already refused is not reported twice.
+        refused = {problem.path for problem in read_problems}
+        raise ConfigError([*found, *(problem for problem in error.problems
+                                     if problem.path not in refused)]) from None
+    if found:
+        raise ConfigError(found)
     return stack
+
+
+def _is_ours(key: str) -> bool:
+    """Whether a config key's plain scalars must keep their text (the project's settings)."""
+    return key.startswith(PREFIX) or key == schema.LOCATION_KEY

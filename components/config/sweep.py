@@ -169,6 +169,10 @@ def expand_matrix(matrix: Mapping[str, list[Any]], include: Sequence[Any],
         if key not in present:
             present.add(key)
             result.append(combo)
+    if not result:
+        problems.add(f"{path}.exclude", "removes every combination of the matrix, so the sweep "
+                                        "would make no task (remove the sweep instead)")
+        return None
     return result
 
 

@@ -7,14 +7,15 @@ says what the providers would do; warnings name what cannot be undone.
 
 from __future__ import annotations
 
+import os
 import subprocess
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from batchtasks.batch.diff import TaskPlan, completion_mode, job_change, plan_tasks, same
-from batchtasks.config import StackConfig, load_stack_file
+from batchtasks.config import StackConfig, load_stack_file, load_stack_text
+from batchtasks.escape import visible
 from batchtasks.preview.build import DYNAMIC_PREFIX, JobPreview, StackPreview
 
 # How many task ids a warning names before it only counts.
@@ -49,24 +50,57 @@ def load_against(reference: str, stack_file: Path) -> StackConfig:
     """
     if Path(reference).is_file():
         return load_stack_file(reference)
-    stack_file = Path(stack_file).resolve()
-    # `<rev>:./<name>` is resolved against git's working directory, so no repo root is needed.
+    return load_stack_text(_text_at_revision(reference, Path(stack_file)))
+
+
+def _git(arguments: list[str], directory: Path, reference: str
+         ) -> subprocess.CompletedProcess[bytes]:
+    """Run git in `directory`; the reference only ever follows --end-of-options."""
     try:
-        shown = subprocess.run(["git", "show", f"{reference}:./{stack_file.name}"],
-                               cwd=stack_file.parent, capture_output=True, text=True,
-                               check=False)
+        return subprocess.run(["git", *arguments], cwd=directory, capture_output=True,
+                              check=False, stdin=subprocess.DEVNULL)
     except OSError as error:
         raise AgainstError(f"--against {reference!r} is not a file, and git cannot run: "
                            f"{error}") from None
-    if shown.returncode != 0:
-        reason = shown.stderr.strip().splitlines()[-1:] or ["git show failed"]
+
+
+def _last_line(completed: subprocess.CompletedProcess[bytes], fallback: str) -> str:
+    """Return git's last line of complaint, with anything unprintable escaped."""
+    lines = completed.stderr.decode("utf-8", "replace").strip().splitlines()
+    return visible(lines[-1] if lines else fallback)
+
+
+def _text_at_revision(reference: str, stack_file: Path) -> str:
+    """Return the stack file's text at a git revision of the repository holding it.
+
+    The revision is resolved to a commit first (``rev-parse --verify --end-of-options``), so
+    a reference is never read as an option, a path or a blob; the stack file must lie inside
+    the repository (after following links).
+    """
+    directory = stack_file.absolute().parent
+    stack_file = stack_file.resolve()
+    top = _git(["rev-parse", "--show-toplevel"], directory, reference)
+    if top.returncode != 0:
         raise AgainstError(f"--against {reference!r} is not a file, nor a git revision holding "
-                           f"{stack_file.name}: {reason[0]}")
-    # The config reader takes a path; the old text lives only as long as it is read.
-    with tempfile.TemporaryDirectory() as directory:
-        old_file = Path(directory) / stack_file.name
-        old_file.write_text(shown.stdout, encoding="utf-8")
-        return load_stack_file(old_file)
+                           f"{stack_file.name}: {str(stack_file)!r} is not in a git "
+                           f"repository ({_last_line(top, 'git failed')})")
+    try:
+        relative = stack_file.relative_to(Path(os.fsdecode(top.stdout.strip())).resolve())
+    except ValueError:
+        raise AgainstError(f"--against {reference!r}: the stack file {str(stack_file)!r} is "
+                           "outside the git repository of its folder") from None
+    commit = _git(["rev-parse", "--verify", "--quiet", "--end-of-options",
+                   f"{reference}^{{commit}}"], directory, reference)
+    if commit.returncode != 0 or not commit.stdout.strip():
+        raise AgainstError(f"--against {reference!r} is not a file, nor a git revision holding "
+                           f"{stack_file.name}: {_last_line(commit, 'no such revision')}")
+    sha = commit.stdout.decode("ascii", "replace").strip()
+    shown = _git(["cat-file", "blob", "--end-of-options", f"{sha}:{relative.as_posix()}"],
+                 directory, reference)
+    if shown.returncode != 0:
+        raise AgainstError(f"--against {reference!r} is not a file, nor a git revision holding "
+                           f"{stack_file.name}: {_last_line(shown, 'git cat-file failed')}")
+    return shown.stdout.decode("utf-8", "surrogateescape")
 
 
 @dataclass(frozen=True)

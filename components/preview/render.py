@@ -6,13 +6,13 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from batchtasks.escape import code_span, one_line
 from batchtasks.preview.against import Changes, JobChanges
 from batchtasks.preview.build import JobPreview, StackPreview, TaskPreview
 
 # Longest cell text in a Markdown table; big sweeps stay readable one row per task.
 COMMAND_CHARS = 80
 CELL_CHARS = 100
-ELLIPSIS = "…"
 # JSON levels spread over lines: document, section, job's task list.
 EXPANDED_DEPTH = 3
 
@@ -123,19 +123,13 @@ def render_json(preview: StackPreview, changes: Changes | None = None) -> str:
 
 
 def shorten(text: str, limit: int) -> str:
-    """Return text on one line, cut to `limit` characters with an ellipsis."""
-    line = " ".join(str(text).split())
-    return line if len(line) <= limit else line[: limit - 1] + ELLIPSIS
+    """Return text on one visible line, cut to `limit` characters with an ellipsis."""
+    return one_line(text, limit)
 
 
 def code(text: str, limit: int = CELL_CHARS) -> str:
-    """Return text as a code span fit for a table cell (one line, `|` escaped)."""
-    line = shorten(text, limit)
-    if not line:
-        return ""
-    fence = "``" if "`" in line else "`"
-    pad = " " if fence == "``" else ""
-    return f"{fence}{pad}{line}{pad}{fence}".replace("|", "\\|")
+    """Return text as a code span fit for a table cell (see `escape.code_span`)."""
+    return code_span(text, limit)
 
 
 def _table(header: Iterable[str], rows: Iterable[Iterable[str]]) -> list[str]:

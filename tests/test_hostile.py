@@ -1,0 +1,367 @@
+"""Hostile and careless stack files, tried through the `batchtasks` command as a user would.
+
+Each case starts from the example stack, changes its text, runs `batchtasks preview` and checks
+the exit code, the key path of the problem, and that no traceback escapes. Values a reviewer
+reads must be what runs, and nothing in a value may change the review comment itself.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from batchtasks.cli import main
+
+PROJECT = Path(__file__).resolve().parents[1]
+DEV_STACK = PROJECT / "stacks" / "Pulumi.dev.yaml"
+DEV_TEXT = DEV_STACK.read_text(encoding="utf-8")
+JOB = "batchtasks:jobs[0]"
+SWEEP = f"{JOB}.sweeps[0]"
+SUMMARY = f"{JOB}.tasks[0]"
+DEFAULTS = f"{JOB}.defaults"
+
+
+def edited(*replacements: tuple[str, str]) -> str:
+    """The example stack's text with each (old, new) replaced once; old must be there."""
+    text = DEV_TEXT
+    for old, new in replacements:
+        assert old in text, old
+        text = text.replace(old, new, 1)
+    return text
+
+
+def run(capsys: pytest.CaptureFixture[str], tmp_path: Path, text: str | bytes,
+        *extra: str) -> tuple[int, str, str]:
+    """Write a stack file and run `batchtasks preview` on it; return code, stdout, stderr."""
+    path = tmp_path / "Pulumi.hostile.yaml"
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+    else:
+        path.write_text(text, encoding="utf-8")
+    code = main(["preview", "--config-file", str(path), *extra])
+    out, err = capsys.readouterr()
+    assert "Traceback" not in out + err
+    return code, out, err
+
+
+def refused(capsys: pytest.CaptureFixture[str], tmp_path: Path, text: str | bytes,
+            path: str, *words: str) -> str:
+    """Assert the stack is refused (exit 1) with a problem at `path` (or under it) saying each
+    of `words`."""
+    code, out, err = run(capsys, tmp_path, text)
+    assert (code, out) == (1, ""), err
+    lines = [line.strip() for line in err.splitlines()]
+    matching = [line for line in lines
+                if line.startswith(path) and line[len(path):len(path) + 1] in (":", ".", "[")]
+    assert matching, err
+    assert any(all(word in line for word in words) for line in matching), err
+    return err
+
+
+def accepted(capsys: pytest.CaptureFixture[str], tmp_path: Path, text: str) -> dict:
+    """Assert the stack previews (exit 0) and return the JSON preview."""
+    code, out, err = run(capsys, tmp_path, text, "--format", "json")
+    assert (code, err) == (0, ""), err
+    return json.loads(out)
+
+
+def task_ids(document: dict) -> list[str]:
+    return [task["id"] for task in document["tasks"]["weekly-forecast"]]
+
+
+def env_of(document: dict, task_id: str) -> dict[str, str]:
+    task = next(t for t in document["tasks"]["weekly-forecast"] if t["id"] == task_id)
+    return {item["name"]: item.get("value") for item in task["environmentSettings"]}
+
+
+def command_of(document: dict, task_id: str) -> str:
+    task = next(t for t in document["tasks"]["weekly-forecast"] if t["id"] == task_id)
+    return task["commandLine"]
+
+
+STATES = "state: [ca, ny, tx, fl, il, pa, oh, ga, nc, mi, wa, az]"
+SEED = "MODEL_SEED: 20250601"
+
+
+# --- YAML read as the Pulumi CLI reads it (YAML 1.2) -------------------------------------------
+
+class TestYaml12:
+    def test_yes_no_on_off_stay_text(self, capsys, tmp_path) -> None:
+        text = edited((STATES, "state: [ca, ny, az, NO, yes, on, OFF]"))
+        document = accepted(capsys, tmp_path, text)
+        assert {"covid-NO", "flu-yes", "rsv-on", "covid-OFF"} <= set(task_ids(document))
+        assert not any(task_id.endswith(("-false", "-true")) for task_id in task_ids(document))
+
+    def test_sexagesimal_looking_value_stays_text(self, capsys, tmp_path) -> None:
+        document = accepted(capsys, tmp_path, edited((SEED, f"{SEED}\n          START: 12:30")))
+        assert env_of(document, "covid-ca")["START"] == "12:30"
+
+    def test_leading_zero_axis_value_must_be_quoted(self, capsys, tmp_path) -> None:
+        refused(capsys, tmp_path, edited((STATES, "state: [ca, ny, az, 06]")),
+                f"{SWEEP}.matrix.state[3]", "06", "quote it", "6")
+
+    def test_trailing_zero_version_must_be_quoted(self, capsys, tmp_path) -> None:
+        refused(capsys, tmp_path, edited((SEED, f"{SEED}\n          PYTHON: 3.10")),
+                f"{DEFAULTS}.env.PYTHON", "3.10", "quote it", "3.1")
+
+    def test_quoted_version_is_kept(self, capsys, tmp_path) -> None:
+        document = accepted(capsys, tmp_path, edited((SEED, f"{SEED}\n          PYTHON: '3.10'")))
+        assert env_of(document, "covid-ca")["PYTHON"] == "3.10"
+
+    def test_capitalised_boolean_must_be_written_as_json_spells_it(self, capsys,
+                                                                   tmp_path) -> None:
+        refused(capsys, tmp_path, edited((STATES, "state: [ca, ny, az, True]")),
+                f"{SWEEP}.matrix.state[3]", "boolean", "quote it")
+
+    def test_underscored_number_must_be_quoted(self, capsys, tmp_path) -> None:
+        refused(capsys, tmp_path, edited((SEED, "MODEL_SEED: 20_250_601")),
+                f"{DEFAULTS}.env.MODEL_SEED", "20250601", "quote it")
+
+    def test_hex_retry_count_is_refused(self, capsys, tmp_path) -> None:
+        refused(capsys, tmp_path, edited(("retries: 2", "retries: 0x10")),
+                f"{DEFAULTS}.retries", "16")
+
+    def test_infinity_cannot_reach_the_program(self, capsys, tmp_path) -> None:
+        refused(capsys, tmp_path, edited((SEED, "MODEL_SEED: .inf")),
+                f"{DEFAULTS}.env.MODEL_SEED", "JSON", "quote it")
+
+    def test_number_where_text_is_meant_says_quote_it(self, capsys, tmp_path) -> None:
+        refused(capsys, tmp_path, edited(("subdir: weekly-forecast", "subdir: 2025")),
+                f"{JOB}.logs.subdir", "quote it")
+
+    def test_duplicate_command_is_refused(self, capsys, tmp_path) -> None:
+        refused(capsys, tmp_path, edited((
+            "          command: python -m forecast.summarise",
+            "          command: rm -rf /data\n          command: python -m forecast.summarise")),
+            f"{SUMMARY}.command", "given twice", "duplicate")
+
+    def test_duplicate_jobs_setting_is_refused(self, capsys, tmp_path) -> None:
+        text = edited(("  batchtasks:dashboardToken:", "  batchtasks:jobs: []\n"
+                                                    "  batchtasks:dashboardToken:"))
+        refused(capsys, tmp_path, text, "batchtasks:jobs", "given twice")
+
+    def test_duplicate_matrix_axis_is_refused(self, capsys, tmp_path) -> None:
+        refused(capsys, tmp_path, edited((STATES, f"{STATES}\n            state: [ca]")),
+                f"{SWEEP}.matrix.state", "given twice")
+
+    def test_alias_bomb_is_refused_at_once(self, capsys, tmp_path) -> None:
+        layers = ["x0: &x0 [a, a, a, a, a, a, a, a, a]"]
+        layers += [f"x{n}: &x{n} [" + ", ".join([f"*x{n - 1}"] * 9) + "]" for n in range(1, 9)]
+        bomb = "\n".join(f"  batchtasks:{layer}" for layer in layers)
+        text = edited(("  batchtasks:dashboardToken:", f"{bomb}\n  batchtasks:dashboardToken:"))
+        assert len(text) - len(DEV_TEXT) < 1000
+        code, out, err = run(capsys, tmp_path, text)
+        assert (code, out) == (1, "")
+        assert re.search(r"^  batchtasks:x[0-9]\S*: makes aliases expand", err, re.M), err
+
+    def test_deep_block_nesting_is_refused(self, capsys, tmp_path) -> None:
+        nesting = "".join(f"\n{'  ' * (depth + 2)}-" for depth in range(500))
+        refused(capsys, tmp_path, edited(("  batchtasks:jobs:\n", f"  batchtasks:jobs:{nesting}\n"
+                                          "  batchtasks:unused:\n")),
+                "batchtasks:jobs", "nested more than")
+
+    def test_deep_flow_nesting_is_refused(self, capsys, tmp_path) -> None:
+        flow = "[" * 500 + "]" * 500
+        refused(capsys, tmp_path, edited(("  batchtasks:jobs:\n", f"  batchtasks:other: {flow}\n"
+                                          "  batchtasks:jobs:\n")),
+                "config", "more than")
+
+    def test_second_document_is_refused(self, capsys, tmp_path) -> None:
+        refused(capsys, tmp_path, DEV_TEXT + "---\nconfig: {}\n", "config", "second YAML document")
+
+    def test_key_that_is_not_text_is_refused(self, capsys, tmp_path) -> None:
+        refused(capsys, tmp_path, edited((SEED, f"{SEED}\n          1: one")),
+                f"{DEFAULTS}.env", "not text", "quote it")
+
+    def test_unknown_tag_is_refused(self, capsys, tmp_path) -> None:
+        refused(capsys, tmp_path, edited((SEED, "MODEL_SEED: !!binary aGVsbG8=")),
+                f"{DEFAULTS}.env.MODEL_SEED", "tag")
+
+    def test_merge_key_works_as_in_the_cli(self, capsys, tmp_path) -> None:
+        text = edited(("      defaults:\n", "      defaults: &defaults\n"),
+                      ("        - id: summary\n", "        - <<: *defaults\n"
+                                                   "          id: summary\n"))
+        document = accepted(capsys, tmp_path, text)
+        assert "summary" in task_ids(document)
+
+    def test_undecodable_bytes_are_refused(self, capsys, tmp_path) -> None:
+        text = edited(("python -m forecast.summarise", "python -m forecast.\xff"))
+        refused(capsys, tmp_path, text.encode("utf-8").replace(b"\xc3\xbf", b"\xff"), "config",
+                "UTF-8")
+
+    def test_raw_escape_character_in_the_file_is_refused(self, capsys, tmp_path) -> None:
+        refused(capsys, tmp_path, edited(("python -m forecast.summarise",
+                                          "python -m \x1b[2Jforecast.summarise")), "config",
+                "not valid YAML")
+
+
+# --- secure markers ------------------------------------------------------------------------
+
+class TestSecureMarkers:
+    TOKEN = ("    secure: v1:Zk9yZWNhc3QtZGV2:QmF0Y2hUYXNrcy1kdW1teS1jaXBoZXJ0ZXh0LW5vdC1yZWFs",)
+
+    @pytest.mark.parametrize("value", ["42", '""', "null", "[]", "' '"])
+    def test_secure_takes_only_a_non_empty_string(self, capsys, tmp_path, value) -> None:
+        err = refused(capsys, tmp_path, edited((self.TOKEN[0], f"    secure: {value}")),
+                      "batchtasks:dashboardToken.secure", "must be")
+        assert "v1:" not in err
+
+    def test_secure_marker_with_other_keys_is_refused(self, capsys, tmp_path) -> None:
+        refused(capsys, tmp_path, edited((self.TOKEN[0], f"{self.TOKEN[0]}\n    plain: x")),
+                "batchtasks:dashboardToken.secure", "only the key secure")
+
+
+# --- sweeps --------------------------------------------------------------------------------
+
+def test_exclude_that_removes_every_combination_is_refused(capsys, tmp_path) -> None:
+    text = edited(("            - disease: rsv          # RSV data for Arizona is not reported"
+                   " yet\n              state: az\n",
+                   "            - state: ca\n"),
+                  (STATES, "state: [ca]"),
+                  ("          include:\n            - disease: covid        # a national "
+                   "forecast alongside the states\n              state: us\n            - "
+                   "disease: flu\n              state: us\n", ""))
+    refused(capsys, tmp_path, text, f"{SWEEP}.exclude", "every combination")
+
+
+# --- what a reviewer reads -----------------------------------------------------------------
+
+def _command_cells(markdown: str) -> list[str]:
+    """The Command cell of every task row, split as a GitHub table splits cells."""
+    cells = []
+    for line in markdown.splitlines():
+        if line.startswith("| `") and " | " in line:
+            parts = re.split(r"(?<!\\)\|", line)
+            if len(parts) == 7:
+                cells.append(parts[3].strip())
+    return cells
+
+
+def _is_one_code_span(cell: str) -> bool:
+    """Whether a cell is exactly one CommonMark code span (the fence never occurs inside)."""
+    fence = re.match(r"`+", cell)
+    if not fence or not cell.endswith(fence.group()):
+        return False
+    inner = cell[len(fence.group()):-len(fence.group())]
+    runs = re.findall(r"`+", inner)
+    return all(len(run) != len(fence.group()) for run in runs)
+
+
+class TestReview:
+    SUMMARY_COMMAND = "command: python -m forecast.summarise --in /data/forecasts --out summary"
+
+    def markdown(self, capsys, tmp_path, command_yaml: str) -> str:
+        code, out, err = run(capsys, tmp_path, edited((self.SUMMARY_COMMAND, command_yaml)))
+        assert (code, err) == (0, ""), err
+        return out
+
+    def test_backticks_cannot_close_the_code_span(self, capsys, tmp_path) -> None:
+        out = self.markdown(capsys, tmp_path,
+                            "command: 'echo `` ` **approved** ![x](https://e.example/x.png) `'")
+        cells = _command_cells(out)
+        assert len(cells) == 38
+        assert all(_is_one_code_span(cell) for cell in cells)
+
+    def test_pipes_cannot_add_table_cells(self, capsys, tmp_path) -> None:
+        out = self.markdown(capsys, tmp_path, "command: 'a | b \\| c || d'")
+        rows = [line for line in out.splitlines() if line.startswith("| `summary`")]
+        assert len(re.split(r"(?<!\\)\|", rows[0])) == 7
+
+    def test_newlines_cannot_end_the_row(self, capsys, tmp_path) -> None:
+        out = self.markdown(capsys, tmp_path, 'command: "echo a\\n## Approved\\n| x |"')
+        assert "\n## Approved" not in out
+        assert "echo a\\n## Approved" in out
+
+    def test_bidi_override_is_shown_as_an_escape(self, capsys, tmp_path) -> None:
+        out = self.markdown(capsys, tmp_path, 'command: "echo safe \\u202e sudo"')
+        assert "\u202e" not in out
+        assert "\\u202e" in out
+
+
+# --- --against -------------------------------------------------------------------------------
+
+@pytest.fixture
+def repository(tmp_path: Path) -> Path:
+    """A git repository holding the example stack at stacks/Pulumi.dev.yaml, committed."""
+    if shutil.which("git") is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("git is required in CI")
+        pytest.skip("git is not installed")
+    (tmp_path / "stacks").mkdir()
+    (tmp_path / "stacks" / "Pulumi.dev.yaml").write_text(DEV_TEXT, encoding="utf-8")
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com",
+           "-c", "commit.gpgsign=false"]
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    subprocess.run([*git, "add", "."], cwd=tmp_path, check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "dev"], cwd=tmp_path, check=True)
+    return tmp_path
+
+
+class TestAgainst:
+    def against(self, capsys, stack: Path, reference: str) -> tuple[int, str, str]:
+        code = main(["preview", "--config-file", str(stack), f"--against={reference}"])
+        out, err = capsys.readouterr()
+        assert "Traceback" not in out + err
+        return code, out, err
+
+    def test_reference_cannot_be_an_option_that_writes_a_file(self, capsys, repository,
+                                                             monkeypatch) -> None:
+        monkeypatch.chdir(repository)
+        stack = repository / "stacks" / "Pulumi.dev.yaml"
+        code, out, _ = self.against(capsys, stack, f"--output={repository / 'written'}")
+        assert (code, out) == (2, "")
+        assert not (repository / "written").exists()
+        assert not list(repository.glob("**/written*"))
+
+    def test_reference_cannot_be_a_format_option(self, capsys, repository) -> None:
+        code, out, err = self.against(capsys, repository / "stacks" / "Pulumi.dev.yaml",
+                                      "--format=%H")
+        assert (code, out) == (2, "")
+        assert "is not a file, nor a git revision" in err
+
+    def test_reference_cannot_name_a_blob(self, capsys, repository) -> None:
+        code, _, _ = self.against(capsys, repository / "stacks" / "Pulumi.dev.yaml",
+                                  "HEAD:stacks/Pulumi.dev.yaml")
+        assert code == 2
+
+    def test_a_real_revision_still_works(self, capsys, repository) -> None:
+        code, out, err = self.against(capsys, repository / "stacks" / "Pulumi.dev.yaml", "HEAD")
+        assert (code, err) == (0, "")
+        assert "No changes." in out
+
+    def test_stack_file_outside_the_repository_is_refused(self, capsys, repository,
+                                                          tmp_path_factory) -> None:
+        outside = tmp_path_factory.mktemp("outside") / "Pulumi.dev.yaml"
+        outside.write_text(DEV_TEXT, encoding="utf-8")
+        link = repository / "stacks" / "Pulumi.link.yaml"
+        link.symlink_to(outside)
+        code, out, err = self.against(capsys, link, "HEAD")
+        assert (code, out) == (2, "")
+        assert "outside the git repository" in err
+
+    def test_stack_name_cannot_be_a_path(self, capsys, repository, monkeypatch) -> None:
+        monkeypatch.chdir(repository)
+        code = main(["preview", "--stack", "../stacks/Pulumi.dev"])
+        out, err = capsys.readouterr()
+        assert (code, out) == (2, "")
+        assert "is not a stack name" in err
+
+
+def test_the_installed_command_answers_an_alias_bomb_without_a_traceback(tmp_path) -> None:
+    layers = ["x0: &x0 [a, a, a, a, a, a, a, a, a]"]
+    layers += [f"x{n}: &x{n} [" + ", ".join([f"*x{n - 1}"] * 9) + "]" for n in range(1, 9)]
+    path = tmp_path / "Pulumi.bomb.yaml"
+    path.write_text("config:\n" + "\n".join(f"  batchtasks:{layer}" for layer in layers) + "\n")
+    script = Path(sys.executable).with_name("batchtasks")
+    completed = subprocess.run([str(script), "preview", "--config-file", str(path)],
+                               capture_output=True, text=True, timeout=120, check=False)
+    assert completed.returncode == 1
+    assert "aliases expand" in completed.stderr
+    assert "Traceback" not in completed.stderr
