@@ -210,7 +210,7 @@ class TestSecureMarkers:
     @pytest.mark.parametrize("value", ["42", '""', "null", "[]", "' '"])
     def test_secure_takes_only_a_non_empty_string(self, capsys, tmp_path, value) -> None:
         err = refused(capsys, tmp_path, edited((self.TOKEN[0], f"    secure: {value}")),
-                      "batchtasks:dashboardToken.secure", "must be")
+                      "batchtasks:dashboardToken.secure", "must")
         assert "v1:" not in err
 
     def test_secure_marker_with_other_keys_is_refused(self, capsys, tmp_path) -> None:
