@@ -380,7 +380,7 @@ class TestExitCodes:
         def reject(builder: Any, task_id: str, spec: Any) -> dict[str, Any]:
             raise ValueError("image: 'bad' is not a valid image reference")
 
-        monkeypatch.setattr("batchtasks.preview.build.TaskBodyBuilder.build", reject)
+        monkeypatch.setattr("batchtasks.batch.spec.TaskBodyBuilder.build", reject)
         code, out, err = cli(capsys, "preview", "--stack", "dev")
         assert (code, out) == (1, "")
         assert "job 'weekly-forecast', task 'summary': image: 'bad'" in err

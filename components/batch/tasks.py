@@ -38,13 +38,13 @@ from batchtasks.batch.client import (
 )
 from batchtasks.batch.diff import TASK_LOCATION_INPUTS, plan_tasks, same
 from batchtasks.batch.spec import (
-    TaskBodyBuilder,
     TaskContext,
     build_task_body,
     is_unknown,
     is_unknown_as_a_whole,
     task_constraints,
 )
+from batchtasks.batch.template import TemplateBodyBuilder
 
 
 def task_context(props: Mapping[str, Any]) -> TaskContext:
@@ -169,7 +169,7 @@ class _TaskProviderCore(ResourceProvider):
         view = self._view(props)
         context = task_context(props)
         writer = self._writer(props)
-        builder = TaskBodyBuilder(context)
+        builder = TemplateBodyBuilder(context)
         # A generator: bodies are built while earlier chunks are in flight.
         bodies = (builder.build(task_id, spec) for task_id, spec in view["tasks"].items())
         if context.display_name:
@@ -192,7 +192,7 @@ class _TaskProviderCore(ResourceProvider):
         context = task_context(news)
         arriving = [*plan.replaced, *plan.added]
         if arriving:
-            builder = TaskBodyBuilder(context)
+            builder = TemplateBodyBuilder(context)
             writer.add(builder.build(task_id, new_tasks[task_id]) for task_id in arriving)
         if plan.updated:
             writer.update_constraints({task_id: task_constraints(new_tasks[task_id]) or {}

@@ -14,8 +14,9 @@ from typing import Any
 import pulumi
 from pulumi.runtime.rpc import is_rpc_secret, unwrap_rpc_secret
 
-from batchtasks.batch.spec import SECRET_PLACEHOLDER, TaskBodyBuilder, build_job_body
+from batchtasks.batch.spec import SECRET_PLACEHOLDER, build_job_body
 from batchtasks.batch.tasks import decode_tasks, task_context
+from batchtasks.batch.template import TemplateBodyBuilder
 from batchtasks.config import StackConfig
 from batchtasks.preview.offline import DYNAMIC_PREFIX, PreviewMocks, run_offline
 from batchtasks.program import NAMESPACE, declare_stack
@@ -187,7 +188,7 @@ def _job_preview(job_id: str, job_inputs: dict[str, Any],
             specs = {inputs["taskId"]: inputs["task"]}
         else:
             specs = inputs.get("tasks") or {}  # decoded when recorded
-        builder = TaskBodyBuilder(task_context(inputs))
+        builder = TemplateBodyBuilder(task_context(inputs))
         for task_id, spec in specs.items():
             found[task_id] = (spec, builder)
     position = {task_id: index for index, task_id in enumerate(declared)}
