@@ -664,6 +664,11 @@ class BatchApiDouble:
         """Force a job's state, e.g. ``disabled``."""
         self.service.set_job_state(job_id, state)
 
+    def update_job_fields(self, job_id: str, **fields: Any) -> None:
+        """Change stored job fields (wire spelling) as someone outside the program would,
+        bypassing the service's rules."""
+        self.service.update_job_fields(job_id, fields)
+
     def set_task_state(self, job_id: str, task_id: str, state: str, exit_code: int = 0) -> None:
         """Move a task to ``active``, ``preparing``, ``running`` or ``completed``.
 

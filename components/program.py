@@ -127,16 +127,21 @@ def declare_stack(config: StackConfig, read_secret: SecretReader) -> DeclaredSta
             priority=job.priority, max_parallel_tasks=job.max_parallel_tasks,
             constraints=job.constraints, uses_task_dependencies=job.uses_task_dependencies,
             on_all_tasks_complete=job.on_all_tasks_complete,
-            replace_running_tasks=job.replace_running_tasks)
+            replace_running_tasks=job.replace_running_tasks, adopt=job.adopt)
         # Tasks go when their job goes: deleting the job deletes them in one call.
         task_options = pulumi.ResourceOptions(depends_on=[batch_job], deleted_with=batch_job)
+        # The job id comes from the job's output, not the config: that property dependency is
+        # what makes the engine re-diff (and so replace) every task resource when the job is
+        # replaced; `depends_on` alone re-diffs nothing (DESIGN.md, Pulumi engine facts).
+        job_id = batch_job.jobId
         target = TaskTarget(
-            job_id=job.id, endpoint=endpoint, identity_resource_id=storage.identity_id,
+            job_id=job_id, endpoint=endpoint, identity_resource_id=storage.identity_id,
             container_urls=storage.container_urls,
             # Mount sources are <fsmounts dir>/<container> on the node (DESIGN.md, decision 7).
             mounts_dir=MOUNTS_DIR,
             registry_server=config.registry.server if config.registry else None,
-            replace_running_tasks=job.replace_running_tasks)
+            replace_running_tasks=job.replace_running_tasks,
+            owner={"project": pulumi.get_project(), "stack": pulumi.get_stack()})
         task_resources: list[pulumi.Resource] = []
         for task in job.tasks:
             task_resources.append(BatchTask(
@@ -149,7 +154,7 @@ def declare_stack(config: StackConfig, read_secret: SecretReader) -> DeclaredSta
                 secrets=_secrets_for(list(sweep.tasks), read_secret), opts=task_options))
         if job.on_all_tasks_complete == "terminateJob":
             BatchJobCompletion(
-                f"{job.id}.completion", job_id=job.id, endpoint=endpoint,
+                f"{job.id}.completion", job_id=job_id, endpoint=endpoint,
                 on_all_tasks_complete=job.on_all_tasks_complete,
                 opts=pulumi.ResourceOptions(depends_on=[batch_job, *task_resources]))
         jobs[job.id] = batch_job

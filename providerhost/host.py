@@ -470,12 +470,16 @@ class Registration:
         The URN pulumi gives it (see `resource_urn`).
     inputs
         The registered inputs, `__provider` as a plain string, secret values still marked.
+    property_dependencies
+        Input name -> URNs of the resources its value came from, as the RegisterResource
+        request carried them (what the engine's dependent replacement follows).
     """
 
     type: str
     name: str
     urn: str
     inputs: dict[str, Any] = field(default_factory=dict)
+    property_dependencies: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def provider(self) -> str:
@@ -517,5 +521,6 @@ def capture_registrations(program: Callable[[], Any], *, project: str = "batchta
         # A provider that captured a secret is registered as a secret; the host wants the string.
         inputs[PROVIDER_KEY] = strip_secrets(inputs[PROVIDER_KEY])
         found.append(Registration(type_, resource["name"],
-                                  resource_urn(stack, project, type_, resource["name"]), inputs))
+                                  resource_urn(stack, project, type_, resource["name"]), inputs,
+                                  dict(mocks.property_dependencies.get(resource["urn"], {}))))
     return found

@@ -164,8 +164,16 @@ def test_job_round_trip(host: ProviderHost, batch_api: BatchApiDouble,
     assert requests(batch_api) == Counter({"POST job": 1})
 
     refreshed = host.read(reg.urn, state.id, state.outputs, inputs)
-    assert (refreshed.id, refreshed.outputs) == (state.id, state.outputs)
+    # The service's own completion mode: noAction until BatchJobCompletion switches it.
+    assert (refreshed.id, refreshed.outputs) == (
+        state.id, {**state.outputs, "onAllTasksComplete": "noAction"})
     assert requests(batch_api) == Counter({"GET job": 1})
+    batch_api.update_job_fields(JOB_ID, onAllTasksComplete="terminatejob")
+    refreshed = host.read(reg.urn, state.id, state.outputs, inputs)
+    assert (refreshed.id, refreshed.outputs) == (state.id, state.outputs)
+    assert refreshed.inputs is not None
+    assert refreshed.inputs["onAllTasksComplete"] == "terminateJob"
+    requests(batch_api)
 
     assert host.diff(reg.urn, state.id, state.outputs, inputs).changes is False
     moved = host.diff(reg.urn, state.id, state.outputs, checked(host, reg, {**inputs,
@@ -182,7 +190,7 @@ def test_job_round_trip(host: ProviderHost, batch_api: BatchApiDouble,
     assert requests(batch_api) == Counter({"PATCH job": 1})
 
     host.delete(reg.urn, state.id, updated.outputs)
-    assert batch_api.job(JOB_ID) is None
+    assert batch_api.job(JOB_ID)["state"] == "deleting"
     assert requests(batch_api)["DELETE job"] == 1
     assert host.read(reg.urn, state.id, updated.outputs, news).id == ""
 
@@ -204,7 +212,7 @@ def test_task_set_round_trip(host: ProviderHost, batch_api: BatchApiDouble,
 
     refreshed = host.read(reg.urn, state.id, state.outputs, inputs)
     assert (refreshed.id, refreshed.outputs) == (state.id, state.outputs)
-    assert requests(batch_api) == Counter({"GET tasks": 1})
+    assert requests(batch_api) == Counter({"GET job": 1, "GET tasks": 1})
 
     assert host.diff(reg.urn, state.id, state.outputs, inputs).changes is False
     news = checked(host, reg, with_task(inputs, "flu-ny", command="python -m model --v2"), inputs)
@@ -219,7 +227,7 @@ def test_task_set_round_trip(host: ProviderHost, batch_api: BatchApiDouble,
              if r.route == "POST addtaskcollection"]
     assert [[task["id"] for task in body["value"]] for body in added] == [["flu-ny"]]
     assert requests(batch_api) == Counter(
-        {"GET tasks": 1, "DELETE task": 1, "POST addtaskcollection": 1})
+        {"GET job": 1, "GET tasks": 1, "DELETE task": 1, "POST addtaskcollection": 1})
 
     longer = checked(host, reg, with_task(news, "rsv-tx", maxWallClockTime="PT3H"), news)
     host.update(reg.urn, state.id, updated.outputs, longer)
@@ -228,7 +236,7 @@ def test_task_set_round_trip(host: ProviderHost, batch_api: BatchApiDouble,
 
     host.delete(reg.urn, state.id, {**updated.outputs, **longer})
     assert batch_api.tasks(JOB_ID) == {}
-    assert requests(batch_api) == Counter({"GET tasks": 1, "DELETE task": 12})
+    assert requests(batch_api) == Counter({"GET job": 1, "GET tasks": 1, "DELETE task": 12})
 
 
 def test_task_round_trip(host: ProviderHost, batch_api: BatchApiDouble,
@@ -242,7 +250,7 @@ def test_task_round_trip(host: ProviderHost, batch_api: BatchApiDouble,
 
     refreshed = host.read(reg.urn, state.id, state.outputs, inputs)
     assert (refreshed.id, refreshed.outputs) == (state.id, state.outputs)
-    assert requests(batch_api) == Counter({"GET task": 1})
+    assert requests(batch_api) == Counter({"GET job": 1, "GET task": 1})
 
     assert host.diff(reg.urn, state.id, state.outputs, inputs).changes is False
     other = checked(host, reg, {**inputs, "task": {**inputs["task"], "command": "true"}}, inputs)
@@ -260,7 +268,7 @@ def test_task_round_trip(host: ProviderHost, batch_api: BatchApiDouble,
 
     host.delete(reg.urn, state.id, updated.outputs)
     assert batch_api.tasks(JOB_ID) == {}
-    assert requests(batch_api) == Counter({"GET tasks": 1, "DELETE task": 1})
+    assert requests(batch_api) == Counter({"GET job": 1, "GET tasks": 1, "DELETE task": 1})
     assert host.read(reg.urn, state.id, updated.outputs, news).id == ""
 
 
@@ -273,7 +281,7 @@ def test_job_completion_round_trip(host: ProviderHost, batch_api: BatchApiDouble
     assert state.id == f"{JOB_ID}/completion"
     assert batch_api.job(JOB_ID)["onAllTasksComplete"] == "terminatejob"
     assert batch_api.job(JOB_ID)["state"] == "active"  # a task is still to run
-    assert requests(batch_api) == Counter({"PATCH job": 1})
+    assert requests(batch_api) == Counter({"GET job": 1, "PATCH job": 1})
 
     refreshed = host.read(reg.urn, state.id, state.outputs, inputs)
     assert (refreshed.id, refreshed.outputs) == (state.id, state.outputs)
@@ -281,18 +289,18 @@ def test_job_completion_round_trip(host: ProviderHost, batch_api: BatchApiDouble
     moved = host.diff(reg.urn, state.id, state.outputs,
                       checked(host, reg, {**inputs, "jobId": "other-job"}))
     assert (moved.changes, moved.replaces) == (True, ["jobId"])
-    assert requests(batch_api).total() == 0
+    assert requests(batch_api) == Counter({"GET job": 1})  # the read; diffs call nothing
 
     # Applying again is harmless, also once the job has completed.
     batch_api.set_task_state(JOB_ID, "covid-ca", "completed")
     assert batch_api.job(JOB_ID)["state"] == "completed"
     host.update(reg.urn, state.id, state.outputs, inputs)
-    assert requests(batch_api) == Counter({"PATCH job": 1})
+    assert requests(batch_api) == Counter({"GET job": 1, "PATCH job": 1})
 
     # Deleting the switch leaves the job alone: the job's own resource deletes it.
     host.delete(reg.urn, state.id, state.outputs)
     assert batch_api.job(JOB_ID) is not None
-    assert requests(batch_api).total() == 0
+    assert writes(requests(batch_api)).total() == 0
 
 
 # ------------------------------------------------------------------ check, preview, errors
@@ -378,3 +386,61 @@ def test_secret_reaches_the_task_but_no_message(host: ProviderHost, batch_api: B
 
     messages.append(host.stderr_text())
     assert all(SECRET_VALUE not in message for message in messages)
+
+
+# ------------------------------------------------------------------ job replacement
+
+
+def test_every_task_resource_takes_its_job_id_from_the_job(
+        registered: dict[str, Registration]) -> None:
+    # The engine replaces dependents of a replaced job by following property dependencies
+    # only: each task resource's jobId must come from the BatchJob's output.
+    job = registered["Job"]
+    for kind in ("Task", "TaskSet", "JobCompletion"):
+        reg = registered[kind]
+        sources = reg.property_dependencies.get("jobId", [])
+        # The URN's type part carries the parent chain (Stack$...$type): compare its end.
+        found = [(urn.rsplit("::", 2)[1].rsplit("$", 1)[-1], urn.rsplit("::", 1)[1])
+                 for urn in sources]
+        assert found == [(job.type, job.name)], kind
+        assert reg.inputs["jobId"] == JOB_ID, kind
+
+
+def test_a_replaced_job_replaces_its_task_resources(
+        host: ProviderHost, batch_api: BatchApiDouble,
+        registered: dict[str, Registration]) -> None:
+    # What the engine sends a dependent of a job being replaced: its own inputs with the
+    # dependent property (jobId) unknown, unchecked.
+    for kind in ("Task", "TaskSet", "JobCompletion"):
+        reg = registered[kind]
+        inputs = checked(host, reg)
+        change = host.diff(reg.urn, f"{JOB_ID}/{reg.name}", inputs, {**inputs, "jobId": UNKNOWN})
+        assert (change.changes, change.replaces, change.delete_before_replace) == (
+            True, ["jobId"], True), kind
+    assert batch_api.total_requests() == 0
+
+
+def test_job_replacement_keeps_running_tasks_unless_allowed(
+        host: ProviderHost, batch_api: BatchApiDouble,
+        registered: dict[str, Registration]) -> None:
+    batch_api.add_job(JOB_ID, POOL_ID)
+    sweep = registered["TaskSet"]
+    inputs, state = created(host, sweep)
+    batch_api.set_task_state(JOB_ID, "flu-ny", "running")
+    change = host.diff(sweep.urn, state.id, state.outputs, {**inputs, "jobId": UNKNOWN})
+    assert change.replaces == ["jobId"]
+    # The replacement starts by deleting the set: refused while a task runs, nothing deleted.
+    with pytest.raises(HostCallError) as raised:
+        host.delete(sweep.urn, state.id, state.outputs)
+    assert "flu-ny" in raised.value.details
+    assert "replaceRunningTasks" in raised.value.details
+    assert sorted(batch_api.tasks(JOB_ID)) == SWEEP_IDS
+    job = registered["Job"]
+    with pytest.raises(HostCallError) as raised:
+        host.delete(job.urn, JOB_ID, checked(host, job))
+    assert "running" in raised.value.details
+    assert batch_api.job(JOB_ID) is not None
+    # Allowed: the set's tasks go, then the job.
+    allowed = {**state.outputs, "replaceRunningTasks": True}
+    host.delete(sweep.urn, state.id, allowed)
+    assert batch_api.tasks(JOB_ID) == {}

@@ -18,6 +18,7 @@ from batchtasks.batch.spec import UNKNOWN
 from batchtasks.batch.tasks import BatchTaskSetProvider
 
 JOB = "weekly"
+OWNER = {"project": "batchtasks", "stack": "test", "resource": "job-weekly"}
 POLICY = {"maxAttempts": 4.0, "maxSeconds": 20.0, "baseDelay": 0.01, "maxDelay": 0.05}
 
 
@@ -27,7 +28,8 @@ def job_props(api: BatchApiDouble, **changes: Any) -> dict[str, Any]:
             "maxParallelTasks": 4.0,
             "constraints": {"maxWallClockTime": "P1D", "maxTaskRetryCount": 2.0},
             "usesTaskDependencies": False, "onAllTasksComplete": "noAction",
-            "replaceRunningTasks": False, "retryPolicy": dict(POLICY), **changes}
+            "replaceRunningTasks": False, "retryPolicy": dict(POLICY), "owner": dict(OWNER),
+            "adopt": False, **changes}
 
 
 def completion_props(api: BatchApiDouble, mode: str = "terminateJob") -> dict[str, Any]:
@@ -78,7 +80,8 @@ def test_terminatejob_job_completes_only_after_its_tasks_are_in(
     completion = BatchJobCompletionProvider()
     result = completion.create(completion_props(batch_api))
     assert result.id == "weekly/completion"
-    assert batch_api.counts() == {"PATCH job": 1}
+    # One read (to keep the job's metadata), one switch.
+    assert batch_api.counts() == {"GET job": 1, "PATCH job": 1}
     stored = batch_api.job(JOB)
     assert (stored["state"], stored["onAllTasksComplete"]) == ("active", "terminatejob")
     for task_id in ("t0", "t1", "t2"):
@@ -125,7 +128,7 @@ def test_noaction_to_terminatejob_switches_through_the_completion(
     new_done = completion_props(batch_api)
     assert completion.diff("c", done, new_done).replaces == []
     completion.update("c", done, new_done)
-    assert batch_api.counts() == {"PATCH job": 1}
+    assert batch_api.counts() == {"GET job": 1, "PATCH job": 1}
     assert batch_api.job(JOB)["onAllTasksComplete"] == "terminatejob"
     assert batch_api.job(JOB)["state"] == "active"
 
@@ -155,7 +158,9 @@ def test_other_changes_replace_the_job(batch_api: BatchApiDouble, jobs: BatchJob
     stored = batch_api.job(news["jobId"])
     field = {"poolId": "poolInfo", "jobId": "id"}.get(name, name)
     assert stored[field] == ({"poolId": value} if name == "poolId" else value)
-    assert list(batch_api.jobs()) == [news["jobId"]]
+    # The old job, when its id differs, may still be finishing its delete.
+    assert [job_id for job_id, job in batch_api.jobs().items()
+            if job["state"] != "deleting"] == [news["jobId"]]
     assert batch_api.tasks(news["jobId"]) == {}
 
 
@@ -173,11 +178,14 @@ def test_unknown_values_are_pending(batch_api: BatchApiDouble, jobs: BatchJobPro
 def test_read_after_create_matches_the_state(batch_api: BatchApiDouble,
                                              jobs: BatchJobProvider) -> None:
     outs = create(jobs, job_props(batch_api, onAllTasksComplete="terminateJob"))
+    BatchJobCompletionProvider().create(completion_props(batch_api))
     batch_api.reset_counts()
     result = jobs.read(JOB, outs)
     assert batch_api.counts() == {"GET job": 1}
     assert result.id == JOB
     assert not jobs.diff(JOB, result.outs, outs).changes
+    assert result.inputs == {key: value for key, value in result.outs.items()
+                             if key != "adopted"}
 
 
 def test_read_sees_changes_made_out_of_band(batch_api: BatchApiDouble,
@@ -225,14 +233,14 @@ def test_import_of_an_existing_job(batch_api: BatchApiDouble, jobs: BatchJobProv
     assert jobs.diff(JOB, jobs.read(JOB, other).outs, other).changes
 
 
-def test_delete_uses_the_delete_operation_and_waits(batch_api: BatchApiDouble,
-                                                    jobs: BatchJobProvider) -> None:
+def test_delete_uses_the_delete_operation_without_a_poller(batch_api: BatchApiDouble,
+                                                           jobs: BatchJobProvider) -> None:
     outs = create(jobs, job_props(batch_api))
     batch_api.add_task(JOB, "t0")
     batch_api.reset_counts()
     jobs.delete(JOB, outs)
-    assert batch_api.job(JOB) is None
-    assert batch_api.counts() == {"GET taskcounts": 1, "DELETE job": 1, "GET job": 1}
+    assert batch_api.job(JOB)["state"] == "deleting"
+    assert batch_api.counts() == {"GET taskcounts": 1, "DELETE job": 1}
 
 
 def test_delete_with_running_tasks(batch_api: BatchApiDouble, jobs: BatchJobProvider) -> None:
@@ -243,7 +251,7 @@ def test_delete_with_running_tasks(batch_api: BatchApiDouble, jobs: BatchJobProv
         jobs.delete(JOB, outs)
     assert batch_api.job(JOB)["state"] == "active"
     jobs.delete(JOB, {**outs, "replaceRunningTasks": True})
-    assert batch_api.job(JOB) is None
+    assert batch_api.job(JOB)["state"] == "deleting"
 
 
 def test_delete_of_a_job_already_gone(batch_api: BatchApiDouble, jobs: BatchJobProvider) -> None:
@@ -264,9 +272,9 @@ def test_faults_are_retried(batch_api: BatchApiDouble, jobs: BatchJobProvider) -
     batch_api.inject("GET taskcounts", 503, retry_after=0)
     batch_api.inject("DELETE job", 503, retry_after=0)
     jobs.delete(JOB, outs)
-    assert batch_api.counts() == {"POST job": 3, "PATCH job": 2, "GET job": 3,
+    assert batch_api.counts() == {"POST job": 3, "PATCH job": 2, "GET job": 2,
                                   "GET taskcounts": 2, "DELETE job": 2}
-    assert batch_api.job(JOB) is None
+    assert batch_api.job(JOB)["state"] == "deleting"
 
 
 def test_lost_create_response_adopts_the_job(batch_api: BatchApiDouble,
@@ -280,8 +288,11 @@ def test_lost_create_response_adopts_the_job(batch_api: BatchApiDouble,
 def test_existing_job_that_is_not_the_declared_one(batch_api: BatchApiDouble,
                                                    jobs: BatchJobProvider) -> None:
     batch_api.add_job(JOB, "another-pool")
-    with pytest.raises(BatchOperationError, match=r"another-pool.*not the declared job"):
+    with pytest.raises(BatchOperationError, match=r"not this stack's.*adopt: true"):
         create(jobs, job_props(batch_api))
+    with pytest.raises(BatchOperationError, match=r"another-pool.*not the declared job"):
+        create(jobs, job_props(batch_api, adopt=True))
+    assert batch_api.counts()["PATCH job"] == 0
 
 
 def test_persistent_failure_names_the_job_and_the_service_error(

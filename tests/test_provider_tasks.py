@@ -175,7 +175,8 @@ def test_one_changed_command_is_list_delete_add(api: BatchApiDouble,
     tasks["run-0003"] = spec(3, command="python -m model --run 3 --fast")
     news = set_props(api, tasks)
     update(task_set, olds, news)
-    assert api.counts() == {"GET tasks": 1, "DELETE task": 1, "POST addtaskcollection": 1}
+    assert api.counts() == {"GET job": 1, "GET tasks": 1, "DELETE task": 1,
+                            "POST addtaskcollection": 1}
     assert_holds_exactly(api, task_set, news)
 
 
@@ -187,7 +188,8 @@ def test_in_a_large_set_a_changed_task_is_read_alone_not_listed(
     tasks["run-0003"] = spec(3, command="python -m model --run 3 --fast")
     news = set_props(api, tasks)
     update(task_set, olds, news)
-    assert api.counts() == {"GET task": 1, "DELETE task": 1, "POST addtaskcollection": 1}
+    assert api.counts() == {"GET job": 1, "GET task": 1, "DELETE task": 1,
+                            "POST addtaskcollection": 1}
     assert_holds_exactly(api, task_set, news)
     api.set_task_state(JOB, "run-0004", "running")
     tasks["run-0004"] = spec(4, image="cr.azurecr.io/model:2")
@@ -228,8 +230,8 @@ def test_mixed_update_touches_only_what_changed(api: BatchApiDouble,
         tasks[f"run-{index:04d}"] = spec(index, maxWallClockTime="PT3H")
     news = set_props(api, tasks)
     update(task_set, olds, news)
-    assert api.counts() == {"GET tasks": 1, "DELETE task": 5, "POST addtaskcollection": 2,
-                            "PUT task": 4}
+    assert api.counts() == {"GET job": 1, "GET tasks": 1, "DELETE task": 5,
+                            "POST addtaskcollection": 2, "PUT task": 4}
     assert_holds_exactly(api, task_set, news)
 
 
@@ -297,7 +299,7 @@ def test_replace_running_tasks_true_kills_and_replaces(api: BatchApiDouble,
     tasks["run-0002"] = spec(2, command="python -m model --run 2 --again")
     news = set_props(api, tasks, replaceRunningTasks=True)
     update(task_set, olds, news)
-    assert api.counts() == {"DELETE task": 1, "POST addtaskcollection": 1}
+    assert api.counts() == {"GET job": 1, "DELETE task": 1, "POST addtaskcollection": 1}
     assert api.tasks(JOB)["run-0002"]["state"] == "active"
     assert_holds_exactly(api, task_set, news)
 
@@ -323,7 +325,7 @@ def test_task_deleted_out_of_band_leaves_state_and_is_added_again(
     api.delete_task_out_of_band(JOB, "run-0003")
     api.reset_counts()
     refreshed = task_set.read("weekly/forecast", outs)
-    assert api.counts() == {"GET tasks": 1}
+    assert api.counts() == {"GET job": 1, "GET tasks": 1}
     assert refreshed.id == "weekly/forecast"
     assert sorted(refreshed.outs["tasks"]) == ["run-0000", "run-0001", "run-0002", "run-0004"]
     api.reset_counts()
@@ -348,7 +350,7 @@ def test_import_of_an_existing_set(api: BatchApiDouble, task_set: BatchTaskSetPr
     declared = checked(task_set, {}, props)
     result = task_set.read("weekly/forecast", declared)
     assert result.id == "weekly/forecast"
-    assert api.counts() == {"GET tasks": 1}
+    assert api.counts() == {"GET job": 1, "GET tasks": 1}
     assert not task_set.diff(result.id, result.outs, declared).changes
 
 
@@ -487,7 +489,7 @@ def test_throttling_and_server_errors_are_retried(api: BatchApiDouble,
     for route in ("GET tasks", "DELETE task", "PUT task"):
         api.inject(route, status, retry_after=retry_after, times=2)
     update(task_set, outs, news)
-    assert api.counts() == {"GET tasks": 3, "DELETE task": 3, "PUT task": 3,
+    assert api.counts() == {"GET job": 1, "GET tasks": 3, "DELETE task": 3, "PUT task": 3,
                             "POST addtaskcollection": 1}
     assert_holds_exactly(api, task_set, news)
 

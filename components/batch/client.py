@@ -12,6 +12,7 @@ import random
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -26,8 +27,9 @@ T = TypeVar("T")
 
 RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 MAX_TASKS_PER_COLLECTION = 100
-# The service rejects collections of 1 MB or more; keep a margin for the JSON envelope.
-MAX_COLLECTION_BYTES = 1_000_000 - 16_384
+# The service refuses an add-collection request body of 1 MB or more (413 RequestBodyTooLarge);
+# counted in bytes of the body exactly as sent, staying under 1,000,000.
+MAX_COLLECTION_BYTES = 1_000_000 - 1
 # States in which deleting a task would kill work in progress.
 BUSY_STATES = frozenset({"running", "preparing"})
 # Tasks per page of a list call (the service's maximum).
@@ -86,10 +88,13 @@ class AddOutcome:
         Ids now present with the declared body (including ones found already there).
     already_present
         Ids that existed before this call with an equal body (an earlier, interrupted run).
+    different
+        Id -> the service's body, for tasks that existed with a different body (not added).
     """
 
     added: list[str] = field(default_factory=list)
     already_present: list[str] = field(default_factory=list)
+    different: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def _wire(state: Any) -> str:
@@ -119,22 +124,135 @@ def error_code(error: HttpResponseError) -> str | None:
         code = getattr(source, "code", None)
         if code:
             return str(code)
+    body = _error_body(error)
+    return body.get("code") if body else None
+
+
+def _error_body(error: HttpResponseError) -> dict[str, Any] | None:
+    """Return the JSON error body of a failed response, or None."""
     try:
-        body = json.loads(error.response.text()) if error.response is not None else {}
-    except (ValueError, AttributeError):
+        body = json.loads(error.response.text()) if error.response is not None else None
+    except (ValueError, AttributeError, TypeError):
         return None
-    return body.get("code") if isinstance(body, dict) else None
+    return body if isinstance(body, dict) else None
 
 
-def error_message(error: Exception) -> str:
-    """Return a one-line description of a service error, without request details."""
+def _first_line(text: Any) -> str:
+    # The service appends RequestId and Time lines to its message; keep the first line.
+    text = str(text or "").strip()
+    return text.splitlines()[0].strip() if text else ""
+
+
+def describe_batch_error(code: Any, message: Any, values: Any) -> str:
+    """Return one line for a Batch error: its code, message and detail values.
+
+    Parameters
+    ----------
+    code
+        The service's error code (TaskExists, InvalidPropertyValue, ...), or None.
+    message
+        The message text, or an object with a `value` (the SDK's BatchErrorMessage), or None.
+    values
+        The detail values: BatchErrorDetail models or `{"key", "value"}` mappings, or None.
+
+    Returns
+    -------
+    str
+        For example `InvalidPropertyValue: The value provided for one of the properties in
+        the request body is invalid. (PropertyName: commandLine; Reason: too long)`.
+    """
+    text = _first_line(getattr(message, "value", message) if message is not None else "")
+    details = []
+    for item in values or ():
+        key = item.get("key") if isinstance(item, Mapping) else getattr(item, "key", None)
+        value = item.get("value") if isinstance(item, Mapping) else getattr(item, "value", None)
+        if key or value:
+            details.append(f"{key}: {_first_line(value)}")
+    line = f"{code or 'error'}: {text}" if text else str(code or "error")
+    return f"{line} ({'; '.join(details)})" if details else line
+
+
+def error_message(error: BaseException) -> str:
+    """Return a one-line description of a service error: status, code, message and detail
+    values, without request ids or azure-core's own wording."""
     if isinstance(error, HttpResponseError):
-        message = getattr(getattr(error, "model", None), "message", None)
-        text = getattr(message, "value", None) or str(error)
-        # The service appends RequestId and Time lines to its message; keep the first line.
-        text = text.strip().splitlines()[0] if text.strip() else ""
-        return f"{error.status_code} {error_code(error) or ''}: {text}".replace(" :", ":")
-    return f"{type(error).__name__}: {error}"
+        model = getattr(error, "model", None)
+        body = _error_body(error) or {}
+        code = error_code(error)
+        message = getattr(model, "message", None) or body.get("message")
+        values = getattr(model, "error_values", None) or body.get("values")
+        if message is None and code is None:
+            # No Batch error body (a proxy, a gateway): the reason phrase is all there is.
+            return f"{error.status_code} {_first_line(getattr(error, 'reason', '')) or 'error'}"
+        return f"{error.status_code} {describe_batch_error(code, message, values)}"
+    if isinstance(error, BatchOperationError | TimeoutError):
+        return str(error)
+    # Connection failures: azure-core's text names the host and the socket error, one line.
+    return f"{type(error).__name__}: {_first_line(error)}"
+
+
+# Codes meaning what a delete wanted is already so (or under way).
+GONE_CODES = frozenset({"JobNotFound", "TaskNotFound", "JobBeingDeleted"})
+
+
+def is_gone(error: BaseException) -> bool:
+    """Tell whether a failed request says its job or task is gone or being deleted."""
+    return isinstance(error, HttpResponseError) and (
+        error.status_code == 404 or error_code(error) in GONE_CODES)
+
+
+SERVICE_ERRORS = (HttpResponseError, ServiceRequestError, ServiceResponseError, TimeoutError)
+
+
+def operation_error(job_id: Any, what: str, error: BaseException,
+                    task_ids: Sequence[str] = ()) -> BatchOperationError:
+    """Return the error a user sees for a failed operation: the job, the tasks, what failed,
+    the service's code, message and detail values, and what to do where that is known.
+
+    Parameters
+    ----------
+    job_id
+        The job the operation was on.
+    what
+        What was being done, e.g. "adding tasks".
+    error
+        The service or connection error.
+    task_ids
+        The tasks the failure leaves not done.
+
+    Returns
+    -------
+    BatchOperationError
+        To raise `from None`: azure-core's text and request ids stay out of the message.
+    """
+    code = error_code(error) if isinstance(error, HttpResponseError) else None
+    hint = ""
+    if code == "JobCompleted":
+        hint = (" Batch accepts no tasks in a completed job (onAllTasksComplete: terminateJob"
+                " ends it once its tasks finish); give the job a new id to run again.")
+    elif code == "JobNotFound":
+        hint = " The job does not exist; run `pulumi refresh` so it is created again."
+    elif code == "JobBeingDeleted":
+        hint = " The job is being deleted; wait until it is gone, then run again."
+    tasks = f" for {len(task_ids)} task(s) [{shown_ids(task_ids)}]" if task_ids else ""
+    return BatchOperationError(
+        f"job {job_id!r}: {what} failed{tasks}: {error_message(error).rstrip('.')}.{hint}")
+
+
+def shown_ids(task_ids: Iterable[str], limit: int = 20) -> str:
+    """Return sorted ids for a message, the first `limit` of them and `...` for the rest."""
+    ordered = sorted(task_ids)
+    return ", ".join(ordered[:limit]) + (" ..." if len(ordered) > limit else "")
+
+
+@contextmanager
+def service_errors(job_id: Any, what: str, task_ids: Sequence[str] = ()) -> Iterator[None]:
+    """Turn a service or connection error raised inside into a BatchOperationError naming
+    the job, the tasks and the service's answer (see `operation_error`)."""
+    try:
+        yield
+    except SERVICE_ERRORS as error:
+        raise operation_error(job_id, what, error, task_ids) from None
 
 
 def _retry_after(error: HttpResponseError) -> float | None:
@@ -232,6 +350,39 @@ def body_matches(declared: Any, existing: Any) -> bool:
     return _normalised(declared) == _normalised(existing)
 
 
+def encode_task(body: Mapping[str, Any]) -> bytes:
+    """Return one task body as the SDK's `create_task_collection` encodes it inside the
+    collection: `json.dumps` defaults (`", "` and `": "` separators, ASCII escapes), UTF-8."""
+    return json.dumps(body).encode("utf-8")
+
+
+# What the SDK wraps a collection's task bodies in: json.dumps({"value": [...]}).
+_COLLECTION_HEAD, _COLLECTION_SEPARATOR, _COLLECTION_TAIL = b'{"value": [', b", ", b"]}"
+
+
+def collection_body(encoded_tasks: Sequence[bytes]) -> bytes:
+    """Return the exact request body of an add-collection call for encoded task bodies.
+
+    Parameters
+    ----------
+    encoded_tasks
+        Task bodies from `encode_task`, in request order.
+
+    Returns
+    -------
+    bytes
+        The body the SDK sends (the size limit applies to its length).
+    """
+    return _COLLECTION_HEAD + _COLLECTION_SEPARATOR.join(encoded_tasks) + _COLLECTION_TAIL
+
+
+def collection_size(count: int, task_bytes: int) -> int:
+    """Return `len(collection_body(...))` of `count` encoded task bodies totalling
+    `task_bytes`, without building it."""
+    separators = len(_COLLECTION_SEPARATOR) * max(0, count - 1)
+    return len(_COLLECTION_HEAD) + task_bytes + separators + len(_COLLECTION_TAIL)
+
+
 def chunk_bodies(bodies: Iterable[Mapping[str, Any]], max_count: int = MAX_TASKS_PER_COLLECTION,
                  max_bytes: int = MAX_COLLECTION_BYTES) -> Iterator[list[Mapping[str, Any]]]:
     """Split task bodies into add-collection requests within the service's count and size limits.
@@ -243,24 +394,43 @@ def chunk_bodies(bodies: Iterable[Mapping[str, Any]], max_count: int = MAX_TASKS
     max_count
         Most tasks in one request.
     max_bytes
-        Most JSON bytes in one request.
+        Most bytes in one request body as sent (see `collection_body`).
 
     Returns
     -------
     Iterator[list]
-        Chunks in the input order.
+        Chunks in the input order. A single task too big for any request goes alone and meets
+        the service's 413, which names it.
     """
     chunk: list[Mapping[str, Any]] = []
-    size = 0
+    task_bytes = 0
     for body in bodies:
-        body_size = len(json.dumps(body, separators=(",", ":"))) + 1
-        if chunk and (len(chunk) >= max_count or size + body_size > max_bytes):
+        size = len(encode_task(body))
+        if chunk and (len(chunk) >= max_count
+                      or collection_size(len(chunk) + 1, task_bytes + size) > max_bytes):
             yield chunk
-            chunk, size = [], 0
+            chunk, task_bytes = [], 0
         chunk.append(body)
-        size += body_size
+        task_bytes += size
     if chunk:
         yield chunk
+
+
+def live_job(client: BatchClient, job_id: str, policy: RetryPolicy) -> dict[str, Any] | None:
+    """Return a job's REST body, or None when it is gone or being deleted.
+
+    Raises
+    ------
+    BatchOperationError
+        When the read fails for another reason.
+    """
+    try:
+        live = call_with_retries(lambda: client.get_job(job_id), policy).as_dict()
+    except SERVICE_ERRORS as error:
+        if is_gone(error):
+            return None
+        raise operation_error(job_id, "reading the job", error) from None
+    return None if live.get("state") == "deleting" else live
 
 
 class TaskWriter:
@@ -291,19 +461,16 @@ class TaskWriter:
         with ThreadPoolExecutor(max_workers=self.policy.concurrency) as pool:
             return list(pool.map(function, items))
 
-    def _fail(self, what: str, task_ids: Sequence[str], error: Exception) -> BatchOperationError:
-        shown = ", ".join(sorted(task_ids)[:20]) + (" ..." if len(task_ids) > 20 else "")
-        code = error_code(error) if isinstance(error, HttpResponseError) else None
-        hint = ""
-        if code == "JobCompleted":
-            hint = (" Batch accepts no tasks in a completed job (onAllTasksComplete: terminateJob"
-                    " ends it once its tasks finish); give the job a new id to run again.")
-        elif code == "JobNotFound":
-            hint = " The job does not exist; run `pulumi refresh` so it is created again."
-        return BatchOperationError(
-            f"job {self.job_id!r}: {what} failed for {len(task_ids)} task(s) [{shown}]: "
-            f"{error_message(error).rstrip('.')}.{hint}"
-        )
+    def job(self) -> dict[str, Any] | None:
+        """Return the job's REST body, or None when it is gone or being deleted (a deleting job
+        still lists its tasks for a while, but they go with it).
+
+        Raises
+        ------
+        BatchOperationError
+            When the read fails for another reason.
+        """
+        return live_job(self.client, self.job_id, self.policy)
 
     def task_states(self, task_ids: Sequence[str] | None = None,
                     at_least: int = 0) -> dict[str, str]:
@@ -348,7 +515,7 @@ class TaskWriter:
         return {task.id.lower(): task.as_dict() for task in tasks}
 
     def add(self, bodies: Iterable[dict[str, Any]]) -> AddOutcome:
-        """Add tasks in chunked collections; tasks already there with the same body count as added.
+        """Add tasks in chunked collections; tasks already there are compared, not re-added.
 
         Chunks are sent as soon as they are full, so building the next bodies (when `bodies` is
         a generator) overlaps with the requests in flight.
@@ -361,38 +528,34 @@ class TaskWriter:
         Returns
         -------
         AddOutcome
-            The ids added and those found already present.
+            The ids added, those found already present with an equal body, and those present
+            with a different one (the caller decides whether they are its own to replace).
 
         Raises
         ------
         BatchOperationError
-            Naming the job, the tasks not added and the last service error.
+            Naming the job, only the tasks not added, and the service's errors.
         """
         outcome = AddOutcome()
         conflicts: list[dict[str, Any]] = []
-        failures: list[tuple[list[str], Exception]] = []
-        refusals: list[BatchOperationError] = []
+        failures: list[BatchOperationError] = []
 
         def add_chunk(chunk: list[dict[str, Any]]) -> None:
             try:
                 self._add_chunk(chunk, outcome, conflicts)
             except BatchOperationError as error:
-                # Already names the job and only those tasks of the chunk that were not added.
-                refusals.append(error)
-            except (HttpResponseError, ServiceRequestError, ServiceResponseError,
-                    TimeoutError) as error:
-                failures.append(([body["id"] for body in chunk], error))
+                # Names the job and only those tasks of the chunk that were not added.
+                failures.append(error)
 
         with ThreadPoolExecutor(max_workers=max(1, self.policy.concurrency)) as pool:
             sent = [pool.submit(add_chunk, chunk) for chunk in chunk_bodies(bodies)]
         for future in sent:
             future.result()  # anything add_chunk did not expect surfaces here
-        problems = [str(error) for error in refusals]
         if failures:
-            ids = [task_id for chunk_ids, _ in failures for task_id in chunk_ids]
-            problems.insert(0, str(self._fail("adding tasks", ids, failures[-1][1])))
-        if problems:
-            raise BatchOperationError(" ".join(problems))
+            shown = [str(error) for error in failures[:5]]
+            if len(failures) > 5:
+                shown.append(f"({len(failures) - 5} more requests failed likewise.)")
+            raise BatchOperationError(" ".join(shown))
         if conflicts:
             self._settle_conflicts(conflicts, outcome)
         return outcome
@@ -400,8 +563,10 @@ class TaskWriter:
     def _add_chunk(self, chunk: list[dict[str, Any]], outcome: AddOutcome,
                    conflicts: list[dict[str, Any]]) -> None:
         remaining = {body["id"].lower(): body for body in chunk}
+        refused: list[str] = []
         deadline = time.monotonic() + self.policy.max_seconds
         attempt = 0
+        last_server_error = ""
         while remaining:
             attempt += 1
             # The bodies are already BatchTaskCreateOptions.as_dict() output; the operation
@@ -413,87 +578,104 @@ class TaskWriter:
                     self.job_id, group))
             except HttpResponseError as error:
                 if error.status_code == 413 and len(remaining) > 1:
-                    # Halve and send each half on its own.
-                    bodies = list(remaining.values())
-                    half = len(bodies) // 2
-                    self._add_chunk(bodies[:half], outcome, conflicts)
-                    self._add_chunk(bodies[half:], outcome, conflicts)
+                    self._add_halves(list(remaining.values()), outcome, conflicts)
                     return
-                raise
-            server_errors: list[str] = []
-            client_errors: list[str] = []
+                raise operation_error(self.job_id, "adding tasks", error,
+                                      [body["id"] for body in remaining.values()]) from None
+            except (ServiceRequestError, ServiceResponseError, TimeoutError) as error:
+                raise operation_error(self.job_id, "adding tasks", error,
+                                      [body["id"] for body in remaining.values()]) from None
+            # Results may come back in any order: match them by id.
             for item in result.result_values or []:
                 key = item.task_id.lower()
                 body = remaining.get(key)
                 if body is None:
                     continue
-                if item.status == "success":
+                error = item.error
+                described = describe_batch_error(
+                    getattr(error, "code", None), getattr(error, "message", None),
+                    getattr(error, "error_values", None))
+                if _wire(item.status) == "success":
                     outcome.added.append(body["id"])
                     del remaining[key]
-                elif item.error is not None and item.error.code == "TaskExists":
+                elif error is not None and error.code == "TaskExists":
                     conflicts.append(body)
                     del remaining[key]
-                elif item.status == "servererror":
-                    server_errors.append(f"{item.task_id}: {item.error.code if item.error else ''}")
+                elif _wire(item.status) == "servererror":
+                    last_server_error = f"{item.task_id}: {described}"
                 else:
-                    code = item.error.code if item.error else "unknown"
-                    text = getattr(getattr(item.error, "message", None), "value", "")
-                    client_errors.append(f"{item.task_id}: {code} {text}".strip())
-            if client_errors:
-                raise BatchOperationError(
-                    f"job {self.job_id!r}: the service refused {len(client_errors)} task(s): "
-                    + "; ".join(client_errors[:20]))
+                    refused.append(f"{item.task_id}: {described}")
+                    del remaining[key]
             if remaining and (attempt >= self.policy.max_attempts
                               or time.monotonic() > deadline):
-                raise BatchOperationError(
-                    f"job {self.job_id!r}: {len(remaining)} task(s) not added after {attempt} "
-                    f"attempts [{', '.join(sorted(b['id'] for b in remaining.values())[:20])}]: "
-                    f"last error {server_errors[-1] if server_errors else 'none reported'}")
+                break
             if remaining:
                 time.sleep(min(self.policy.base_delay * 2 ** (attempt - 1), self.policy.max_delay))
+        problems = []
+        if refused:
+            problems.append(f"job {self.job_id!r}: the service refused {len(refused)} task(s): "
+                            + "; ".join(sorted(refused)[:20]) + ".")
+        if remaining:
+            problems.append(
+                f"job {self.job_id!r}: {len(remaining)} task(s) not added after {attempt} "
+                f"attempts [{shown_ids(body['id'] for body in remaining.values())}]: last error "
+                f"{last_server_error or 'none reported'}.")
+        if problems:
+            raise BatchOperationError(" ".join(problems))
+
+    def _add_halves(self, bodies: list[dict[str, Any]], outcome: AddOutcome,
+                    conflicts: list[dict[str, Any]]) -> None:
+        """After a 413, send each half on its own; report what both halves left undone."""
+        half = len(bodies) // 2
+        problems = []
+        for part in (bodies[:half], bodies[half:]):
+            try:
+                self._add_chunk(part, outcome, conflicts)
+            except BatchOperationError as error:
+                problems.append(str(error))
+        if problems:
+            raise BatchOperationError(" ".join(problems))
 
     def _settle_conflicts(self, conflicts: list[dict[str, Any]], outcome: AddOutcome) -> None:
         """Compare tasks that already existed with their declared bodies (a lost response, or an
-        earlier interrupted run): equal counts as added, different is an error."""
-        if len(conflicts) == 1:
-            task_id = conflicts[0]["id"]
-            live = {task_id.lower(): self._call(
-                lambda: self.client.get_task(self.job_id, task_id)).as_dict()}
-        else:
-            live = self.existing_tasks()
-        different = [body["id"] for body in conflicts
-                     if not body_matches(body, live.get(body["id"].lower(), {}))]
-        if different:
-            raise BatchOperationError(
-                f"job {self.job_id!r}: task(s) already exist with a different definition: "
-                f"{', '.join(sorted(different)[:20])}. Batch cannot change a task in place; "
-                "delete them (or run `pulumi refresh`) and run again.")
+        earlier interrupted run): equal counts as added, different is recorded for the caller."""
+        with service_errors(self.job_id, "reading tasks that already exist",
+                            [body["id"] for body in conflicts]):
+            if len(conflicts) == 1:
+                task_id = conflicts[0]["id"]
+                live = {task_id.lower(): self._call(
+                    lambda: self.client.get_task(self.job_id, task_id)).as_dict()}
+            else:
+                live = self.existing_tasks()
         for body in conflicts:
-            outcome.added.append(body["id"])
-            outcome.already_present.append(body["id"])
+            existing = live.get(body["id"].lower(), {})
+            if body_matches(body, existing):
+                outcome.added.append(body["id"])
+                outcome.already_present.append(body["id"])
+            else:
+                outcome.different[body["id"]] = existing
 
     def delete(self, task_ids: Sequence[str]) -> None:
-        """Delete tasks; ones already gone are fine.
+        """Delete tasks; ones already gone (or in a job being deleted) are fine.
 
         Raises
         ------
         BatchOperationError
-            When a delete fails for good.
+            When a delete fails for good, naming the tasks not deleted.
         """
-        failures: list[tuple[str, Exception]] = []
+        failures: list[tuple[str, BaseException]] = []
 
         def delete_one(task_id: str) -> None:
             try:
                 self._call(lambda: self.client.delete_task(self.job_id, task_id))
-            except HttpResponseError as error:
-                if error.status_code != 404:
+            except SERVICE_ERRORS as error:
+                if not is_gone(error):
                     failures.append((task_id, error))
-            except (ServiceRequestError, ServiceResponseError, TimeoutError) as error:
-                failures.append((task_id, error))
 
         self._map(delete_one, task_ids)
         if failures:
-            raise self._fail("deleting tasks", [t for t, _ in failures], failures[-1][1])
+            raise operation_error(self.job_id, "deleting tasks", failures[-1][1],
+                                  [task_id for task_id, _ in failures])
 
     def update_constraints(self, constraints_by_id: Mapping[str, Mapping[str, Any]]) -> None:
         """Replace the constraints of existing tasks, the one change Batch allows in place.
@@ -503,17 +685,17 @@ class TaskWriter:
         BatchOperationError
             When an update fails for good.
         """
-        failures: list[tuple[str, Exception]] = []
+        failures: list[tuple[str, BaseException]] = []
 
         def update_one(item: tuple[str, Mapping[str, Any]]) -> None:
             task_id, constraints = item
             task = batch_models.BatchTask({"constraints": dict(constraints)})
             try:
                 self._call(lambda: self.client.replace_task(self.job_id, task_id, task))
-            except (HttpResponseError, ServiceRequestError, ServiceResponseError,
-                    TimeoutError) as error:
+            except SERVICE_ERRORS as error:
                 failures.append((task_id, error))
 
         self._map(update_one, list(constraints_by_id.items()))
         if failures:
-            raise self._fail("updating constraints", [t for t, _ in failures], failures[-1][1])
+            raise operation_error(self.job_id, "updating constraints", failures[-1][1],
+                                  [task_id for task_id, _ in failures])

@@ -26,18 +26,22 @@ from pulumi.dynamic import (
     UpdateResult,
 )
 
-from batchtasks.batch import checks
+from batchtasks.batch import checks, ownership
 from batchtasks.batch.client import (
+    SERVICE_ERRORS,
     BatchOperationError,
     RetryPolicy,
     body_matches,
     call_with_retries,
     error_code,
-    error_message,
+    is_gone,
+    live_job,
     make_client,
+    operation_error,
+    service_errors,
 )
-from batchtasks.batch.diff import completion_mode, job_change
-from batchtasks.batch.spec import build_job_body
+from batchtasks.batch.diff import completion_mode, job_change, same
+from batchtasks.batch.spec import build_job_body, is_unknown
 
 # How long a replaced job may take to finish deleting before its successor is created.
 DELETE_WAIT_SECONDS = 600.0
@@ -47,8 +51,28 @@ def _policy(props: Mapping[str, Any]) -> RetryPolicy:
     return RetryPolicy.from_inputs(props.get("retryPolicy"))
 
 
+def read_job(client: Any, props: Mapping[str, Any]) -> dict[str, Any] | None:
+    """Return the job's REST body, or None when it is gone or being deleted."""
+    return live_job(client, props["jobId"], _policy(props))
+
+
+def _live_mode(live: Mapping[str, Any]) -> str:
+    """The service's completion mode (lower case on the wire) in the declared spelling."""
+    return completion_mode(live.get("onAllTasksComplete"))
+
+
+def _inputs_of(outs: Mapping[str, Any]) -> dict[str, Any]:
+    # What read hands back as the resource's inputs, so refresh shows drift as a diff.
+    return {key: value for key, value in outs.items() if key not in OUTPUT_ONLY}
+
+
+# Outputs that are not inputs of BatchJob.
+OUTPUT_ONLY = ("adopted",)
+
+
 class BatchJobProvider(ResourceProvider):
-    """Provider for BatchJob: create, read, update in place where Batch allows, else replace."""
+    """Provider for BatchJob: create or adopt, read, update in place where Batch allows, else
+    replace."""
 
     serialize_as_secret_always = False
 
@@ -60,85 +84,125 @@ class BatchJobProvider(ResourceProvider):
         return CheckResult(news, [CheckFailure(path, reason) for path, reason in problems])
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        """Update priority, maxParallelTasks, constraints and the completion mode in place;
-        replace the job for anything else."""
+        """Update priority, maxParallelTasks, constraints, the completion mode and the owner in
+        place; replace the job for anything else."""
         in_place, replace = job_change(olds, news)
-        return DiffResult(changes=bool(in_place or replace), replaces=replace,
+        other = [key for key in ("owner", "adopt", "replaceRunningTasks", "retryPolicy")
+                 if not same(olds.get(key), news.get(key))]
+        return DiffResult(changes=bool(in_place or replace or other), replaces=replace,
                           delete_before_replace=True)
 
     def create(self, props: dict[str, Any]) -> CreateResult:
-        """Create the job (with noAction; see BatchJobCompletion), waiting out a predecessor of
-        the same id that is still being deleted."""
+        """Create the job (with noAction; see BatchJobCompletion) recording its owner, waiting
+        out a predecessor of the same id that is still being deleted; adopt an existing job
+        that names this stack, or any matching one with `adopt: true`."""
         client = make_client(props["endpoint"])
-        body = build_job_body(props)
+        job_id = props["jobId"]
+        body = {**build_job_body(props),
+                "metadata": ownership.as_list(ownership.owner_entries(props.get("owner") or {}))}
         job = batch_models.BatchJobCreateOptions(body)
         deadline = time.monotonic() + DELETE_WAIT_SECONDS
         while True:
             try:
                 call_with_retries(lambda: client.create_job(job), _policy(props))
-                break
-            except HttpResponseError as error:
-                code = error_code(error)
+                return CreateResult(job_id, outs={**props, "adopted": False})
+            except SERVICE_ERRORS as error:
+                code = error_code(error) if isinstance(error, HttpResponseError) else None
                 if code == "JobBeingDeleted" and time.monotonic() < deadline:
                     # A replaced job of the same id is still going; watch it until it is gone.
                     self._wait_until_gone(client, props)
                     continue
                 if code == "JobExists":
-                    self._accept_existing(client, props, body)
-                    break
-                raise BatchOperationError(
-                    f"job {props['jobId']!r}: create failed: {error_message(error)}") from error
-        return CreateResult(props["jobId"], outs=dict(props))
+                    adopted = self._adopt(client, props, body)
+                    return CreateResult(job_id, outs={**props, "adopted": adopted})
+                raise operation_error(job_id, "creating the job", error) from None
 
     def _wait_until_gone(self, client: Any, props: Mapping[str, Any]) -> None:
         """Poll a job that is being deleted once, pausing briefly while it still exists."""
         try:
             call_with_retries(lambda: client.get_job(props["jobId"]), _policy(props))
-        except HttpResponseError as error:
-            if error.status_code == 404:
+        except SERVICE_ERRORS as error:
+            if isinstance(error, HttpResponseError) and error.status_code == 404:
                 return
-            raise
+            raise operation_error(props["jobId"], "waiting for the old job to go",
+                                  error) from None
         time.sleep(2)
 
-    def _accept_existing(self, client: Any, props: Mapping[str, Any],
-                         body: Mapping[str, Any]) -> None:
-        """A job with this id exists (a lost response, or made earlier): adopt it when it is the
-        declared job, otherwise explain."""
-        live = call_with_retries(lambda: client.get_job(props["jobId"]), _policy(props)).as_dict()
-        wanted = {key: body[key] for key in ("poolInfo", "usesTaskDependencies") if key in body}
-        if live.get("state") in ("completed", "terminating", "deleting") or not body_matches(
-                wanted, live):
+    def _adopt(self, client: Any, props: Mapping[str, Any], body: Mapping[str, Any]) -> bool:
+        """A job with this id exists: take it over when it names this stack (a lost response,
+        an interrupted up) or `adopt` is set and it is the declared job; otherwise explain.
+        Returns whether the job was adopted from elsewhere."""
+        job_id = props["jobId"]
+        live = read_job(client, props)
+        if live is None:
             raise BatchOperationError(
-                f"job {props['jobId']!r} already exists (state {live.get('state')!r}, pool "
-                f"{live.get('poolInfo', {}).get('poolId')!r}) and is not the declared job. "
-                "Import it, delete it, or choose another job id.")
+                f"job {job_id!r} exists but is being deleted; nothing was changed. Wait until "
+                "it is gone and run again, or choose another job id.")
+        metadata = ownership.as_dict(live.get("metadata"))
+        owner = props.get("owner") or {}
+        ours = ownership.names_stack(metadata, owner)
+        if not ours and not props.get("adopt"):
+            raise BatchOperationError(
+                f"job {job_id!r} already exists and is not this stack's "
+                f"({ownership.describe(metadata)}); nothing was changed. Set `adopt: true` on "
+                "the job in the stack file to take it over, delete it, or choose another job "
+                "id.")
+        wanted = {key: body[key] for key in ("poolInfo", "usesTaskDependencies") if key in body}
+        state = live.get("state")
+        if state != "active" or not body_matches(wanted, live):
+            raise BatchOperationError(
+                f"job {job_id!r} already exists (state {state!r}, pool "
+                f"{live.get('poolInfo', {}).get('poolId')!r}, usesTaskDependencies "
+                f"{bool(live.get('usesTaskDependencies'))}) and is not the declared job (pool "
+                f"{props.get('poolId')!r}, usesTaskDependencies "
+                f"{bool(props.get('usesTaskDependencies'))}, state active); nothing was changed."
+                " Delete it, or choose another job id.")
+        adopted = not ours or metadata.get(ownership.ADOPTED) == "true"
+        entries = {**metadata, **ownership.owner_entries(owner, adopted=adopted)}
+        changes: dict[str, Any] = {}
+        if entries != metadata:
+            changes["metadata"] = ownership.as_list(entries)
+        for key in ("priority", "maxParallelTasks", "constraints"):
+            if key in body and not body_matches(body[key], live.get(key)):
+                changes[key] = body[key]
+        if not changes:
+            return adopted  # exactly the job an earlier, interrupted create made
+        options = batch_models.BatchJobUpdateOptions(changes)
+        with service_errors(job_id, "taking over the existing job"):
+            call_with_retries(lambda: client.update_job(job_id, options), _policy(props))
+        return adopted
 
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
-        """Change priority, maxParallelTasks and constraints; the completion mode is applied by
-        BatchJobCompletion once the tasks are in."""
+        """Change priority, maxParallelTasks, constraints and the owner; the completion mode is
+        applied by BatchJobCompletion once the tasks are in."""
         body = build_job_body(news)
+        old_body = build_job_body(olds)
         changes: dict[str, Any] = {}
         for key in ("priority", "maxParallelTasks", "constraints"):
-            if key in body and body[key] != build_job_body(olds).get(key):
+            if key in body and body[key] != old_body.get(key):
                 changes[key] = body[key]
+        client = make_client(news["endpoint"])
+        if not same(olds.get("owner"), news.get("owner")):
+            live = read_job(client, news) or {}
+            metadata = ownership.as_dict(live.get("metadata"))
+            adopted = metadata.get(ownership.ADOPTED) == "true"
+            entries = {**metadata, **ownership.owner_entries(news.get("owner") or {},
+                                                             adopted=adopted)}
+            changes["metadata"] = ownership.as_list(entries)
         if changes:
-            client = make_client(news["endpoint"])
             options = batch_models.BatchJobUpdateOptions(changes)
-            call_with_retries(lambda: client.update_job(news["jobId"], options), _policy(news))
-        return UpdateResult(outs=dict(news))
+            with service_errors(news["jobId"], "updating the job"):
+                call_with_retries(lambda: client.update_job(news["jobId"], options),
+                                  _policy(news))
+        return UpdateResult(outs={**news, "adopted": olds.get("adopted", False)})
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
-        """Read the job back: gone or being deleted leaves the state; `pulumi import` by job id
-        takes the live settings."""
+        """Read the job back as the service has it: gone or being deleted leaves the state;
+        priority, parallelism, constraints and the completion mode show drift."""
         job_id = id_ or props["jobId"]
         client = make_client(props["endpoint"])
-        try:
-            live = call_with_retries(lambda: client.get_job(job_id), _policy(props)).as_dict()
-        except HttpResponseError as error:
-            if error.status_code == 404:
-                return ReadResult("", {})
-            raise
-        if live.get("state") == "deleting":
+        live = read_job(client, {**props, "jobId": job_id})
+        if live is None:
             return ReadResult("", {})
         outs = dict(props)
         outs["jobId"] = live["id"]
@@ -147,24 +211,21 @@ class BatchJobProvider(ResourceProvider):
             outs["usesTaskDependencies"] = bool(live.get("usesTaskDependencies", False))
         for key in ("priority", "maxParallelTasks"):
             # Only settings the program declares: reading in the service's defaults for the rest
-            # would show a change after every refresh and make `pulumi import` fail.
+            # would show a change after every refresh.
             if key in live and props.get(key) is not None:
                 outs[key] = live[key]
         if props.get("constraints") and live.get("constraints"):
             outs["constraints"] = {key: live["constraints"].get(key, value)
                                    for key, value in props["constraints"].items()}
-        if str(live.get("onAllTasksComplete", "")).lower() == "terminatejob":
-            outs["onAllTasksComplete"] = "terminateJob"
-        else:
-            # noAction on the service is what a terminateJob job looks like until its
-            # BatchJobCompletion runs; keep the declaration.
-            outs["onAllTasksComplete"] = completion_mode(props.get("onAllTasksComplete"))
-        return ReadResult(live["id"], outs)
+        # The service's own mode: a terminateJob job reads noAction until its
+        # BatchJobCompletion has run, and that resource's read shows it too.
+        outs["onAllTasksComplete"] = _live_mode(live)
+        return ReadResult(live["id"], outs, _inputs_of(outs))
 
     def delete(self, _id: str, props: dict[str, Any]) -> None:
-        """Delete the job and wait until it is gone; running tasks only with replaceRunningTasks.
-        Uses the delete operation, not 15.1's begin_terminate_job, which raises before sending
-        when called without options."""
+        """Delete the job; running tasks only with replaceRunningTasks. A job already gone or
+        being deleted is done. The delete is not waited for: a successor of the same id waits
+        out the deleting job when it is created."""
         client = make_client(props["endpoint"])
         job_id = props["jobId"]
         policy = _policy(props)
@@ -176,12 +237,12 @@ class BatchJobProvider(ResourceProvider):
                     raise BatchOperationError(
                         f"job {job_id!r} has {running} running task(s); nothing was deleted. "
                         "Wait for them to finish, or set replaceRunningTasks: true.")
-            poller = call_with_retries(
-                lambda: client.begin_delete_job(job_id, polling_interval=1), policy)
-            poller.result(timeout=DELETE_WAIT_SECONDS)
-        except HttpResponseError as error:
-            if error.status_code != 404:
-                raise
+            # The operation behind begin_delete_job, without its poller: the poller would keep
+            # a thread reading the job for as long as the service keeps it deleting.
+            call_with_retries(lambda: client._delete_job_internal(job_id), policy)
+        except SERVICE_ERRORS as error:
+            if not is_gone(error):
+                raise operation_error(job_id, "deleting the job", error) from None
 
 
 class BatchJobCompletionProvider(ResourceProvider):
@@ -190,11 +251,12 @@ class BatchJobCompletionProvider(ResourceProvider):
     serialize_as_secret_always = False
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        """Re-apply when the mode or the job changes."""
+        """Re-apply when the mode changes; a new or replaced job (its id unknown, as the engine
+        sends it when the job is replaced) means a new switch."""
         changed = [key for key in ("endpoint", "jobId", "onAllTasksComplete")
-                   if olds.get(key) != news.get(key)]
+                   if is_unknown(news.get(key)) or olds.get(key) != news.get(key)]
         moved = [key for key in changed if key != "onAllTasksComplete"]
-        return DiffResult(changes=bool(changed), replaces=moved)
+        return DiffResult(changes=bool(changed), replaces=moved, delete_before_replace=True)
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         """Switch the job to the declared completion mode."""
@@ -206,17 +268,57 @@ class BatchJobCompletionProvider(ResourceProvider):
         self._apply(news)
         return UpdateResult(outs=dict(news))
 
+    def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
+        """Read the job's completion mode: a job gone (or being deleted) takes the switch with
+        it; a job the service reports as noAction shows as drift, so `up` switches it again."""
+        live = read_job(make_client(props["endpoint"]), props)
+        if live is None:
+            return ReadResult("", {})
+        outs = {**props, "onAllTasksComplete": _live_mode(live)}
+        return ReadResult(id_ or f"{props['jobId']}/completion", outs, dict(outs))
+
+    def delete(self, _id: str, props: dict[str, Any]) -> None:
+        """Mark the job released: its job or its tasks go next (a destroy, a job replacement),
+        so deleting its last incomplete tasks no longer loses anything."""
+        client = make_client(props["endpoint"])
+        live = read_job(client, props)
+        if (live is None or _live_mode(live) != "terminateJob"
+                or live.get("state") in ("completed", "terminating")):
+            return  # nothing left for the guard to protect
+        metadata = {**ownership.as_dict(live.get("metadata")), ownership.RELEASED: "true"}
+        options = batch_models.BatchJobUpdateOptions(metadata=ownership.as_list(metadata))
+        try:
+            call_with_retries(lambda: client.update_job(props["jobId"], options), _policy(props))
+        except SERVICE_ERRORS as error:
+            if not (is_gone(error) or error_code_of(error) in ("JobCompleted",
+                                                                  "JobBeingTerminated")):
+                raise operation_error(props["jobId"], "releasing the job's completion",
+                                      error) from None
+
     def _apply(self, props: Mapping[str, Any]) -> None:
         mode = completion_mode(props.get("onAllTasksComplete"))
         if mode != "terminateJob":
             return  # noAction is how the job was created; there is nothing to switch
         client = make_client(props["endpoint"])
-        options = batch_models.BatchJobUpdateOptions(all_tasks_complete_mode="terminatejob")
+        changes: dict[str, Any] = {"onAllTasksComplete": "terminatejob"}
+        live = read_job(client, props)
+        if live is not None:
+            # Switched on again (a new job, or a re-applied one): its tasks are guarded again.
+            metadata = ownership.as_dict(live.get("metadata"))
+            if metadata.pop(ownership.RELEASED, None) is not None:
+                changes["metadata"] = ownership.as_list(metadata)
+        options = batch_models.BatchJobUpdateOptions(changes)
         try:
             call_with_retries(lambda: client.update_job(props["jobId"], options), _policy(props))
-        except HttpResponseError as error:
-            if error_code(error) != "JobCompleted":
-                raise
+        except SERVICE_ERRORS as error:
+            if error_code_of(error) != "JobCompleted":
+                raise operation_error(props["jobId"], "switching the job to terminateJob",
+                                      error) from None
+
+
+def error_code_of(error: BaseException) -> str | None:
+    """The Batch error code of a service error; None for connection failures."""
+    return error_code(error) if isinstance(error, HttpResponseError) else None
 
 
 class BatchJob(Resource, module="batch", name="Job"):
@@ -237,9 +339,19 @@ class BatchJob(Resource, module="batch", name="Job"):
         noAction or terminateJob; terminateJob takes effect through BatchJobCompletion.
     replace_running_tasks
         Allow deleting the job while tasks run.
+    adopt
+        Take over an existing job of this id that another tool made (see `ownership`).
     opts
         Pulumi resource options.
+
+    Attributes
+    ----------
+    jobId
+        The job's id as an output: task and completion resources take it from here, so that
+        replacing the job replaces them too.
     """
+
+    jobId: pulumi.Output[str]  # Pulumi output names follow the inputs
 
     def __init__(self, name: str, *, job_id: str, endpoint: pulumi.Input[str],
                  pool_id: pulumi.Input[str], priority: int | None = None,
@@ -247,9 +359,14 @@ class BatchJob(Resource, module="batch", name="Job"):
                  constraints: Mapping[str, Any] | None = None,
                  uses_task_dependencies: bool = False, on_all_tasks_complete: str = "noAction",
                  replace_running_tasks: bool = False,
-                 retry_policy: Mapping[str, Any] | None = None,
+                 retry_policy: Mapping[str, Any] | None = None, adopt: bool = False,
                  opts: pulumi.ResourceOptions | None = None) -> None:
         props = {
+            # Recorded in the job's metadata, so a later create can tell the job is ours.
+            "owner": {"project": pulumi.get_project(), "stack": pulumi.get_stack(),
+                      "resource": name},
+            "adopt": adopt,
+            "adopted": None,
             "jobId": job_id, "endpoint": endpoint, "poolId": pool_id, "priority": priority,
             "maxParallelTasks": max_parallel_tasks,
             "constraints": dict(constraints) if constraints else None,

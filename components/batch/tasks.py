@@ -8,12 +8,12 @@ nothing: each operation builds its client and credential afresh (DESIGN.md, deci
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import pulumi
-from azure.core.exceptions import HttpResponseError, ServiceRequestError, ServiceResponseError
+from azure.core.exceptions import HttpResponseError
 from pulumi.dynamic import (
     CheckFailure,
     CheckResult,
@@ -25,18 +25,23 @@ from pulumi.dynamic import (
     UpdateResult,
 )
 
-from batchtasks.batch import checks
+from batchtasks.batch import checks, ownership
 from batchtasks.batch.client import (
     BUSY_STATES,
+    SERVICE_ERRORS,
     BatchOperationError,
     RetryPolicy,
     TaskWriter,
     body_matches,
     call_with_retries,
-    error_message,
+    is_gone,
+    live_job,
     make_client,
+    operation_error,
+    service_errors,
+    shown_ids,
 )
-from batchtasks.batch.diff import TASK_LOCATION_INPUTS, plan_tasks, same
+from batchtasks.batch.diff import TASK_LOCATION_INPUTS, completion_mode, plan_tasks, same
 from batchtasks.batch.spec import (
     TaskContext,
     build_task_body,
@@ -159,7 +164,7 @@ class _TaskProviderCore(ResourceProvider):
             # During preview the whole map may be pending: some change, not yet known which.
             return DiffResult(changes=True, replaces=[], delete_before_replace=True)
         plan = plan_tasks(self._view(olds), self._view(news))
-        other = [name for name in ("replaceRunningTasks", "retryPolicy")
+        other = [name for name in ("replaceRunningTasks", "retryPolicy", "owner")
                  if not same(olds.get(name), news.get(name))]
         return DiffResult(changes=plan.has_changes or bool(other), replaces=[],
                           delete_before_replace=True)
@@ -174,8 +179,44 @@ class _TaskProviderCore(ResourceProvider):
         bodies = (builder.build(task_id, spec) for task_id, spec in view["tasks"].items())
         if context.display_name:
             self._remove_strays(writer, view, context.display_name)
-        writer.add(bodies)
+        outcome = writer.add(bodies)
+        if outcome.different:
+            self._replace_own(writer, props, view, outcome.different, builder)
         return CreateResult(self.resource_id(props), outs=dict(props))
+
+    def _replace_own(self, writer: TaskWriter, props: Mapping[str, Any],
+                     view: Mapping[str, Any], different: Mapping[str, Mapping[str, Any]],
+                     builder: TaskBodyBuilder) -> None:
+        """Tasks that existed with another definition: in a job this stack created, the ones
+        carrying this resource's marker are its own (an interrupted create, then an edited
+        declaration) and are replaced, under the running and terminateJob guards; any other
+        is listed and nothing of it is changed."""
+        job_id = props["jobId"]
+        job = writer.job()
+        metadata = ownership.as_dict((job or {}).get("metadata"))
+        created = ownership.created_by_stack(metadata, props.get("owner") or {})
+        marker = task_context(props).display_name
+        ours = sorted(task_id for task_id, live in different.items()
+                      if created and (marker is None or live.get("displayName") == marker))
+        others = sorted(set(different) - set(ours))
+        if others:
+            origin = ("it was adopted, so only tasks with equal definitions are taken over"
+                      if ownership.names_stack(metadata, props.get("owner") or {})
+                      else "they were not added by this resource")
+            raise BatchOperationError(
+                f"job {job_id!r}: {len(others)} task(s) already exist with a different "
+                f"definition and {origin}: {shown_ids(others)}. Nothing of them was changed. "
+                "Batch cannot change a task in place; delete them, or give the declared tasks "
+                "new ids, and run again.")
+        states = {task_id.lower(): str(live.get("state")) for task_id, live in different.items()}
+        self._refuse_busy(writer, ours, props, states)
+        self._refuse_ending(writer, props, ours, job, adding_back=True)
+        writer.delete(ours)
+        again = writer.add(builder.build(task_id, view["tasks"][task_id]) for task_id in ours)
+        if again.different:
+            raise BatchOperationError(
+                f"job {job_id!r}: task(s) {shown_ids(again.different)} came back with another "
+                "definition while being replaced; something else writes to this job.")
 
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         """Make the minimal calls: delete removed and replaced tasks, add new and replaced ones in
@@ -185,12 +226,14 @@ class _TaskProviderCore(ResourceProvider):
         plan = plan_tasks(old_view, new_view)
         writer = self._writer(news)
         going = [*plan.removed, *plan.replaced]
+        arriving = [*plan.replaced, *plan.added]
         if going:
-            self._refuse_busy(writer, going, news, at_least=len(old_view["tasks"]))
+            with service_errors(news["jobId"], "reading the states of tasks to delete", going):
+                self._refuse_busy(writer, going, news, at_least=len(old_view["tasks"]))
+            self._refuse_ending(writer, news, going, adding_back=bool(arriving))
             writer.delete(going)
         new_tasks = new_view["tasks"]
         context = task_context(news)
-        arriving = [*plan.replaced, *plan.added]
         if arriving:
             builder = TemplateBodyBuilder(context)
             writer.add(builder.build(task_id, new_tasks[task_id]) for task_id in arriving)
@@ -205,27 +248,34 @@ class _TaskProviderCore(ResourceProvider):
         task_ids = list(self.tasks_of(props))
         try:
             self._refuse_busy(writer, task_ids, props)
-        except HttpResponseError as error:
-            if error.status_code == 404:
-                return  # the job is gone, and its tasks with it
-            raise
+        except SERVICE_ERRORS as error:
+            if is_gone(error):
+                return  # the job is gone or going, and its tasks with it
+            raise operation_error(props["jobId"], "reading the states of tasks to delete",
+                                  error, task_ids) from None
+        job = writer.job()
+        if job is None:
+            return  # being deleted: its tasks go with it
+        self._refuse_ending(writer, props, task_ids, job)
         writer.delete(task_ids)
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         """Read the tasks back; ones deleted out of band leave the state, so `up` adds them."""
         writer = self._writer(props)
+        if writer.job() is None:
+            return ReadResult("", {})  # gone or being deleted, and its tasks with it
         try:
             live = writer.task_states()
-        except HttpResponseError as error:
-            if error.status_code == 404:
+        except SERVICE_ERRORS as error:
+            if is_gone(error):
                 return ReadResult("", {})
-            raise
+            raise operation_error(props["jobId"], "reading tasks", error) from None
         tasks = {task_id: spec for task_id, spec in self.tasks_of(props).items()
                  if task_id.lower() in live}
         if not tasks:
             return ReadResult("", {})
         outs = self.with_tasks(props, tasks)
-        return ReadResult(id_ or self.resource_id(props), outs)
+        return ReadResult(id_ or self.resource_id(props), outs, dict(outs))
 
     # --- helpers -----------------------------------------------------------------------------
     def _writer(self, props: Mapping[str, Any]) -> TaskWriter:
@@ -252,6 +302,39 @@ class _TaskProviderCore(ResourceProvider):
                 f"{', '.join(busy[:20])}{' ...' if len(busy) > 20 else ''}. Nothing was changed. "
                 "Wait for them to finish, or set replaceRunningTasks: true to kill them.")
 
+    def _refuse_ending(self, writer: TaskWriter, props: Mapping[str, Any],
+                       task_ids: Sequence[str], job: Mapping[str, Any] | None = None, *,
+                       adding_back: bool = False) -> None:
+        """Fail before changing anything when deleting these tasks would end a job that ends
+        itself: with no incomplete task left, Batch completes the job, and a completed job
+        takes no task, so nothing could be added back. A job whose BatchJobCompletion was
+        deleted (it is being destroyed or replaced) is released from this guard."""
+        if not task_ids:
+            return
+        job_id = props["jobId"]
+        live = job if job is not None else writer.job()
+        if live is None or completion_mode(live.get("onAllTasksComplete")) != "terminateJob":
+            return
+        if ownership.as_dict(live.get("metadata")).get(ownership.RELEASED) == "true":
+            return
+        way_out = ("Nothing was changed. Give the job a new id in the stack file (jobs[].id) to "
+                   "run these tasks again in a new job.")
+        if live.get("state") in ("completed", "terminating") and adding_back:
+            raise BatchOperationError(
+                f"job {job_id!r} has completed (onAllTasksComplete: terminateJob) and takes no "
+                f"task, so task(s) {shown_ids(task_ids)} could not be added back. {way_out}")
+        with service_errors(job_id, "reading task states", task_ids):
+            states = writer.task_states()
+        going = {task_id.lower() for task_id in task_ids}
+        if any(state != "completed" for key, state in states.items() if key not in going):
+            return
+        if not any(states.get(key, "completed") != "completed" for key in going):
+            return  # every task has completed already: the job has nothing left to end
+        raise BatchOperationError(
+            f"job {job_id!r} ends itself (onAllTasksComplete: terminateJob) and deleting "
+            f"task(s) {shown_ids(task_ids)} would leave it with no incomplete task: Batch would "
+            f"complete the job, and a completed job takes no task. {way_out}")
+
     def _remove_strays(self, writer: TaskWriter, view: Mapping[str, Any], owner: str) -> None:
         """Before a create, delete tasks an interrupted earlier create of this resource added
         but the declaration no longer has, so the job ends with exactly the declared tasks.
@@ -259,13 +342,11 @@ class _TaskProviderCore(ResourceProvider):
         declared = {task_id.lower() for task_id in view["tasks"]}
         try:
             existing = writer.existing_tasks(select=["id", "displayName", "state"])
-        except (HttpResponseError, ServiceRequestError, ServiceResponseError,
-                TimeoutError) as error:
+        except SERVICE_ERRORS as error:
             if isinstance(error, HttpResponseError) and error.status_code == 404:
                 return  # no job: nothing to remove, and the add explains the missing job
-            raise BatchOperationError(
-                f"job {view['jobId']!r}: no task added, listing the job's tasks failed: "
-                f"{error_message(error)}") from error
+            raise operation_error(view["jobId"], "listing the job's tasks (no task added)",
+                                  error) from None
         strays = [body["id"] for key, body in existing.items()
                   if body.get("displayName") == owner and key not in declared]
         if strays:
@@ -329,12 +410,14 @@ class BatchTaskProvider(_TaskProviderCore):
         job_id, _, task_id = (id_ or self.resource_id(props)).partition("/")
         client = make_client(props["endpoint"])
         policy = RetryPolicy.from_inputs(props.get("retryPolicy"))
+        if live_job(client, job_id, policy) is None:
+            return ReadResult("", {})  # gone or being deleted, and the task with it
         try:
             live = call_with_retries(lambda: client.get_task(job_id, task_id), policy).as_dict()
-        except HttpResponseError as error:
-            if error.status_code == 404:
+        except SERVICE_ERRORS as error:
+            if is_gone(error):
                 return ReadResult("", {})
-            raise
+            raise operation_error(job_id, "reading the task", error, [task_id]) from None
         spec = dict(props.get("task") or {})
         declared = build_task_body(task_id, spec, task_context({**props, "jobId": job_id}))
         if not body_matches(declared, live):
@@ -348,7 +431,7 @@ class BatchTaskProvider(_TaskProviderCore):
                                                                           constraints[rest]):
                 spec[field] = constraints[rest]
         outs = {**props, "jobId": job_id, "taskId": live.get("id", task_id), "task": spec}
-        return ReadResult(f"{job_id}/{outs['taskId']}", outs)
+        return ReadResult(f"{job_id}/{outs['taskId']}", outs, dict(outs))
 
 
 @dataclass(frozen=True)
@@ -366,6 +449,9 @@ class TaskTarget:
         Allow deleting or replacing running tasks.
     retry_policy
         Overrides of RetryPolicy (camelCase keys), or None.
+    owner
+        This project and stack (`project`, `stack`): a task found in a job whose metadata
+        names them, and carrying this resource's marker, was added by this resource.
     """
 
     job_id: pulumi.Input[str]
@@ -376,6 +462,7 @@ class TaskTarget:
     registry_server: pulumi.Input[str] | None = None
     replace_running_tasks: bool = False
     retry_policy: Mapping[str, Any] | None = None
+    owner: Mapping[str, str] | None = None
 
     def inputs(self, secrets: pulumi.Input[Mapping[str, str]] | None) -> dict[str, Any]:
         """Return the resource inputs these settings and the given secrets make."""
@@ -389,6 +476,7 @@ class TaskTarget:
             "secrets": secrets or {},
             "replaceRunningTasks": self.replace_running_tasks,
             "retryPolicy": dict(self.retry_policy) if self.retry_policy else None,
+            "owner": dict(self.owner) if self.owner else None,
         }
 
 

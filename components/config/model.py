@@ -147,6 +147,7 @@ class JobConfig:
     uses_task_dependencies: bool
     tasks: tuple[dict[str, Any], ...]
     sweeps: tuple[SweepConfig, ...]
+    adopt: bool = False
 
 
 @dataclass(frozen=True)

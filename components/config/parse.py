@@ -533,6 +533,7 @@ def _job(cleaned: dict[str, Any], path: str, stack: _Stack) -> JobConfig | None:
         uses_task_dependencies=uses_dependencies,
         tasks=tuple(task for task in tasks if task is not None),
         sweeps=tuple(sweep for sweep in sweeps if sweep is not None),
+        adopt=get(cleaned, "adopt", False),
     )
 
 

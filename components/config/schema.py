@@ -180,6 +180,8 @@ JOB = _object("A Batch job and its tasks.", {
                               minimum=1, also=(-1,), default=-1),
     "replaceRunningTasks": Field("boolean", "Whether a changed task may be replaced while it "
                                  "runs.", default=False),
+    "adopt": Field("boolean", "Take over an existing job of this id that another tool or "
+                   "script made (its tasks with equal definitions are kept).", default=False),
     "constraints": _object("Job constraints.", {
         "maxWallClockTime": _duration("Longest the job may run, ISO 8601."),
         "maxTaskRetryCount": Field("integer", "Retries per task (-1: without limit).",

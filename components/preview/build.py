@@ -18,10 +18,9 @@ from batchtasks.batch.spec import SECRET_PLACEHOLDER, build_job_body
 from batchtasks.batch.tasks import decode_tasks, task_context
 from batchtasks.batch.template import TemplateBodyBuilder
 from batchtasks.config import StackConfig
-from batchtasks.preview.offline import DYNAMIC_PREFIX, PreviewMocks, run_offline
+from batchtasks.preview.offline import DYNAMIC_PREFIX, JOB_TYPE, PreviewMocks, run_offline
 from batchtasks.program import NAMESPACE, declare_stack
 
-JOB_TYPE = f"{DYNAMIC_PREFIX}batch:Job"
 TASK_TYPE = f"{DYNAMIC_PREFIX}batch:Task"
 TASK_SET_TYPE = f"{DYNAMIC_PREFIX}batch:TaskSet"
 COMPLETION_TYPE = f"{DYNAMIC_PREFIX}batch:JobCompletion"

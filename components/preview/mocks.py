@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -62,6 +62,9 @@ class AzureMocks(pulumi.runtime.Mocks):
         One dict per registered resource, in registration order, with keys "type", "name",
         "parent" (the parent's URN, or None), "urn" and "inputs". The parent and URN are known
         only when installed with `install` (or `RecordingMonitor`); otherwise they are None.
+    property_dependencies
+        URN -> input name -> the URNs that input's value came from, as each RegisterResource
+        request carried them (recorded when installed with `install`).
     calls
         One dict per provider function call, with keys "token" and "args".
     """
@@ -71,6 +74,7 @@ class AzureMocks(pulumi.runtime.Mocks):
         self.tenant_id = tenant_id
         self.resources: list[dict[str, Any]] = []
         self.calls: list[dict[str, Any]] = []
+        self.property_dependencies: dict[str, dict[str, list[str]]] = {}
         # Registrations run on executor threads: the lock keeps the record whole, and the
         # thread-local carries each request's parent from the monitor to `new_resource`.
         self._lock = threading.Lock()
@@ -97,9 +101,15 @@ class AzureMocks(pulumi.runtime.Mocks):
         return self
 
     @contextmanager
-    def registering(self, parent: str | None, urn: str | None) -> Iterator[None]:
-        """Tell `new_resource`, on this thread, the parent and URN of the request it answers."""
+    def registering(self, parent: str | None, urn: str | None,
+                    property_dependencies: Mapping[str, list[str]] | None = None
+                    ) -> Iterator[None]:
+        """Tell `new_resource`, on this thread, the parent, URN and property dependencies
+        (input name -> URNs it comes from) of the request it answers."""
         self._request.parent, self._request.urn = parent, urn
+        if urn is not None and property_dependencies is not None:
+            with self._lock:
+                self.property_dependencies[urn] = dict(property_dependencies)
         try:
             yield
         finally:
@@ -299,9 +309,11 @@ class RecordingMonitor(MockMonitor):
         super().__init__(mocks)
 
     def RegisterResource(self, request: Any) -> Any:
-        """Register a resource, telling the mocks its parent and URN."""
+        """Register a resource, telling the mocks its parent, URN and property dependencies."""
         urn = self.make_urn(request.parent, request.type, request.name)
-        with self.mocks.registering(request.parent or None, urn):
+        dependencies = {key: list(value.urns)
+                        for key, value in request.propertyDependencies.items()}
+        with self.mocks.registering(request.parent or None, urn, dependencies):
             return super().RegisterResource(request)
 
     def ReadResource(self, request: Any) -> Any:

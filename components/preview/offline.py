@@ -17,6 +17,9 @@ from batchtasks.preview.mocks import AzureMocks
 
 # Types of the dynamic Batch providers (pulumi-python:dynamic/batch:Job, ...).
 DYNAMIC_PREFIX = "pulumi-python:dynamic/"
+JOB_TYPE = f"{DYNAMIC_PREFIX}batch:Job"
+# The outputs of a BatchJob the program uses.
+JOB_OUTPUTS_READ = ("jobId",)
 
 
 @dataclass
@@ -50,17 +53,19 @@ class OfflineRun:
 
 
 class PreviewMocks(AzureMocks):
-    """AzureMocks that answer dynamic resources with no outputs.
+    """AzureMocks that answer dynamic resources with no outputs but a job's id.
 
-    Nothing in the program reads a Batch resource's outputs, and echoing a sweep's task map back
-    through Pulumi's serializer doubled the time of a large preview.
+    The program reads one Batch output, a job's `jobId` (its task resources take it from there,
+    see `batchtasks.program`); echoing a sweep's task map back through Pulumi's serializer
+    doubled the time of a large preview.
     """
 
     def new_resource(self, args: MockResourceArgs) -> tuple[str, dict[str, Any]]:
         """Record the registration; return azure-native outputs, or none for Batch resources."""
         resource_id, outputs = super().new_resource(args)
         if args.typ.startswith(DYNAMIC_PREFIX):
-            return resource_id, {}
+            kept = {key: outputs[key] for key in JOB_OUTPUTS_READ if key in outputs}
+            return resource_id, kept if args.typ == JOB_TYPE else {}
         return resource_id, outputs
 
 
