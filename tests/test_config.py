@@ -151,6 +151,13 @@ BAD: list[tuple[str, Callable[[dict[str, Any]], Any], str, str]] = [
      "batchtasks:batch.account", "required when batch.pool.create is true"),
     ("pool created without vm size", set_in(lambda r: r["batch"]["pool"], "create", True),
      "batchtasks:batch.pool.vmSize", "required when create is true"),
+    ("pool image without its node agent", do(
+        set_in(lambda r: r["batch"], "account", "batest"),
+        set_in(lambda r: r["batch"]["pool"], "create", True),
+        set_in(lambda r: r["batch"]["pool"], "vmSize", "Standard_D4s_v3"),
+        set_in(lambda r: r["batch"]["pool"], "image",
+               {"publisher": "p", "offer": "o", "sku": "s"})),
+     "batchtasks:batch.pool.nodeAgentSkuId", "required when image is given"),
     ("pool setting that does nothing",
      set_in(lambda r: r["batch"]["pool"], "vmSize", "Standard_A1"),
      "batchtasks:batch.pool.vmSize", "only used when create is true"),
@@ -527,6 +534,15 @@ def test_pool_created_by_the_stack_gets_defaults() -> None:
                                 image={"publisher": "p", "offer": "o", "sku": "s"})
     pool = parse(raw).batch.pool
     assert (pool.max_nodes, pool.image["version"]) == (1, "latest")
+
+
+def test_minimal_created_pool_needs_no_image_or_node_agent() -> None:
+    raw = base()
+    raw["batch"]["account"] = "batest"
+    raw["batch"]["pool"].update(create=True, vmSize="Standard_D4s_v3", maxNodes=2)
+    pool = parse(raw).batch.pool
+    assert (pool.create, pool.image, pool.node_agent_sku_id, pool.max_nodes) == (
+        True, None, None, 2)
 
 
 def test_problems_from_one_sweep_mistake_are_capped() -> None:

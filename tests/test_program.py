@@ -235,6 +235,22 @@ class TestEdgeCases:
         assert run_.named("job-adhoc")["inputs"]["poolId"] == "shared-pool"
         assert run_.named("adhoc.prepare")["inputs"].get("registryServer") is None
 
+    def test_minimal_pool_block_takes_the_storage_defaults(self) -> None:
+        # A newcomer's first stack file: no image and no node agent.
+        raw, _ = dev_settings()
+        batch = {**raw["batch"], "pool": {"id": "first-pool", "create": True,
+                                          "vmSize": "Standard_D2s_v3", "maxNodes": 2}}
+        raw.pop("dashboardToken")
+        config = parse_stack_config({**raw, "batch": batch, "jobs": [plain_job("adhoc")]},
+                                    location="eastus")
+        run_, _ = declare(config)
+        (pool,) = run_.of_type("azure-native:batch:Pool")
+        vm = pool["inputs"]["deploymentConfiguration"]["virtualMachineConfiguration"]
+        assert vm["imageReference"] == {"publisher": "microsoft-dsvm", "offer": "ubuntu-hpc",
+                                        "sku": "2204", "version": "latest"}
+        assert vm["nodeAgentSkuId"] == "batch.node.ubuntu 22.04"
+        assert pool["inputs"]["vmSize"] == "Standard_D2s_v3"
+
     def test_second_run_sees_none_of_the_first_runs_resources(self) -> None:
         first, _ = declare(config_with(jobs=[plain_job("first")]))
         second, _ = declare(config_with(jobs=[plain_job("second")]))

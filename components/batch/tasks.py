@@ -186,7 +186,7 @@ class _TaskProviderCore(ResourceProvider):
 
     def _replace_own(self, writer: TaskWriter, props: Mapping[str, Any],
                      view: Mapping[str, Any], different: Mapping[str, Mapping[str, Any]],
-                     builder: TaskBodyBuilder) -> None:
+                     builder: TemplateBodyBuilder) -> None:
         """Tasks that existed with another definition: in a job this stack created, the ones
         carrying this resource's marker are its own (an interrupted create, then an edited
         declaration) and are replaced, under the running and terminateJob guards; any other

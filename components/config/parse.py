@@ -363,9 +363,15 @@ def _batch(cleaned: Any, problems: Problems) -> BatchConfig | None:
     if create:
         if "account" not in cleaned:
             problems.add(f"{path}.account", "is required when batch.pool.create is true")
-        for key in ("vmSize", "image", "nodeAgentSkuId"):
-            if key not in pool:
-                problems.add(child(pool_path, key), "is required when create is true")
+        if "vmSize" not in pool:
+            problems.add(child(pool_path, "vmSize"), "is required when create is true")
+        # Without both, the pool takes BatchStorage's image and node agent, which belong
+        # together; a custom image needs its own node agent SKU, and the other way round.
+        for key, other in (("image", "nodeAgentSkuId"), ("nodeAgentSkuId", "image")):
+            if key in pool and other not in pool:
+                problems.add(child(pool_path, other), f"is required when {key} is given (an "
+                             "image and its node agent SKU go together; leave both out for "
+                             "the default Ubuntu 22.04 image)")
     else:
         for key in _POOL_CREATE_ONLY:
             if key in pool:

@@ -200,7 +200,9 @@ POOL = _object("The Batch pool the jobs run on.", {
     "vmSize": _string("VM size, e.g. Standard_D4s_v3 (when create is true).",
                       rule=rules.VM_SIZE),
     "maxNodes": Field("integer", "Most nodes (when create is true; default 1).", minimum=1),
-    "image": _object("Marketplace image of the nodes (when create is true).", {
+    "image": _object("Marketplace image of the nodes (when create is true; give it with "
+                     "nodeAgentSkuId, or leave both out for BatchStorage's Ubuntu 22.04 "
+                     "image).", {
         "publisher": _string("Publisher.", required=True, rule=rules.TEXT),
         "offer": _string("Offer.", required=True, rule=rules.TEXT),
         "sku": _string("SKU.", required=True, rule=rules.TEXT),
@@ -208,7 +210,8 @@ POOL = _object("The Batch pool the jobs run on.", {
                            default="latest"),
     }),
     "nodeAgentSkuId": _string("Node agent SKU, e.g. 'batch.node.ubuntu 22.04' (when create "
-                              "is true).", rule=rules.TEXT),
+                              "is true; given with image, or left out with it).",
+                              rule=rules.TEXT),
 })
 
 TOP = {
