@@ -1,6 +1,8 @@
-"""The `batchtasks` command: `preview` a stack offline, print the config `schema`.
+"""The `batchtasks` command: `preview` a stack offline, print the config `schema`, and the
+day-two commands `status`, `logs` and `rerun` (batchtasks.ops).
 
-Exit codes: 0 fine, 1 invalid configuration (every problem printed), 2 usage.
+Exit codes of preview and schema: 0 fine, 1 invalid configuration (every problem printed),
+2 usage; the day-two commands document their own.
 """
 
 from __future__ import annotations
@@ -13,6 +15,9 @@ from pathlib import Path
 
 from batchtasks.config import ConfigError, json_schema, load_stack_file
 from batchtasks.escape import visible
+from batchtasks.ops.commands import COMMANDS as OPS_COMMANDS
+from batchtasks.ops.commands import add_commands as add_ops_commands
+from batchtasks.ops.commands import run_command as run_ops_command
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
 # A stack name as Pulumi spells it; it also names a file under stacks/, so never a path.
@@ -28,9 +33,7 @@ def _parser() -> argparse.ArgumentParser:
         "preview", help="render what a stack declares, offline (no Azure, no Pulumi CLI)",
         description="Run the program under Pulumi mocks and show its resources, jobs and "
                     "tasks. Secret values are never decrypted; they show as [secret].")
-    source = preview.add_mutually_exclusive_group(required=True)
-    source.add_argument("--stack", help="stack name: reads stacks/Pulumi.<stack>.yaml")
-    source.add_argument("--config-file", type=Path, help="path of a stack file")
+    _add_source(preview)
     preview.add_argument("--format", choices=("markdown", "json"), default="markdown",
                          help="output format (default: markdown)")
     preview.add_argument("--against", metavar="FILE_OR_REVISION",
@@ -38,7 +41,23 @@ def _parser() -> argparse.ArgumentParser:
                               "the changes against")
     commands.add_parser("schema", help="print the stack file's JSON Schema",
                         description="Print the JSON Schema of the batchtasks: settings.")
+    add_ops_commands(commands, _add_source)
     return parser
+
+
+def _add_source(parser: argparse.ArgumentParser) -> None:
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--stack", help="stack name: reads stacks/Pulumi.<stack>.yaml")
+    source.add_argument("--config-file", type=Path, help="path of a stack file")
+
+
+def _bad_stack_name(args: argparse.Namespace) -> bool:
+    """Say so and return True when --stack is not a stack name (it names a file)."""
+    if args.stack is not None and not _STACK_NAME.fullmatch(args.stack):
+        print(f"batchtasks: --stack {args.stack!r} is not a stack name (letters, digits, "
+              "'-', '_' and '.', not '..')", file=sys.stderr)
+        return True
+    return False
 
 
 def _stack_file(args: argparse.Namespace) -> tuple[Path, str]:
@@ -67,9 +86,7 @@ def _preview(args: argparse.Namespace) -> int:
         render_markdown,
     )
 
-    if args.stack is not None and not _STACK_NAME.fullmatch(args.stack):
-        print(f"batchtasks: --stack {args.stack!r} is not a stack name (letters, digits, "
-              "'-', '_' and '.', not '..')", file=sys.stderr)
+    if _bad_stack_name(args):
         return EXIT_USAGE
     path, stack = _stack_file(args)
     if not path.is_file():
@@ -124,6 +141,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "schema":
         sys.stdout.write(json.dumps(json_schema(), indent=2) + "\n")
         return EXIT_OK
+    if args.command in OPS_COMMANDS:
+        return EXIT_USAGE if _bad_stack_name(args) else run_ops_command(args, _stack_file)
     return _preview(args)
 
 

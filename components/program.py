@@ -16,7 +16,7 @@ import pulumi
 
 from batchtasks.batch.job import BatchJob, BatchJobCompletion
 from batchtasks.batch.tasks import BatchTask, BatchTaskSet, TaskTarget
-from batchtasks.config import ConfigError, StackConfig, parse_stack_config
+from batchtasks.config import ConfigError, JobConfig, StackConfig, parse_stack_config
 from batchtasks.storage import (
     MOUNTS_DIR,
     BatchStorage,
@@ -76,8 +76,8 @@ def storage_args(config: StackConfig) -> BatchStorageArgs:
     )
 
 
-def _all_tasks(job: Any) -> list[Mapping[str, Any]]:
-    return [*job.tasks, *(task for sweep in job.sweeps for task in sweep.tasks)]
+def _all_tasks(job: JobConfig) -> list[dict[str, Any]]:
+    return job.all_tasks()
 
 
 def _without_id(spec: Mapping[str, Any]) -> dict[str, Any]:

@@ -149,6 +149,10 @@ class JobConfig:
     sweeps: tuple[SweepConfig, ...]
     adopt: bool = False
 
+    def all_tasks(self) -> list[dict[str, Any]]:
+        """Return every declared task: the plain tasks, then each sweep's, in file order."""
+        return [*self.tasks, *(task for sweep in self.sweeps for task in sweep.tasks)]
+
 
 @dataclass(frozen=True)
 class StackConfig:

@@ -134,8 +134,7 @@ def _declared_tasks(config: StackConfig, job_id: str) -> dict[str, Mapping[str, 
     job = next((job for job in config.jobs if job.id == job_id), None)
     if job is None:
         return {}
-    tasks = [*job.tasks, *(task for sweep in job.sweeps for task in sweep.tasks)]
-    return {task["id"]: task for task in tasks}
+    return {task["id"]: task for task in job.all_tasks()}
 
 
 def _resource_order(resources: list[dict[str, Any]],
