@@ -27,8 +27,8 @@ import trustme
 
 from .faults import FaultPlan
 from .login import BATCH_RESOURCE, audience_of, write_fake_az
+from .odata import parse_filter
 from .service import MAX_BODY_BYTES, BatchError, BatchService, Page, Reply, error_body
-from .service import parse_state_filter as _parse_state_filter
 
 API_VERSION = "2025-06-01"
 DEFAULT_PAGE_SIZE = 1000
@@ -55,6 +55,7 @@ class _Route:
     kind: str
     job_id: str | None = None
     task_id: str | None = None
+    file_path: str | None = None
 
 
 def route_of(method: str, path: str) -> _Route:
@@ -71,7 +72,8 @@ def route_of(method: str, path: str) -> _Route:
     -------
     _Route
         The kind (``job``, ``jobs``, ``terminatejob``, ``taskcounts``, ``task``, ``tasks``,
-        ``addtaskcollection``, ``terminatetask`` or ``unknown``) and the ids in the path.
+        ``addtaskcollection``, ``terminatetask``, ``reactivatetask``, ``taskfile`` or
+        ``unknown``) and the ids (and file path) in the path.
     """
     parts = [unquote(p) for p in path.strip("/").split("/")]
     if not parts or parts[0] != "jobs":
@@ -96,6 +98,10 @@ def route_of(method: str, path: str) -> _Route:
         return _Route("task", job, parts[3])
     if len(parts) == 5 and parts[4] == "terminate":
         return _Route("terminatetask", job, parts[3])
+    if len(parts) == 5 and parts[4] == "reactivate":
+        return _Route("reactivatetask", job, parts[3])
+    if len(parts) >= 6 and parts[4] == "files":
+        return _Route("taskfile", job, parts[3], "/".join(parts[5:]))
     return _Route("unknown")
 
 
@@ -122,6 +128,9 @@ class _Handler(BaseHTTPRequestHandler):
         self._handle()
 
     def do_DELETE(self) -> None:
+        self._handle()
+
+    def do_HEAD(self) -> None:
         self._handle()
 
     def log_message(self, format: str, *args: Any) -> None:
@@ -251,6 +260,12 @@ class _Handler(BaseHTTPRequestHandler):
             ("PUT", "task"): lambda: service.replace_task(job, task, body),
             ("DELETE", "task"): lambda: service.delete_task(job, task),
             ("POST", "terminatetask"): lambda: service.terminate_task(job, task),
+            ("POST", "reactivatetask"): lambda: service.reactivate_task(job, task),
+            ("HEAD", "taskfile"): lambda: service.task_file_properties(
+                job, task, route.file_path or ""),
+            ("GET", "taskfile"): lambda: service.task_file(
+                job, task, route.file_path or "",
+                self.headers.get("ocp-range") or self.headers.get("Range")),
         }
         handler = handlers.get((method, kind))
         if handler is None:
@@ -285,7 +300,7 @@ class _Handler(BaseHTTPRequestHandler):
                 "A query parameter specified in the request URI is outside the permissible range.",
                 {"QueryParameterName": "maxresults", "QueryParameterValue": str(limit)},
             )
-        return _parse_state_filter(query.get("$filter")), offset, limit
+        return parse_filter(query.get("$filter")), offset, limit
 
     @staticmethod
     def _page_reply(
@@ -302,11 +317,27 @@ class _Handler(BaseHTTPRequestHandler):
         return Reply(200, body)
 
     def _send(self, reply: Reply, request_id: str) -> None:
+        if reply.raw is not None:
+            self._send_raw(reply, reply.raw, request_id)
+            return
         data = json.dumps(reply.body).encode() if reply.body is not None else b""
         self.send_response(reply.status)
         for name, value in reply.headers.items():
-            self.send_header(name, value)
+            if name != "Content-Length":
+                self.send_header(name, value)
+        if self.command == "HEAD":
+            # Properties travel in headers; HEAD sends no body, but says how long it would be.
+            self._common_headers(request_id, int(reply.headers.get("Content-Length", 0)),
+                                 content_type=None)
+            return
         self._common_headers(request_id, len(data))
+        self.wfile.write(data)
+
+    def _send_raw(self, reply: Reply, data: bytes, request_id: str) -> None:
+        self.send_response(reply.status)
+        for name, value in reply.headers.items():
+            self.send_header(name, value)
+        self._common_headers(request_id, len(data), content_type="application/octet-stream")
         self.wfile.write(data)
 
     def _send_error(self, error: BatchError, request_id: str) -> None:
@@ -321,10 +352,14 @@ class _Handler(BaseHTTPRequestHandler):
         if retry_after is not None:
             self.send_header("Retry-After", retry_after)
         self._common_headers(request_id, len(data))
-        self.wfile.write(data)
+        if self.command != "HEAD":  # a HEAD answer has no body, errors included
+            self.wfile.write(data)
 
-    def _common_headers(self, request_id: str, length: int) -> None:
-        self.send_header("Content-Type", "application/json;odata=minimalmetadata")
+    def _common_headers(self, request_id: str, length: int,
+                        content_type: str | None = "application/json;odata=minimalmetadata"
+                        ) -> None:
+        if content_type is not None:
+            self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(length))
         self.send_header("request-id", request_id)
         self.send_header("DataServiceVersion", "3.0")
@@ -675,6 +710,24 @@ class BatchApiDouble:
         A completed task with a nonzero ``exit_code`` counts as failed.
         """
         self.service.set_task_state(job_id, task_id, state, exit_code)
+
+    def start_task(self, job_id: str, task_id: str, node_id: str = "tvm-1",
+                   preparing: bool = False) -> None:
+        """Schedule a task on a node, as the pool would (see `TaskExecution.start_task`)."""
+        self.service.start_task(job_id, task_id, node_id, preparing)
+
+    def finish_task(self, job_id: str, task_id: str, exit_code: int | None = 0,
+                    failure: dict[str, str] | None = None) -> str:
+        """End a task's attempt; retried while its budget lasts (`TaskExecution.finish_task`)."""
+        return self.service.finish_task(job_id, task_id, exit_code, failure)
+
+    def write_task_file(self, job_id: str, task_id: str, name: str, data: bytes) -> None:
+        """Append to a task's file on its node, e.g. ``stdout.txt``."""
+        self.service.write_task_file(job_id, task_id, name, data)
+
+    def lose_node(self, node_id: str) -> None:
+        """Remove a node: the task file API answers 404 for every task that ran there."""
+        self.service.lose_node(node_id)
 
     def delete_task_out_of_band(self, job_id: str, task_id: str) -> None:
         """Remove a task as someone outside the program would."""

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from .execution import TaskExecution
+
 MAX_COLLECTION_TASKS = 100
 MAX_BODY_BYTES = 1024 * 1024
 
@@ -142,6 +144,8 @@ class Reply:
     status: int
     body: dict[str, Any] | None = None
     headers: dict[str, str] = field(default_factory=dict)
+    # A file's bytes, sent as they are instead of a JSON body.
+    raw: bytes | None = None
 
 
 @dataclass
@@ -255,7 +259,7 @@ def parse_state_filter(text: str | None) -> frozenset[str] | None:
     return frozenset(states)
 
 
-class BatchService:
+class BatchService(TaskExecution):
     """Thread-safe in-memory state of one Batch account's jobs and tasks.
 
     Parameters
@@ -275,6 +279,7 @@ class BatchService:
         self._lock = threading.Lock()
         self._jobs: dict[str, _Job] = {}
         self._etags = itertools.count(0x8DC0000000000)
+        self._init_execution()
 
     # ----------------------------------------------------------------- helpers (lock held)
 
@@ -501,7 +506,11 @@ class BatchService:
             return Reply(200, _select(job.body, select), _entity_headers(job.body))
 
     def list_jobs(
-        self, states: frozenset[str] | None, select: list[str] | None, offset: int, limit: int
+        self,
+        states: frozenset[str] | Callable[[dict[str, Any]], bool] | None,
+        select: list[str] | None,
+        offset: int,
+        limit: int,
     ) -> Page:
         """GET /jobs."""
         with self._lock:
@@ -603,7 +612,7 @@ class BatchService:
     def list_tasks(
         self,
         job_id: str,
-        states: frozenset[str] | None,
+        states: frozenset[str] | Callable[[dict[str, Any]], bool] | None,
         select: list[str] | None,
         offset: int,
         limit: int,
@@ -669,6 +678,7 @@ class BatchService:
         """Forget every job and task."""
         with self._lock:
             self._jobs.clear()
+            self._reset_execution()
 
     def jobs(self) -> dict[str, dict[str, Any]]:
         """Copies of all stored job bodies, keyed by id as created."""
@@ -726,12 +736,14 @@ class BatchService:
 
 def _page(
     bodies: Iterable[dict[str, Any]],
-    states: frozenset[str] | None,
+    states: frozenset[str] | Callable[[dict[str, Any]], bool] | None,
     select: list[str] | None,
     offset: int,
     limit: int,
 ) -> Page:
-    matching = (b for b in bodies if states is None or b["state"] in states)
+    # `states` is a set of states (jobs) or a compiled $filter (see odata.parse_filter).
+    matching = (b for b in bodies if states is None or (
+        states(b) if callable(states) else b["state"] in states))
     chunk = list(itertools.islice(matching, offset, offset + limit + 1))
     more = len(chunk) > limit
     items = [_select(b, select) for b in chunk[:limit]]

@@ -111,10 +111,18 @@ def choose_source(reader: Reader, job: DeclaredJob, task_id: str, task: Mapping[
                      f"{job.id!r} declares no log container (logs: in the stack file), so "
                      "nothing was uploaded")
     blob = BlobFile(url, credential())
-    from azure.core.exceptions import ClientAuthenticationError, HttpResponseError
+    from azure.core.exceptions import (
+        ClientAuthenticationError,
+        HttpResponseError,
+        ServiceRequestError,
+    )
 
     try:
         found = blob.size()
+    except ServiceRequestError as error:
+        raise NoLogs(f"the node no longer holds the files of task {task_id!r}, and blob "
+                     f"storage at {url} cannot be reached ({plain(error.message or error)})"
+                     ) from None
     except ClientAuthenticationError as error:
         raise NoLogs(f"not allowed to read {url}: the identity needs Storage Blob Data Reader "
                      f"on the log container ({plain(error.message or error)})") from None

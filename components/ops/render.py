@@ -17,7 +17,8 @@ from batchtasks.ops.report import FailedTask, JobReport, StackReport, shown_ids
 # Longest failure message shown in a table cell; JSON carries it whole.
 MESSAGE_CHARS = 160
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]+")
-_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()<>#+!|~&$])")
+# Parentheses need no escape once brackets are escaped: they cannot form a link.
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]<>#+!|~&$])")
 COUNT_COLUMNS = ("active", "preparing", "running", "succeeded", "failed")
 
 
@@ -54,6 +55,13 @@ def _failure_text(task: FailedTask) -> str:
     return f"{head}: {message}" if head and message else head or message or "-"
 
 
+def when(timestamp: str | None) -> str:
+    """Return a service timestamp to the second, e.g. ``2025-06-02 07:38:56Z``."""
+    if not timestamp:
+        return "-"
+    return timestamp.replace("T", " ").split(".", 1)[0].removesuffix("Z") + "Z"
+
+
 def _exit(task: FailedTask) -> str:
     return "-" if task.exit_code is None else str(task.exit_code)
 
@@ -78,7 +86,7 @@ def failure_row(job: JobReport, task: FailedTask) -> list[str]:
     """Return a failed task's cells."""
     name = task.id if task.declared else f"{task.id} (undeclared)"
     return [job.id, name, _exit(task), _failure_text(task), str(task.retries), task.node or "-",
-            task.start or "-", task.end or "-", logs_where(job, task)]
+            when(task.start), when(task.end), logs_where(job, task)]
 
 
 def _aligned(header: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:

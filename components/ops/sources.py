@@ -4,7 +4,9 @@ upload in blob storage. Both read byte ranges, so --tail and --follow fetch only
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import logging
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -33,6 +35,19 @@ class LogSource(Protocol):
         ...
 
 
+@contextlib.contextmanager
+def quiet_failsafe_warnings() -> Iterator[None]:
+    """Silence azure-batch's warning (with a traceback) about the empty body of a HEAD error:
+    HEAD answers never carry one, and the status says all there is."""
+    logger = logging.getLogger("azure.batch._utils.model_base")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
 def _batch_code(error: HttpResponseError) -> str | None:
     from batchtasks.batch.client import error_code
 
@@ -59,10 +74,13 @@ class NodeFile:
         """Return the file's length, or None when the node no longer holds it."""
         client = self.reader.client
         try:
-            properties = self.reader.call(lambda: client.get_task_file_properties(
-                self.job_id, self.task_id, self.name))
+            with quiet_failsafe_warnings():
+                properties = self.reader.call(lambda: client.get_task_file_properties(
+                    self.job_id, self.task_id, self.name))
         except HttpResponseError as error:
-            if error.status_code == 404 or _batch_code(error) in FILES_GONE_CODES:
+            # A HEAD answer carries no error body, so its code is unknown: 404 (node or file
+            # gone) and 409 (files unavailable or cleaned up) both mean "not on a node".
+            if error.status_code in (404, 409) or _batch_code(error) in FILES_GONE_CODES:
                 return None
             raise
         return int(properties.content_length)
