@@ -18,7 +18,12 @@ from typing import Any, TypeVar
 
 from azure.batch import BatchClient
 from azure.batch import models as batch_models
-from azure.core.exceptions import HttpResponseError, ServiceRequestError, ServiceResponseError
+from azure.core.exceptions import (
+    AzureError,
+    HttpResponseError,
+    ServiceRequestError,
+    ServiceResponseError,
+)
 
 from batchtasks.auth import batch_credential
 from batchtasks.rules import DURATION_PATTERN, parse_duration
@@ -132,7 +137,8 @@ def _error_body(error: HttpResponseError) -> dict[str, Any] | None:
     """Return the JSON error body of a failed response, or None."""
     try:
         body = json.loads(error.response.text()) if error.response is not None else None
-    except (ValueError, AttributeError, TypeError):
+    except (ValueError, AttributeError, TypeError, AzureError):
+        # AzureError: a streamed response (a task file download) whose body was never read.
         return None
     return body if isinstance(body, dict) else None
 
