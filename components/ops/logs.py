@@ -105,6 +105,10 @@ def choose_source(reader: Reader, job: DeclaredJob, task_id: str, task: Mapping[
     node_file = NodeFile(reader, job.id, task_id, name, node)
     if node_file.size() is not None:
         return node_file
+    if state in ("running", "preparing"):
+        # Its node is there while it runs; the file just does not exist yet.
+        raise NoLogs(f"task {task_id!r} is {state} on node {node} and has not written {name} "
+                     "yet (--follow waits for it)")
     url = upload_url({**task, "id": task_id}, job, name)
     if url is None:
         raise NoLogs(f"the node no longer holds the files of task {task_id!r}, and job "
@@ -173,7 +177,6 @@ def run_logs(reader: Reader, job: DeclaredJob, task_id: str, options: LogsOption
     int
         0 when logs were printed, 1 when there are none (the reason printed to err).
     """
-    out = out or sys.stdout.buffer
     err = err or sys.stderr
     if credential is None:
         from batchtasks.auth import batch_credential
@@ -187,15 +190,18 @@ def run_logs(reader: Reader, job: DeclaredJob, task_id: str, options: LogsOption
             task = reader.task(job.id, task_id)
             if task is None:
                 raise NoLogs(f"task {task_id!r} does not exist in job {job.id!r}{declared}")
-            not_started = (wire(task.get("state", "")) == "active"
-                           and not (task.get("nodeInfo") or {}).get("nodeId"))
-            if not (options.follow and not_started):
+            try:
+                source = choose_source(reader, job, task_id, task, name, credential)
                 break
+            except NoLogs:
+                # --follow waits for a task to start and write; a completed one has no more.
+                if not options.follow or wire(task.get("state", "")) == "completed":
+                    raise
             sleep(options.interval)
-        source = choose_source(reader, job, task_id, task, name, credential)
     except NoLogs as reason:
         print(f"batchtasks: no {options.stream} for task {task_id!r}: {reason}", file=err)
         return EXIT_NO_LOGS
+    out = out if out is not None else sys.stdout.buffer
     print(f"batchtasks: reading {source.description}{declared}", file=err, flush=True)
     size = source.size() or 0
     offset = 0 if options.tail is None else tail_start(source, size, options.tail)
