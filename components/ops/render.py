@@ -12,29 +12,31 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from batchtasks.escape import code_span, one_line
 from batchtasks.ops.report import FailedTask, JobReport, StackReport, shown_ids
 
 # Longest failure message shown in a table cell; JSON carries it whole.
 MESSAGE_CHARS = 160
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]+")
-# Parentheses need no escape once brackets are escaped: they cannot form a link.
-_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]<>#+!|~&$])")
+# Cells made only of these are shown as they are; anything else goes in a code span.
+_PLAIN_CELL = re.compile(r"[A-Za-z0-9 _.,:;/=@'()*-]*")
 COUNT_COLUMNS = ("active", "preparing", "running", "succeeded", "failed")
 
 
 def plain(text: Any) -> str:
-    """Return text on one line with control characters (terminal escapes) replaced."""
-    return _CONTROL.sub(" ", str(text)).strip()
+    """Return untrusted text on one visible line (controls and escapes written out)."""
+    return one_line(text, 100_000)
 
 
 def shorten(text: str, limit: int = MESSAGE_CHARS) -> str:
     """Return text cut to `limit` characters, marked with an ellipsis when cut."""
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    return one_line(text, limit)
 
 
 def md(text: Any, limit: int = MESSAGE_CHARS) -> str:
-    """Return untrusted text fit for a Markdown table cell: one line, every special escaped."""
-    return _MARKDOWN_SPECIAL.sub(r"\\\1", shorten(plain(text), limit))
+    """Return untrusted text fit for a Markdown table cell or line: as it is when it holds
+    nothing Markdown reads, else a code span (no markup, link, tag or `|` takes effect)."""
+    line = one_line(text, limit)
+    return line if _PLAIN_CELL.fullmatch(line) else code_span(text, limit)
 
 
 def logs_where(job: JobReport, task: FailedTask) -> str:
