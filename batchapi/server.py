@@ -111,6 +111,8 @@ class _LostResponse(Exception):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # TCP_NODELAY: answers go out at once instead of waiting for the client's acknowledgement.
+    disable_nagle_algorithm = True
     # Idle keep-alive connections end after this; the client simply reconnects.
     timeout = 30
     server: _TlsServer

@@ -19,9 +19,9 @@ from azure.batch import BatchClient
 from azure.batch import models as batch_models
 from azure.identity import DefaultAzureCredential
 
-from batchapi import BatchApiDouble
 from batchtasks import task as seed
 from batchtasks.storage import MOUNTS_DIR
+from bench.double import DoubleProcess
 from bench.stacks import (
     COMMAND_TEMPLATE,
     IMAGE,
@@ -96,7 +96,7 @@ def seed_task(location: str, scenario: str,
     )
 
 
-def measure_baseline(api: BatchApiDouble, n: int, latency: float, identity_resource_id: str,
+def measure_baseline(api: DoubleProcess, n: int, latency: float, identity_resource_id: str,
                      limit: int | None = None) -> dict[str, Any]:
     """Add the N-task sweep one `create_task` call at a time; measure requests and wall time.
 
@@ -132,9 +132,9 @@ def measure_baseline(api: BatchApiDouble, n: int, latency: float, identity_resou
             for location, scenario in measured:
                 client.create_task(JOB_ID, seed_task(location, scenario, identity_resource_id))
         wall = time.perf_counter() - start
-    stored = api.tasks(JOB_ID)
-    if len(stored) != len(measured):
-        raise RuntimeError(f"the loop left {len(stored)} tasks, not {len(measured)}")
+    stored = api.task_count(JOB_ID)
+    if stored != len(measured):
+        raise RuntimeError(f"the loop left {stored} tasks, not {len(measured)}")
     extrapolated = len(measured) < n
     first = f"{measured[0][0]}-{measured[0][1]}"
     return {"n": n, "latency_s": latency, "tasks_measured": len(measured),
@@ -142,4 +142,4 @@ def measure_baseline(api: BatchApiDouble, n: int, latency: float, identity_resou
             "requests_measured": api.total_requests(),
             "measured_wall_s": round(wall, 3),
             "wall_s": round(wall * n / len(measured), 3), "extrapolated": extrapolated,
-            "first_task": stored[first]}
+            "first_task": api.task(JOB_ID, first)}

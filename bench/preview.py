@@ -1,7 +1,8 @@
 """`batchtasks preview` of the N-task stack, in a fresh process: wall time and peak memory.
 
 A tiny wrapper runs `batchtasks.cli.main` in a new interpreter and reports the process's own
-peak resident set size (`resource.getrusage`), so each figure is that of one preview alone.
+peak resident set size, VmHWM from /proc/self/status (`ru_maxrss` would carry over the peak of
+the process that started it), so each figure is that of one preview alone.
 """
 
 from __future__ import annotations
@@ -13,16 +14,17 @@ import time
 from pathlib import Path
 from typing import Any
 
-# Runs in the child: the preview, then its own peak RSS and in-process seconds on stderr's last
-# line. Linux reports ru_maxrss in KiB.
+# Runs in the child: the preview, then its own peak RSS (VmHWM, in kB) and in-process seconds
+# on stderr's last line.
 _WRAPPER = """\
-import json, resource, sys, time
+import json, sys, time
 start = time.perf_counter()
 from batchtasks.cli import main
 code = main(sys.argv[1:])
 seconds = time.perf_counter() - start
 sys.stdout.flush()
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+with open("/proc/self/status", encoding="ascii") as status:
+    peak = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
 sys.stderr.write("\\n" + json.dumps({"code": code, "in_process_s": seconds, "peak_kib": peak}))
 """
 

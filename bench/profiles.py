@@ -23,8 +23,8 @@ from typing import Any
 from google.protobuf import struct_pb2
 from pulumi.runtime import rpc
 
-from batchapi import BatchApiDouble
 from bench.baseline import client_environment
+from bench.double import DoubleProcess
 from providerhost import PROVIDER_KEY, Registration, strip_secrets
 
 TOP = 20
@@ -177,7 +177,7 @@ def encode_properties(props: dict[str, Any]) -> struct_pb2.Struct:
         loop.close()
 
 
-def profile_set_create(api: BatchApiDouble, reg: Registration, job_id: str,
+def profile_set_create(api: DoubleProcess, reg: Registration, job_id: str,
                        pool_id: str) -> dict[str, Any]:
     """Profile a task set's Check and Create as the provider host runs them, in this process.
 

@@ -18,10 +18,10 @@ from typing import Any
 
 import pulumi
 
-from batchapi import BatchApiDouble
 from batchtasks.batch.tasks import decode_spec, encode_spec
 from batchtasks.config import parse_stack_config
 from batchtasks.program import declare_stack
+from bench.double import DoubleProcess
 from bench.stacks import JOB_ID, LOCATION, stack_settings, task_ids
 from providerhost import (
     PROVIDER_KEY,
@@ -94,7 +94,7 @@ class Step:
 
 
 @contextmanager
-def step(api: BatchApiDouble, host: EngineSizedHost) -> Iterator[Step]:
+def step(api: DoubleProcess, host: EngineSizedHost) -> Iterator[Step]:
     """Measure the requests, wall time and host time of the calls made inside the block."""
     api.reset_counts()
     result = Step()
@@ -189,7 +189,21 @@ class _Engine:
         self.host.delete(self.reg.urn, self.id, self.outputs)
 
 
-def measure_provider(api: BatchApiDouble, regs: dict[str, Registration], n: int,
+def timed_diff(host: EngineSizedHost, engine: _Engine, news: dict[str, Any]) -> dict[str, Any]:
+    """Check and Diff one resource against its state: wall seconds of each, and of those the
+    seconds spent waiting for the provider host (its decoding, the provider's work, its
+    encoding of the answer), the part the Go engine would leave."""
+    before, start = host.host_seconds, time.perf_counter()
+    checked = engine.checked(news)
+    check_s, check_host_s = time.perf_counter() - start, host.host_seconds - before
+    before, start = host.host_seconds, time.perf_counter()
+    diff = host.diff(engine.reg.urn, engine.id, engine.outputs, checked)
+    return {"check_s": round(check_s, 3), "check_host_s": round(check_host_s, 3),
+            "diff_s": round(time.perf_counter() - start, 3),
+            "diff_host_s": round(host.host_seconds - before, 3), "changes": bool(diff.changes)}
+
+
+def measure_provider(api: DoubleProcess, regs: dict[str, Registration], n: int,
                      latency: float, project_dir: Path,
                      log: Callable[[str], None] = print) -> dict[str, Any]:
     """Create, re-apply, change and destroy the N-task stack through the provider host.
@@ -229,11 +243,11 @@ def measure_provider(api: BatchApiDouble, regs: dict[str, Registration], n: int,
         with step(api, host) as measured:
             tasks.create()
         results["set_create"] = measured.as_dict()
-        stored = api.tasks(JOB_ID)
+        stored = api.task_count(JOB_ID)
         # One body as the service holds it, to compare with the per-task loop's.
-        results["first_task"] = dict(stored[first_task])
-        if len(stored) != n:
-            raise RuntimeError(f"the set created {len(stored)} tasks, not {n}")
+        results["first_task"] = api.task(JOB_ID, first_task)
+        if stored != n:
+            raise RuntimeError(f"the set created {stored} tasks, not {n}")
         results["set_create"]["state_outputs_bytes_per_task"] = len(
             json.dumps(tasks.outputs)) / n
         log(f"  create: job {results['job_create']['wall_s']} s, "
@@ -245,6 +259,11 @@ def measure_provider(api: BatchApiDouble, regs: dict[str, Registration], n: int,
         if any(changed):
             raise RuntimeError("a no-op up found changes")
         results["noop_up"] = measured.as_dict()
+        # The set's Diff alone, as the engine calls it with nothing changed and with one
+        # task's command changed (what a preview of a big sweep waits for).
+        results["set_diff_noop"] = timed_diff(host, tasks, tasks.inputs)
+        results["set_diff_one_change"] = timed_diff(
+            host, tasks, with_task(tasks.inputs, first_task, command=CHANGED_COMMAND))
         with step(api, host) as measured:
             if tasks.read() == "":
                 raise RuntimeError("refresh lost the task set")
@@ -256,7 +275,7 @@ def measure_provider(api: BatchApiDouble, regs: dict[str, Registration], n: int,
         with step(api, host) as measured:
             tasks.up(with_task(tasks.inputs, first_task, retries=CHANGED_RETRIES))
         results["retries_changed"] = measured.as_dict()
-        live = api.tasks(JOB_ID)[first_task]
+        live = api.task(JOB_ID, first_task) or {}
         if (live["commandLine"], live["constraints"]["maxTaskRetryCount"]) != (
                 CHANGED_COMMAND, CHANGED_RETRIES):
             raise RuntimeError(f"the changes did not reach task {first_task!r}")

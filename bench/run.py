@@ -27,9 +27,9 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from batchapi import BatchApiDouble
 from batchtasks.batch.client import body_matches
 from bench.baseline import measure_baseline
+from bench.double import DoubleProcess
 from bench.preview import measure_preview
 from bench.profiles import encode_properties, profile_preview, profile_set_create
 from bench.provider import measure_provider, registrations, stored_bytes_per_task
@@ -40,6 +40,11 @@ from providerhost import strip_secrets
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 BENCH_DIR = Path(__file__).resolve().parent
 QUICK_BASELINE_LIMIT = 1_000
+# The per-task loop at 50 ms takes about a minute per 1,000 tasks: it runs up to this size.
+BASELINE_LIMIT = 10_000
+# Profiles run the profiler over the whole step; past this size they only take long.
+PROFILE_LIMIT = 10_000
+DEFAULT_SIZES = [100, 1_000, 10_000, 100_000]
 # Fields the service adds to a task, and the set's marker: not part of what was declared.
 SERVICE_FIELDS = frozenset({"url", "creationTime", "state", "stateTransitionTime",
                             "executionInfo", "eTag", "lastModified", "displayName",
@@ -61,7 +66,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split(
         "\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=lambda text: _numbers(text, int),
-                        default=[100, 1_000, 10_000], help="task counts (default 100,1000,10000)")
+                        default=DEFAULT_SIZES,
+                        help="task counts (default 100,1000,10000,100000; add 1000000 for the "
+                             "sharded sweep, which takes several minutes more)")
     parser.add_argument("--latencies", type=lambda text: _numbers(text, float),
                         default=[0.05, 0.0], help="seconds per request (default 0.05,0)")
     parser.add_argument("--quick", action="store_true",
@@ -97,12 +104,18 @@ def source_state() -> tuple[str, str]:
     return revision + (" with local changes" if diff else ""), fingerprint
 
 
+def load_average() -> list[float]:
+    """Return the machine's 1, 5 and 15 minute load averages (what `uptime` shows)."""
+    return [round(value, 2) for value in os.getloadavg()]
+
+
 def machine_facts() -> dict[str, Any]:
-    """Return what the figures depend on: CPUs, Python, packages, date and revision."""
+    """Return what the figures depend on: CPUs, load, Python, packages, date and revision."""
     revision, fingerprint = source_state()
     return {
         "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "cpus": os.cpu_count(),
+        "load_at_start": load_average(),
         "platform": platform.platform(terse=True),
         "python": platform.python_version(),
         "pulumi": metadata.version("pulumi"),
@@ -176,7 +189,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             log(f"preview, {n:,} tasks")
             results["preview"].append(measure_preview(stack_files[n], n, PROJECT_DIR))
             log(f"  {results['preview'][-1]['wall_s']} s, {results['preview'][-1]['peak_mb']} MB")
-        with BatchApiDouble() as api:
+        with DoubleProcess() as api:
             for n in sizes:
                 log(f"registering the {n:,}-task stack under mocks")
                 regs = registrations(n, api.endpoint)
@@ -193,6 +206,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     row = measure_provider(api, regs, n, latency, PROJECT_DIR, log)
                     set_body = row.pop("first_task")
                     results["provider"].append(row)
+                    if n > BASELINE_LIMIT:
+                        continue
                     log(f"loop of create_task, {n:,} tasks, {latency * 1000:g} ms"
                         + (f" (first {limit:,})" if limit is not None and n > limit else ""))
                     baseline = measure_baseline(api, n, latency, identity, limit)
@@ -204,7 +219,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     log(f"  {baseline['wall_s']} s"
                         + (" (extrapolated)" if baseline["extrapolated"] else ""))
             if not args.no_profile:
-                largest = max(sizes)
+                largest = max(n for n in sizes if n <= PROFILE_LIMIT) if min(
+                    sizes) <= PROFILE_LIMIT else min(sizes)
                 log(f"profiling the {largest:,}-task preview and set create")
                 profile = profile_preview(stack_files[largest])
                 results["profiles"]["preview"] = {"n": largest, **profile}
@@ -219,6 +235,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     results["targets"] = evaluate_targets(results)
     results["profile_notes"] = profile_notes(results["profiles"])
     results["settings"]["duration_s"] = round(time.perf_counter() - started, 1)
+    results["machine"]["load_at_end"] = load_average()
     return results
 
 
