@@ -7,6 +7,7 @@ fault scenario ends by checking that the job holds exactly the declared tasks.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -217,6 +218,41 @@ def test_no_op_update_and_diff_and_check_make_no_request(api: BatchApiDouble,
     assert not task_set.diff("id", olds, inputs).changes
     task_set.update("id", olds, inputs)
     assert api.total_requests() == 0
+
+
+def test_diff_reads_texts_first_but_decides_on_the_specs(
+        api: BatchApiDouble, task_set: BatchTaskSetProvider) -> None:
+    olds = created(api, task_set, set_props(api, sweep(30)))
+    # The same specs stored as other JSON text (an older encoding): no change.
+    respaced = {task_id: json.dumps(json.loads(text), indent=1)
+                for task_id, text in olds["tasks"].items()}
+    assert not task_set.diff("id", {**olds, "tasks": respaced}, olds).changes
+    # One task's text differs: that task is the change.
+    tasks = sweep(30)
+    tasks["run-0007"] = spec(7, command="python -m model --run 7 --fast")
+    assert task_set.diff("id", olds, checked(task_set, olds, set_props(api, tasks))).changes
+    # A shared input every body carries changed: the set changes though no text did.
+    moved = checked(task_set, olds, set_props(api, sweep(30), mountsDir="/mnt/elsewhere"))
+    assert moved["tasks"] == olds["tasks"]
+    assert task_set.diff("id", olds, moved).changes
+    update(task_set, olds, moved)
+    assert api.tasks(JOB)["run-0007"]["containerSettings"]["containerRunOptions"] == (
+        "--mount type=bind,source=/mnt/elsewhere/forecasts,target=/out")
+
+
+def test_check_finds_a_bad_value_in_any_task_of_a_shape(
+        api: BatchApiDouble, task_set: BatchTaskSetProvider) -> None:
+    # Tasks of one shape are checked whole once, then by their own values: a bad value in
+    # the thousandth task is found, with the same message as when it is the first.
+    tasks = sweep(1000)
+    tasks["run-0999"] = spec(999, command="  ")
+    tasks["run-0500"] = spec(500, dependsOn=["not an id"])
+    found = {failure.property: failure.reason for failure in
+             task_set.check({}, wire(set_props(api, tasks))).failures}
+    alone = {failure.property: failure.reason for failure in task_set.check({}, wire(set_props(
+        api, {"run-0999": tasks["run-0999"], "run-0500": tasks["run-0500"]}))).failures}
+    assert found == alone
+    assert {"tasks.run-0999.command", "tasks.run-0500.dependsOn[0]"} <= set(found)
 
 
 def test_mixed_update_touches_only_what_changed(api: BatchApiDouble,

@@ -10,13 +10,14 @@ once as Pulumi CheckFailures. Values not known yet (preview) are skipped, never 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from batchtasks import rules
 from batchtasks.batch.spec import is_unknown, is_unknown_as_a_whole
+from batchtasks.batch.template import split_spec
 from batchtasks.config import schema
-from batchtasks.config.shape import Problems, clean
+from batchtasks.config.shape import Problems, child, clean
 from batchtasks.rules import Rule
 
 Problem = tuple[str, str]
@@ -112,6 +113,56 @@ def task_spec_problems(task_id: str, spec: Any, path: str,
             if not is_unknown(key) and key not in secret_keys:
                 problems.append((f"{path}.secretEnv.{name}",
                                  f"{key!r} names no value in the resource's secrets"))
+    return problems
+
+
+# Task fields whose values differ from task to task in a sweep (see `template.split_spec`):
+# each task's are checked on their own once its shape has been checked whole.
+VARYING_FIELDS = ("command", "env", "outputs", "dependsOn")
+
+
+def task_map_problems(tasks: Mapping[str, Any], path_of: Callable[[str], str],
+                      containers: Mapping[str, Any] | None,
+                      secret_keys: Mapping[str, Any] | None) -> list[Problem]:
+    """Check many task specs, each shape once: what `task_spec_problems` finds for each.
+
+    The first task of each shape (its fields other than the varying ones) is checked whole;
+    when that finds nothing, the shape's other tasks need only their id and varying fields
+    checked, since everything else about them is the same. A task whose own values fail is
+    checked whole again, so its problems read exactly as `task_spec_problems` gives them.
+
+    Parameters
+    ----------
+    tasks
+        Task id -> spec.
+    path_of
+        Task id -> property path of its spec, for messages.
+    containers, secret_keys
+        As for `task_spec_problems`.
+
+    Returns
+    -------
+    list[Problem]
+        Every (property path, reason) found.
+    """
+    fields = schema.TASK_SPEC.fields or {}
+    clean_shapes: set[str] = set()
+    problems: list[Problem] = []
+    for task_id, spec in tasks.items():
+        path = path_of(task_id)
+        split = (split_spec(spec) if isinstance(spec, Mapping) and "command" in spec
+                 and not is_unknown_as_a_whole(spec) else None)
+        if split is not None and split[0] in clean_shapes:
+            found = id_problems(task_id, f"{path}.id")
+            for key in VARYING_FIELDS:
+                if key in spec and not found:
+                    found = _field_problems(spec[key], fields[key], child(path, key))
+            if not found:
+                continue
+        found = task_spec_problems(task_id, spec, path, containers, secret_keys)
+        if split is not None and not found:
+            clean_shapes.add(split[0])
+        problems += found
     return problems
 
 

@@ -41,7 +41,13 @@ from batchtasks.batch.client import (
     service_errors,
     shown_ids,
 )
-from batchtasks.batch.diff import TASK_LOCATION_INPUTS, completion_mode, plan_tasks, same
+from batchtasks.batch.diff import (
+    ALL_TASK_INPUTS,
+    TASK_LOCATION_INPUTS,
+    completion_mode,
+    plan_tasks,
+    same,
+)
 from batchtasks.batch.spec import (
     TaskContext,
     build_task_body,
@@ -50,6 +56,9 @@ from batchtasks.batch.spec import (
     task_constraints,
 )
 from batchtasks.batch.template import TemplateBodyBuilder
+
+# Inputs besides a task's own spec that its body depends on (`plan_tasks` compares them).
+SHARED_BODY_INPUTS = (*ALL_TASK_INPUTS, "containerUrls", "secrets", "setName")
 
 
 def task_context(props: Mapping[str, Any]) -> TaskContext:
@@ -123,6 +132,20 @@ class _TaskProviderCore(ResourceProvider):
     def _view(self, props: Mapping[str, Any]) -> dict[str, Any]:
         return {**props, "tasks": self.tasks_of(props)}
 
+    def task_count(self, props: Mapping[str, Any]) -> int:
+        """Return how many tasks the resource holds."""
+        return len(self.tasks_of(props))
+
+    def _tasks_unknown(self, news: Mapping[str, Any]) -> bool:
+        """Tell whether the tasks input as a whole is not known yet (preview)."""
+        return is_unknown_as_a_whole(self.tasks_of(news))
+
+    def _views_to_compare(self, olds: Mapping[str, Any],
+                          news: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Return the old and new views `plan_tasks` needs to find every change: here both
+        whole; a set narrows them to the tasks whose stored text differs."""
+        return self._view(olds), self._view(news)
+
     # --- Pulumi operations -------------------------------------------------------------------
     def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
         """Validate every input and report each bad property at once."""
@@ -137,9 +160,10 @@ class _TaskProviderCore(ResourceProvider):
         containers = news.get("containerUrls")
         secrets = news.get("secrets") or {}
         seen: dict[str, str] = {}
-        for task_id, spec in (tasks.items() if isinstance(tasks, Mapping) else ()):
+        if isinstance(tasks, Mapping):
+            problems += checks.task_map_problems(tasks, self.task_path, containers, secrets)
+        for task_id in (tasks if isinstance(tasks, Mapping) else ()):
             path = self.task_path(task_id)
-            problems += checks.task_spec_problems(task_id, spec, path, containers, secrets)
             if task_id.lower() in seen:
                 problems.append((path, f"{task_id!r} repeats {seen[task_id.lower()]!r}: Batch "
                                        "ids are unique ignoring case"))
@@ -160,10 +184,10 @@ class _TaskProviderCore(ResourceProvider):
                  if is_unknown(news.get(name)) or not same(olds.get(name), news.get(name))]
         if moved:
             return DiffResult(changes=True, replaces=moved, delete_before_replace=True)
-        if is_unknown_as_a_whole(self.tasks_of(news)):
+        if self._tasks_unknown(news):
             # During preview the whole map may be pending: some change, not yet known which.
             return DiffResult(changes=True, replaces=[], delete_before_replace=True)
-        plan = plan_tasks(self._view(olds), self._view(news))
+        plan = plan_tasks(*self._views_to_compare(olds, news))
         other = [name for name in ("replaceRunningTasks", "retryPolicy", "owner")
                  if not same(olds.get(name), news.get(name))]
         return DiffResult(changes=plan.has_changes or bool(other), replaces=[],
@@ -222,14 +246,14 @@ class _TaskProviderCore(ResourceProvider):
         """Make the minimal calls: delete removed and replaced tasks, add new and replaced ones in
         chunked collections, update constraints of the rest in place."""
         # Decoded once: a big set's specs are thousands of JSON texts.
-        old_view, new_view = self._view(olds), self._view(news)
+        old_view, new_view = self._views_to_compare(olds, news)
         plan = plan_tasks(old_view, new_view)
         writer = self._writer(news)
         going = [*plan.removed, *plan.replaced]
         arriving = [*plan.replaced, *plan.added]
         if going:
             with service_errors(news["jobId"], "reading the states of tasks to delete", going):
-                self._refuse_busy(writer, going, news, at_least=len(old_view["tasks"]))
+                self._refuse_busy(writer, going, news, at_least=self.task_count(olds))
             self._refuse_ending(writer, news, going, adding_back=bool(arriving))
             writer.delete(going)
         new_tasks = new_view["tasks"]
@@ -361,6 +385,37 @@ class BatchTaskSetProvider(_TaskProviderCore):
     def tasks_of(self, props: Mapping[str, Any]) -> dict[str, Any]:
         """Return the set's `tasks` input as task id -> spec."""
         return decode_tasks(props.get("tasks"))
+
+    def task_count(self, props: Mapping[str, Any]) -> int:
+        """Return how many tasks the set holds, without decoding them."""
+        tasks = props.get("tasks")
+        return len(tasks) if isinstance(tasks, Mapping) else 0
+
+    def _tasks_unknown(self, news: Mapping[str, Any]) -> bool:
+        """Tell whether the tasks map as a whole is not known yet, without decoding it."""
+        return is_unknown_as_a_whole(news.get("tasks"))
+
+    def _views_to_compare(self, olds: Mapping[str, Any],
+                          news: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Text first: when no shared input that reaches the bodies changed, a task whose
+        stored spec text is the same on both sides cannot have changed, so only the tasks whose
+        texts differ (or that exist on one side only) are decoded and compared.
+
+        The views then hold just those tasks: the plan's added, removed, replaced and updated
+        tasks are the whole set's, its `unchanged` count only theirs.
+        """
+        old_texts, new_texts = olds.get("tasks"), news.get("tasks")
+        if (not isinstance(old_texts, Mapping) or not isinstance(new_texts, Mapping)
+                or any(not same(olds.get(name), news.get(name)) or is_unknown(news.get(name))
+                       for name in SHARED_BODY_INPUTS)):
+            return self._view(olds), self._view(news)
+        differing = [task_id for task_id, text in new_texts.items()
+                     if old_texts.get(task_id) != text]
+        differing += [task_id for task_id in old_texts if task_id not in new_texts]
+        old_part = {task_id: old_texts[task_id] for task_id in differing if task_id in old_texts}
+        new_part = {task_id: new_texts[task_id] for task_id in differing if task_id in new_texts}
+        return ({**olds, "tasks": decode_tasks(old_part)},
+                {**news, "tasks": decode_tasks(new_part)})
 
     def resource_id(self, props: Mapping[str, Any]) -> str:
         """Return `<job id>/<set name>`."""
