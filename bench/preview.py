@@ -14,6 +14,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.stacks import write_stack_file
+
 # Runs in the child: the preview, then its own peak RSS (VmHWM, in kB) and in-process seconds
 # on stderr's last line.
 _WRAPPER = """\
@@ -78,3 +80,83 @@ def measure_preview(stack_file: Path, n: int, project_dir: Path) -> dict[str, An
             "peak_mb": round(facts["peak_kib"] / 1024, 1),
             "output_mb": round(len(done.stdout) / 1e6, 2),
             "preview_json_bytes_per_task": round(len(json.dumps(inputs)) / n, 1)}
+
+
+def _rows_reference(changes: Any) -> list[str]:
+    """The change list as it was before grouping, one table row per changed task: the cost
+    that grouping must not exceed."""
+    from batchtasks.preview.render import code
+
+    lines = []
+    for job in changes.jobs:
+        plan = job.tasks
+        fields = plan.changed_fields or {}
+        rows = [*([code(task_id), "added", ""] for task_id in plan.added),
+                *([code(task_id), "removed", ""] for task_id in plan.removed),
+                *([code(task_id), "replaced", ", ".join(fields.get(task_id, ()))]
+                  for task_id in plan.replaced),
+                *([code(task_id), "updated in place", ", ".join(fields.get(task_id, ()))]
+                  for task_id in plan.updated)]
+        lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return lines
+
+
+def measure_grouping(directory: Path, n: int, repeats: int = 5) -> dict[str, Any]:
+    """Time grouping the changes of an N-task sweep against rendering them one row per task.
+
+    The change moves the image tag, edits every task's own command (`--draws 4000` -> 5000)
+    and raises the retries: every task is replaced, all in one group.
+
+    Parameters
+    ----------
+    directory
+        Where to write the two stack files.
+    n
+        Number of tasks.
+    repeats
+        Each figure is the best of this many runs.
+
+    Returns
+    -------
+    dict
+        n, groups, plan_s (the providers' diff, the same either way), group_s (grouping with
+        values), grouped_render_s (the grouped change list), rows_render_s (one row per task),
+        and markdown_chars of each.
+    """
+    from batchtasks.batch.diff import plan_tasks
+    from batchtasks.config import load_stack_file
+    from batchtasks.preview import compare, preview_stack
+    from batchtasks.preview.groups import group_tasks
+    from batchtasks.preview.render import _change_lines
+    from bench.stacks import COMMAND_TEMPLATE, IMAGE, stack_settings
+
+    old_path = write_stack_file(directory, n)
+    settings = stack_settings(n)
+    job = settings["jobs"][0]
+    job["defaults"].update(image=IMAGE.replace("2025.06.1", "2025.07.0"), retries=3)
+    job["sweeps"][0]["command"] = COMMAND_TEMPLATE.replace("--draws 4000", "--draws 5000")
+    new_path = directory / f"Pulumi.bench{n}-new.yaml"
+    config: dict[str, Any] = {"azure-native:location": "eastus"}
+    config.update({f"batchtasks:{key}": value for key, value in settings.items()})
+    new_path.write_text(json.dumps({"config": config}), encoding="utf-8")
+    old = preview_stack(load_stack_file(old_path), "bench", with_bodies=False)
+    new = preview_stack(load_stack_file(new_path), "bench", with_bodies=False)
+    changes = compare(old, new, "old")
+    olds, news = old.jobs[0].task_inputs, new.jobs[0].task_inputs
+
+    def best(function: Any) -> float:
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            function()
+            times.append(time.perf_counter() - start)
+        return round(min(times), 4)
+
+    plan = plan_tasks(olds, news)
+    return {"n": n, "groups": len(changes.jobs[0].groups),
+            "plan_s": best(lambda: plan_tasks(olds, news)),
+            "group_s": best(lambda: group_tasks(plan, olds, news)),
+            "grouped_render_s": best(lambda: _change_lines(changes)),
+            "rows_render_s": best(lambda: _rows_reference(changes)),
+            "grouped_markdown_chars": len("\n".join(_change_lines(changes))),
+            "rows_markdown_chars": len("\n".join(_rows_reference(changes)))}

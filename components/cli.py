@@ -2,15 +2,18 @@
 day-two commands `status`, `logs` and `rerun` (batchtasks.ops).
 
 Exit codes of preview and schema: 0 fine, 1 invalid configuration (every problem printed),
-2 usage; the day-two commands document their own.
+2 usage, 4 a destructive change under `preview --fail-on destructive`; the day-two commands
+document their own.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import sys
+import tempfile
 from pathlib import Path
 
 from batchtasks.config import ConfigError, json_schema, load_stack_file
@@ -19,7 +22,7 @@ from batchtasks.ops.commands import COMMANDS as OPS_COMMANDS
 from batchtasks.ops.commands import add_commands as add_ops_commands
 from batchtasks.ops.commands import run_command as run_ops_command
 
-EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_INVALID, EXIT_USAGE, EXIT_DESTRUCTIVE = 0, 1, 2, 4
 # A stack name as Pulumi spells it; it also names a file under stacks/, so never a path.
 _STACK_NAME = re.compile(r"(?!.*\.\.)[A-Za-z0-9_.-]{1,100}")
 
@@ -39,6 +42,12 @@ def _parser() -> argparse.ArgumentParser:
     preview.add_argument("--against", metavar="FILE_OR_REVISION",
                          help="a stack file, or a git revision of this stack file, to show "
                               "the changes against")
+    preview.add_argument("--output", metavar="FILE", type=Path,
+                         help="write the preview to FILE instead of standard output")
+    preview.add_argument("--fail-on", choices=("destructive",),
+                         help="with --against: exit 4 when the change replaces or removes "
+                              "tasks, or replaces or removes a job (the preview is still "
+                              "written)")
     commands.add_parser("schema", help="print the stack file's JSON Schema",
                         description="Print the JSON Schema of the batchtasks: settings.")
     add_ops_commands(commands, _add_source)
@@ -75,6 +84,35 @@ def _print_problems(error: ConfigError, where: str) -> None:
         print(f"  {visible(problem)}", file=sys.stderr)
 
 
+def write_output(text: str, output: Path | None) -> None:
+    """Write text to standard output, or replace `output` with it in one step.
+
+    Parameters
+    ----------
+    text
+        What to write.
+    output
+        The file, or None for standard output. A reader of the file never sees half of it.
+
+    Raises
+    ------
+    OSError
+        If the file cannot be written.
+    """
+    if output is None:
+        sys.stdout.write(text)
+        return
+    directory = output.parent if str(output.parent) else Path(".")
+    handle, temporary = tempfile.mkstemp(prefix=f".{output.name}.", dir=directory)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            stream.write(text)
+        os.replace(temporary, output)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
 def _preview(args: argparse.Namespace) -> int:
     # Imported here: Pulumi and the providers take a moment to load, `schema` needs neither.
     from batchtasks.preview import (
@@ -89,6 +127,10 @@ def _preview(args: argparse.Namespace) -> int:
     if _bad_stack_name(args):
         return EXIT_USAGE
     path, stack = _stack_file(args)
+    if args.fail_on is not None and args.against is None:
+        print("batchtasks: --fail-on destructive needs --against (what to compare with)",
+              file=sys.stderr)
+        return EXIT_USAGE
     if not path.is_file():
         hint = " (run from the project root, or give --config-file)" if args.stack else ""
         print(f"batchtasks: stack file {str(path)!r} not found{hint}", file=sys.stderr)
@@ -116,7 +158,16 @@ def _preview(args: argparse.Namespace) -> int:
         print(f"batchtasks: cannot read {visible(where)}: {visible(error)}", file=sys.stderr)
         return EXIT_USAGE
     render = render_json if args.format == "json" else render_markdown
-    sys.stdout.write(render(preview, changes))
+    try:
+        write_output(render(preview, changes), args.output)
+    except OSError as error:
+        print(f"batchtasks: cannot write {visible(str(args.output))}: {visible(error)}",
+              file=sys.stderr)
+        return EXIT_USAGE
+    if args.fail_on == "destructive" and changes is not None and changes.destructive:
+        print("batchtasks: the change is destructive (tasks or jobs are replaced or removed; "
+              "see the warnings)", file=sys.stderr)
+        return EXIT_DESTRUCTIVE
     return EXIT_OK
 
 
@@ -131,7 +182,8 @@ def main(argv: list[str] | None = None) -> int:
     Returns
     -------
     int
-        0 fine, 1 invalid configuration, 2 usage error.
+        0 fine, 1 invalid configuration, 2 usage error, 4 a destructive change under
+        `--fail-on destructive`.
     """
     try:
         args = _parser().parse_args(argv)

@@ -218,8 +218,8 @@ class TestAgainst:
         assert len(tasks["updated"]) == 35
         assert all(fields == ["retries"] for fields in tasks["updated"].values())
         assert tasks["unchanged"] == 0
-        assert any("1 task(s) replaced and 2 removed" in w and "files on the node are deleted"
-                   in w for w in changes["warnings"])
+        assert any(w["kind"] == "running" and "1 task replaced and 2 tasks removed" in w["text"]
+                   and "files on the node are deleted" in w["text"] for w in changes["warnings"])
 
     def test_markdown_lists_each_change_with_its_fields_and_warnings(
             self, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
@@ -229,12 +229,17 @@ class TestAgainst:
         assert code == 0
         changes = out.split("## Changes against", 1)[1].split("## Resources", 1)[0]
         assert "3 added, 2 removed, 1 replaced, 35 updated in place, 0 unchanged." in changes
-        assert "| `summary` | replaced | command, retries |" in changes
-        assert "| `covid-ca` | updated in place | retries |" in changes
-        assert "| `covid-az` | removed |  |" in changes
-        assert "| `rsv-nv` | added |  |" in changes
+        assert ("- **1 task replaced**: `summary`\n"
+                "  - `command`: `python -m forecast.summarise --in /data/forecasts --out summary`"
+                " → `python -m forecast.summarise --out summary`\n"
+                "  - `retries`: `2` → `3`\n") in changes
+        assert "- **35 tasks updated in place**\n  - `retries`: `2` → `3`\n" in changes
+        assert "- **2 tasks removed**\n" in changes
+        assert "- **3 tasks added**\n" in changes
+        assert "`covid-nv`, `flu-nv`, `rsv-nv`" in changes
         warnings = [line for line in changes.splitlines() if line.startswith("> **Warning:**")]
-        assert any("running ones are refused unless replaceRunningTasks" in w for w in warnings)
+        assert any("stops before changing anything" in w and "replaceRunningTasks" in w
+                   for w in warnings)
 
     def test_same_config_has_no_changes(self, capsys: pytest.CaptureFixture[str],
                                         in_project: None) -> None:
@@ -255,9 +260,9 @@ class TestAgainst:
         assert (the_job["change"], the_job["fields"]) == ("replaced", ["poolId"])
         assert len(the_job["tasks"]["replaced"]) == 38
         assert the_job["tasks"]["replaced"]["covid-ca"] == ["job"]
-        assert any(f"job `{JOB_ID}` is replaced (poolId changes)" in w
-                   and "every one of its 38 task(s) is re-run" in w
-                   for w in changes["warnings"])
+        assert any(w["kind"] == "job-replaced"
+                   and f"job `{JOB_ID}` is replaced (poolId changes)" in w["text"]
+                   and "all 38 tasks run again" in w["text"] for w in changes["warnings"])
         changed = {(r["name"], tuple(r["fields"])) for r in changes["resources"]["changed"]}
         assert ("storage-pool", ("poolName",)) in changed
 
@@ -271,7 +276,7 @@ class TestAgainst:
                                "--against", str(DEV_STACK))["changes"]
         assert changes["jobs"][0]["change"] == "updated"
         assert changes["jobs"][0]["fields"] == ["onAllTasksComplete"]
-        assert any("terminateJob back to noAction" in w and "refuses" in w
+        assert any("terminateJob back to noAction" in w["text"] and "refuses" in w["text"]
                    for w in changes["warnings"])
         assert changes["resources"]["removed"] == []
 
@@ -289,8 +294,8 @@ class TestAgainst:
         changes = preview_json(capsys, "--config-file", str(new), "--against", str(old))["changes"]
         removed = {r["name"] for r in changes["resources"]["removed"]}
         assert {"storage-archive", "storage-archive-contributor"} <= removed
-        assert any("container `archive` is removed" in w for w in changes["warnings"])
-        assert any("container `scratch` changes access read -> write" in w
+        assert any("container `archive` is removed" in w["text"] for w in changes["warnings"])
+        assert any("container `scratch` changes access read -> write" in w["text"]
                    for w in changes["warnings"])
         assert changes["jobs"][0]["tasks"]["unchanged"] == 38
 
@@ -305,7 +310,7 @@ class TestAgainst:
         replaced = changes["jobs"][0]["tasks"]["replaced"]
         assert len(replaced) == 38
         assert all("identityResourceId" in fields for fields in replaced.values())
-        assert any("the identity changes" in w for w in changes["warnings"])
+        assert any("the identity changes" in w["text"] for w in changes["warnings"])
 
     def test_against_a_git_revision(self, capsys: pytest.CaptureFixture[str],
                                     tmp_path: Path) -> None:

@@ -17,9 +17,13 @@ from batchtasks.batch.diff import TaskPlan, completion_mode, job_change, plan_ta
 from batchtasks.config import StackConfig, load_stack_file, load_stack_text
 from batchtasks.escape import visible
 from batchtasks.preview.build import DYNAMIC_PREFIX, JobPreview, StackPreview
+from batchtasks.preview.groups import JOB_FIELD, TaskGroup, group_tasks, value_text
 
 # How many task ids a warning names before it only counts.
 SHOWN_IDS = 5
+# Warning kinds, most urgent first: tasks that may be running when they are deleted, jobs
+# replaced with all their tasks, removals, completed jobs that take no new task, then the rest.
+WARNING_KINDS = ("running", "job-replaced", "removed", "completed-job", "refused", "access")
 
 
 class AgainstError(Exception):
@@ -118,12 +122,40 @@ class JobChanges:
     tasks
         The task-by-task plan; a replaced job re-runs every task it keeps ("job" among the
         fields of each).
+    groups
+        The task changes grouped by kind and edit, with old and new values (see `groups`).
+    values
+        Old and new value of each job field in `fields`, as text.
     """
 
     job_id: str
     change: str
     fields: tuple[str, ...]
     tasks: TaskPlan
+    groups: tuple[TaskGroup, ...] = ()
+    values: tuple[tuple[str, str | None, str | None], ...] = ()
+
+    @property
+    def destructive(self) -> bool:
+        """True when the job is replaced or removed, or any of its tasks is."""
+        return (self.change in ("replaced", "removed")
+                or bool(self.tasks.replaced or self.tasks.removed))
+
+
+@dataclass(frozen=True)
+class ChangeWarning:
+    """Something a change does that cannot be undone, or that Batch will refuse.
+
+    Attributes
+    ----------
+    kind
+        One of `WARNING_KINDS`.
+    text
+        The warning, one sentence or two; ids and names in backticks.
+    """
+
+    kind: str
+    text: str
 
 
 @dataclass(frozen=True)
@@ -141,7 +173,7 @@ class Changes:
     jobs
         Per job, new jobs in stack file order, then removed ones.
     warnings
-        One line per destructive or one-way change.
+        One per destructive or one-way change, most urgent kind first.
     """
 
     against: str
@@ -149,7 +181,12 @@ class Changes:
     removed: tuple[tuple[str, str], ...] = ()
     changed: tuple[tuple[str, str, tuple[str, ...]], ...] = ()
     jobs: tuple[JobChanges, ...] = ()
-    warnings: tuple[str, ...] = field(default_factory=tuple)
+    warnings: tuple[ChangeWarning, ...] = field(default_factory=tuple)
+
+    @property
+    def destructive(self) -> bool:
+        """True when any task is replaced or removed, or any job replaced or removed."""
+        return any(job.destructive for job in self.jobs)
 
     @property
     def has_changes(self) -> bool:
@@ -185,74 +222,105 @@ def _azure_changes(old: StackPreview, new: StackPreview) -> tuple[
     return added, removed, changed
 
 
-def _storage_warnings(old: StackConfig, new: StackConfig) -> list[str]:
+def _storage_warnings(old: StackConfig, new: StackConfig) -> list[ChangeWarning]:
     """Warn for containers removed or whose access changes."""
     warnings = []
     old_access = {c.name: c.access for c in old.storage.containers}
     new_access = {c.name: c.access for c in new.storage.containers}
     for name, access in old_access.items():
         if name not in new_access:
-            warnings.append(f"container `{name}` is removed: the blob container and every blob "
-                            "in it are deleted")
+            warnings.append(ChangeWarning("removed", f"container `{name}` is removed: the "
+                                                     "blob container and every blob in it are "
+                                                     "deleted"))
         elif new_access[name] != access:
-            warnings.append(f"container `{name}` changes access {access} -> {new_access[name]}: "
-                            "the identity's role on it is replaced, and tasks "
-                            + ("can no longer write to it" if access == "write"
-                               else "may now write to it"))
+            warnings.append(ChangeWarning(
+                "access", f"container `{name}` changes access {access} -> {new_access[name]}: "
+                "the identity's role on it is replaced, and tasks "
+                + ("can no longer write to it" if access == "write" else "may now write to it")))
     return warnings
 
 
+def _counted(count: int, what: str) -> str:
+    return f"{count} {what}" + ("" if count == 1 else "s")
+
+
+def _running_warning(job_id: str, plan: TaskPlan, replace_running: bool) -> ChangeWarning:
+    """Name the tasks a change deletes that may be running: offline nobody can tell which."""
+    going = [*plan.replaced, *plan.removed]
+    parts = [f"{_counted(len(ids), 'task')} {verb}"
+             for ids, verb in ((plan.replaced, "replaced"), (plan.removed, "removed")) if ids]
+    consequence = ("`pulumi up` kills those that are (replaceRunningTasks is set)"
+                   if replace_running else
+                   "`pulumi up` reads their states first and stops before changing anything if "
+                   "any is (set replaceRunningTasks to kill them instead)")
+    return ChangeWarning(
+        "running", f"job `{job_id}`: {' and '.join(parts)} ({_ids(going)}) may be running; the "
+        f"preview cannot tell offline: {consequence}. Their files on the node are deleted.")
+
+
+def _job_values(old: JobPreview, new: JobPreview, names: list[str]
+                ) -> tuple[tuple[str, str | None, str | None], ...]:
+    return tuple((name, value_text(old.inputs.get(name)), value_text(new.inputs.get(name)))
+                 for name in names)
+
+
 def _job_changes(job_id: str, old: JobPreview | None, new: JobPreview | None
-                 ) -> tuple[JobChanges, list[str]]:
+                 ) -> tuple[JobChanges, list[ChangeWarning]]:
     """Classify one job's change and its tasks', with the warnings they call for."""
     empty: dict[str, Any] = {"tasks": {}}
     old_tasks = old.task_inputs if old else empty
     new_tasks = new.task_inputs if new else empty
     plan = plan_tasks(old_tasks, new_tasks)
-    warnings: list[str] = []
+    warnings: list[ChangeWarning] = []
     if new is None:
         count = len(old_tasks["tasks"])
-        warnings.append(f"job `{job_id}` is removed: it is deleted with its {count} task(s) and "
-                        "their files on the nodes")
-        return JobChanges(job_id, "removed", (), plan), warnings
+        warnings.append(ChangeWarning(
+            "removed", f"job `{job_id}` is removed: it is deleted with its "
+            f"{_counted(count, 'task')}, running or not, and their files on the nodes"))
+        return JobChanges(job_id, "removed", (), plan, group_tasks(plan, old_tasks, empty)
+                          ), warnings
     if old is None:
-        return JobChanges(job_id, "added", (), plan), warnings
+        return JobChanges(job_id, "added", (), plan, group_tasks(plan, empty, new_tasks)
+                          ), warnings
     in_place, replace = job_change(old.inputs, new.inputs)
-    running = ("running ones are killed (replaceRunningTasks)"
-               if new.inputs.get("replaceRunningTasks")
-               else "running ones are refused unless replaceRunningTasks is set")
     if replace:
         kept = tuple(sorted(task_id for task_id in new_tasks["tasks"]
                             if task_id.lower() in {old_id.lower() for old_id in
                                                    old_tasks["tasks"]}))
         fields = dict(plan.changed_fields or {})
         for task_id in kept:
-            fields[task_id] = (*fields.get(task_id, ()), "job")
+            fields[task_id] = (*fields.get(task_id, ()), JOB_FIELD)
         plan = TaskPlan(plan.added, plan.removed, kept, (), 0, fields)
-        warnings.append(f"job `{job_id}` is replaced ({', '.join(replace)} changes): the job is "
-                        f"deleted and created anew, and every one of its "
-                        f"{len(new_tasks['tasks'])} task(s) is re-run; {running}")
+        total = len(new_tasks["tasks"])
+        warnings.append(ChangeWarning(
+            "job-replaced", f"job `{job_id}` is replaced ({', '.join(replace)} changes): the "
+            f"job is deleted with every task in it, running or not, and created anew; all "
+            f"{_counted(total, 'task')} run again"))
         change, job_fields = "replaced", tuple(replace)
     else:
         change = "updated" if in_place else "unchanged"
         job_fields = tuple(in_place)
         if (completion_mode(old.inputs.get("onAllTasksComplete")) == "terminateJob"
                 and completion_mode(new.inputs.get("onAllTasksComplete")) == "noAction"):
-            warnings.append(f"job `{job_id}` goes from terminateJob back to noAction: Batch "
-                            "refuses that change; keep terminateJob or give the job a new id")
+            warnings.append(ChangeWarning(
+                "refused", f"job `{job_id}` goes from terminateJob back to noAction: Batch "
+                "refuses that change; keep terminateJob or give the job a new id"))
         if not same(old_tasks.get("identityResourceId"), new_tasks.get("identityResourceId")):
-            warnings.append(f"job `{job_id}`: the identity changes, so every one of its tasks "
-                            "is replaced")
-        going = [*plan.replaced, *plan.removed]
-        if going:
-            warnings.append(f"job `{job_id}`: {len(plan.replaced)} task(s) replaced and "
-                            f"{len(plan.removed)} removed ({_ids(going)}): their files on the "
-                            f"node are deleted; {running}")
+            warnings.append(ChangeWarning(
+                "running", f"job `{job_id}`: the identity changes, so every one of its tasks "
+                "is replaced"))
+        if plan.replaced or plan.removed:
+            warnings.append(_running_warning(job_id, plan,
+                                             bool(new.inputs.get("replaceRunningTasks"))))
         arriving = [*plan.added, *plan.replaced]
         if arriving and completion_mode(new.inputs.get("onAllTasksComplete")) == "terminateJob":
-            warnings.append(f"job `{job_id}` ends itself (terminateJob): if it has already "
-                            f"completed, Batch refuses the {len(arriving)} task(s) it would add")
-    return JobChanges(job_id, change, job_fields, plan), warnings
+            warnings.append(ChangeWarning(
+                "completed-job", f"job `{job_id}` ends itself (terminateJob): if it has already "
+                f"completed, it takes no new task, and Batch refuses the "
+                f"{_counted(len(arriving), 'task')} this change adds ({_ids(arriving)})"))
+    groups = group_tasks(plan, old_tasks, new_tasks)
+    return JobChanges(job_id, change, job_fields, plan, groups,
+                      _job_values(old, new, list(job_fields))), warnings
 
 
 def compare(old: StackPreview, new: StackPreview, against: str) -> Changes:
@@ -282,5 +350,7 @@ def compare(old: StackPreview, new: StackPreview, against: str) -> Changes:
             job_changes, job_warnings = _job_changes(job.id, job, None)
             jobs.append(job_changes)
             warnings += job_warnings
+    # Most urgent first; within a kind, in stack file order.
+    warnings.sort(key=lambda warning: WARNING_KINDS.index(warning.kind))
     return Changes(against, tuple(added), tuple(removed), tuple(changed), tuple(jobs),
                    tuple(warnings))

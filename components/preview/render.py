@@ -6,15 +6,24 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from batchtasks.escape import code_span, one_line
+from batchtasks.escape import ELLIPSIS, code_span, one_line
 from batchtasks.preview.against import Changes, JobChanges
 from batchtasks.preview.build import JobPreview, StackPreview, TaskPreview
+from batchtasks.preview.groups import JOB_FIELD, FieldChange, TaskGroup
 
 # Longest cell text in a Markdown table; big sweeps stay readable one row per task.
 COMMAND_CHARS = 80
 CELL_CHARS = 100
 # JSON levels spread over lines: document, section, job's task list.
 EXPANDED_DEPTH = 3
+# Characters kept on each side of a difference when a long value is shortened.
+DIFF_CONTEXT = 24
+# A change list stays a readable comment (GitHub caps one at 65,536 characters): at most this
+# many groups per job and task ids per group; the JSON format carries them all.
+SHOWN_GROUPS = 20
+SHOWN_GROUP_IDS = 200
+CHANGE_WORDS = {"added": "added", "removed": "removed", "replaced": "replaced",
+                "updated": "updated in place"}
 
 
 def changes_document(changes: Changes) -> dict[str, Any]:
@@ -28,10 +37,14 @@ def changes_document(changes: Changes) -> dict[str, Any]:
     Returns
     -------
     dict
-        {"against", "resources": {"added", "removed", "changed"}, "jobs": [...], "warnings"}.
+        {"against", "destructive", "resources": {"added", "removed", "changed"},
+        "jobs": [...], "warnings": [{"kind", "text"}]}; each job carries its per-kind counts
+        ("summary"), the old and new value of each changed job field ("values"), the task ids
+        by kind ("tasks") and the grouped changes with values ("groups").
     """
     return {
         "against": changes.against,
+        "destructive": changes.destructive,
         "resources": {
             "added": [{"type": kind, "name": name} for kind, name in changes.added],
             "removed": [{"type": kind, "name": name} for kind, name in changes.removed],
@@ -39,8 +52,16 @@ def changes_document(changes: Changes) -> dict[str, Any]:
                         for kind, name, fields in changes.changed],
         },
         "jobs": [_job_changes_document(job) for job in changes.jobs],
-        "warnings": list(changes.warnings),
+        "warnings": [{"kind": warning.kind, "text": warning.text}
+                     for warning in changes.warnings],
     }
+
+
+def _summary(job: JobChanges) -> dict[str, int]:
+    plan = job.tasks
+    return {"added": len(plan.added), "removed": len(plan.removed),
+            "replaced": len(plan.replaced), "updated": len(plan.updated),
+            "unchanged": plan.unchanged}
 
 
 def _job_changes_document(job: JobChanges) -> dict[str, Any]:
@@ -49,6 +70,9 @@ def _job_changes_document(job: JobChanges) -> dict[str, Any]:
         "id": job.job_id,
         "change": job.change,
         "fields": list(job.fields),
+        "values": [{"field": name, "old": old, "new": new} for name, old, new in job.values],
+        "summary": _summary(job),
+        "groups": [group.as_dict() for group in job.groups],
         "tasks": {
             "added": list(job.tasks.added),
             "removed": list(job.tasks.removed),
@@ -175,13 +199,21 @@ def _job_lines(job: JobPreview) -> list[str]:
     return [*lines, ""]
 
 
+def _summary_line(job: JobChanges) -> str:
+    counts = _summary(job)
+    return (f"- {code(job.job_id)} (job {job.change}): {counts['added']} added, "
+            f"{counts['removed']} removed, {counts['replaced']} replaced, "
+            f"{counts['updated']} updated in place, {counts['unchanged']} unchanged.")
+
+
 def _change_lines(changes: Changes) -> list[str]:
     lines = [f"## Changes against {code(changes.against)}", ""]
     if not changes.has_changes:
         return [*lines, "No changes.", ""]
+    lines += [*(_summary_line(job) for job in changes.jobs), ""]
     for warning in changes.warnings:
         # A blank line between them: adjacent quote lines would merge into one paragraph.
-        lines += [f"> **Warning:** {warning}", ""]
+        lines += [f"> **Warning:** {warning.text}", ""]
     resource_rows = [*([code(name), code(kind), "added"] for kind, name in changes.added),
                      *([code(name), code(kind), "removed"] for kind, name in changes.removed),
                      *([code(name), code(kind), "changed: " + ", ".join(fields)]
@@ -195,24 +227,90 @@ def _change_lines(changes: Changes) -> list[str]:
     return lines
 
 
+def around(text: str, start: int, end: int, limit: int = CELL_CHARS) -> str:
+    """Shorten a long value to the part around a difference, so the difference stays visible.
+
+    Parameters
+    ----------
+    text
+        The whole value.
+    start, end
+        Where the difference lies in it.
+    limit
+        Longest text kept, ellipses aside.
+
+    Returns
+    -------
+    str
+        The value if short enough, else the difference with `DIFF_CONTEXT` characters either
+        side, cut with an ellipsis where text is left out.
+    """
+    if len(text) <= limit:
+        return text
+    left = max(0, start - DIFF_CONTEXT)
+    right = min(len(text), max(end, start) + DIFF_CONTEXT, left + limit)
+    return (ELLIPSIS if left else "") + text[left:right] + (ELLIPSIS if right < len(text)
+                                                            else "")
+
+
+def _value(text: str | None, start: int, end: int) -> str:
+    if text is None:
+        return "*(none)*"
+    # Shortened here around the difference; `code` only makes it one line.
+    return code(around(text, start, end), CELL_CHARS + 2 * len(ELLIPSIS)) or "*(empty)*"
+
+
+def _field_line(change: FieldChange, first_id: str) -> str:
+    if change.name == JOB_FIELD:
+        return "  - the job is replaced: the task runs again in the new job"
+    where = "" if change.same_values else f" (each task its own value; {code(first_id)}'s)"
+    return (f"  - {code(change.name)}{where}: {_value(change.old, change.start, change.old_end)}"
+            f" → {_value(change.new, change.start, change.new_end)}")
+
+
+def _ids_block(task_ids: tuple[str, ...]) -> list[str]:
+    shown = ", ".join(code(task_id) for task_id in task_ids[:SHOWN_GROUP_IDS])
+    more = len(task_ids) - SHOWN_GROUP_IDS
+    if more > 0:
+        shown += f" and {more:,} more (`--format json` lists them all)"
+    return [f"  <details><summary>{len(task_ids):,} tasks</summary>", "", f"  {shown}", "",
+            "  </details>", ""]
+
+
+def _group_lines(group: TaskGroup) -> list[str]:
+    count = len(group.task_ids)
+    head = f"- **{count:,} task{'' if count == 1 else 's'} {CHANGE_WORDS[group.change]}**"
+    if count == 1:
+        head += f": {code(group.task_ids[0])}"
+    lines = [head, *(_field_line(change, group.task_ids[0]) for change in group.fields)]
+    if count > 1:
+        lines += ["", *_ids_block(group.task_ids)]
+    return lines
+
+
 def _job_change_lines(job: JobChanges) -> list[str]:
-    plan = job.tasks
     title = f"### Job {code(job.job_id)}: {job.change}"
     if job.fields:
         title += f" ({', '.join(job.fields)})"
-    counts = (f"{len(plan.added)} added, {len(plan.removed)} removed, "
-              f"{len(plan.replaced)} replaced, {len(plan.updated)} updated in place, "
-              f"{plan.unchanged} unchanged.")
-    lines = [title, "", counts, ""]
-    fields = plan.changed_fields or {}
-    rows = [*([code(task_id), "added", ""] for task_id in plan.added),
-            *([code(task_id), "removed", ""] for task_id in plan.removed),
-            *([code(task_id), "replaced", ", ".join(fields.get(task_id, ()))]
-              for task_id in plan.replaced),
-            *([code(task_id), "updated in place", ", ".join(fields.get(task_id, ()))]
-              for task_id in plan.updated)]
-    if rows:
-        lines += [*_table(("Task", "Change", "Changed fields"), rows), ""]
+    lines = [title, ""]
+    for name, old, new in job.values:
+        lines.append(f"- {code(name)}: {code(old) if old is not None else '*(none)*'} → "
+                     f"{code(new) if new is not None else '*(none)*'}")
+    if job.values:
+        lines.append("")
+    counts = _summary(job)
+    lines += [f"{counts['added']} added, {counts['removed']} removed, {counts['replaced']} "
+              f"replaced, {counts['updated']} updated in place, {counts['unchanged']} "
+              "unchanged.", ""]
+    for group in job.groups[:SHOWN_GROUPS]:
+        lines += _group_lines(group)
+    hidden = job.groups[SHOWN_GROUPS:]
+    if hidden:
+        tasks = sum(len(group.task_ids) for group in hidden)
+        lines.append(f"- and {len(hidden):,} more groups of changes ({tasks:,} tasks): "
+                     "`--format json` lists them all")
+    if job.groups:
+        lines.append("")
     return lines
 
 
