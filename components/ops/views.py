@@ -4,10 +4,13 @@ plain lines (only when something changed) anywhere else, such as a CI log."""
 from __future__ import annotations
 
 from types import TracebackType
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from batchtasks.ops.render import plain, progress_line
 from batchtasks.ops.report import StackReport
+
+if TYPE_CHECKING:
+    from rich.progress import TaskID
 
 
 class PlainView:
@@ -44,7 +47,7 @@ class LiveView:
             TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
             TextColumn("{task.fields[detail]}"),
             console=Console(file=stream), auto_refresh=False)
-        self.bars: dict[str, int] = {}
+        self.bars: dict[str, TaskID] = {}
 
     def __enter__(self) -> LiveView:
         self.progress.start()
