@@ -14,6 +14,7 @@ checks). A check returns None for a good value, else a phrase that reads after t
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -37,7 +38,8 @@ class Rule:
         A regular expression the whole value must match (None: any text that is not blank,
         unless `check` or `choices` say otherwise).
     check
-        A deeper check, run when the pattern matches; returns None or a specific message.
+        A deeper check; returns None or a specific message (also asked, for a better message,
+        when the pattern does not match).
     choices
         The allowed values in their canonical spelling (instead of a pattern).
     ignore_case
@@ -78,13 +80,17 @@ class Rule:
             quote = (" (quote it to keep it as text)"
                      if isinstance(value, int | float | bool) else "")
             return f"must be a string{quote}"
+        control = control_character_problem(value)
+        if control:
+            return control
         if self.choices:
             return None if self.canonical(value) is not None else (
                 f"must be one of {', '.join(self.choices)}")
         if self.max_length is not None and len(value) > self.max_length:
             return f"must be at most {self.max_length} characters ({len(value)} given)"
         if self._compiled is not None and not self._compiled.fullmatch(value):
-            return self.message
+            # The deeper check often says more precisely what is wrong.
+            return (self.check(value) if self.check is not None else None) or self.message
         if self._compiled is None and self.check is None and not value.strip():
             return self.message
         return self.check(value) if self.check is not None else None
@@ -167,6 +173,92 @@ def ignoring_case(literal: str) -> str:
     return "".join(parts)
 
 
+# C0 controls, DEL and C1 controls: NUL ends a string on the node, ESC starts a terminal
+# sequence, CR and LF split a command line; none of them shows in a review.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def control_character_problem(value: str) -> str | None:
+    """Say where a string holds a control character (none may reach Batch or a review).
+
+    Parameters
+    ----------
+    value
+        The string.
+
+    Returns
+    -------
+    str | None
+        None without control characters, else which one and where.
+    """
+    found = _CONTROL.search(value)
+    if found is None:
+        return None
+    return (f"must not contain control characters (found U+{ord(found.group()):04X} at "
+            f"character {found.start() + 1}; tabs and line breaks included: a long command "
+            "can be folded with YAML's >-)")
+
+
+# ------------------------------------------------------------------ Batch's size limits
+
+# Batch refuses an add-collection request of 1 MB or more (413 RequestBodyTooLarge), so the
+# body of one task must fit in a request of its own, with room for the request's framing.
+MAX_TASK_BODY_BYTES = 1_000_000 - 16_384
+# What a body adds to its spec: the SDK's separators (", ", ": ") add up to 13%, and each
+# output and mount gains a container URL, an identity reference or a --mount option.
+_BODY_GROWTH = 1.15
+_BODY_BASE_BYTES = 2_048
+_BODY_BYTES_PER_ENTRY = 768
+
+
+def task_body_bytes(spec: Any) -> int:
+    """Return an upper estimate of the REST body size of a task spec, in bytes of UTF-8.
+
+    Parameters
+    ----------
+    spec
+        A resolved task spec (JSON data).
+
+    Returns
+    -------
+    int
+        The estimate.
+    """
+    text = json.dumps(spec, ensure_ascii=False, separators=(",", ":"), default=str)
+    entries = sum(len(spec.get(key) or ()) for key in ("outputs", "mounts", "env")) \
+        if isinstance(spec, dict) else 0
+    return int(len(text.encode("utf-8", "replace")) * _BODY_GROWTH) + _BODY_BASE_BYTES + \
+        _BODY_BYTES_PER_ENTRY * entries
+
+
+def task_body_problem(spec: Any) -> str | None:
+    """Say whether a task's REST body would be too large for Batch to take at all.
+
+    Parameters
+    ----------
+    spec
+        A resolved task spec.
+
+    Returns
+    -------
+    str | None
+        None when it fits in one add-collection request, else the sizes.
+    """
+    size = task_body_bytes(spec)
+    if size <= MAX_TASK_BODY_BYTES:
+        return None
+    return (f"makes a task body of about {size:,} bytes; Batch takes at most 1 MB per request, "
+            f"so one task must stay under {MAX_TASK_BODY_BYTES:,} bytes (move long values "
+            "into a file in a mounted container)")
+
+
+# ------------------------------------------------------------------ Batch's integer limits
+
+# Batch's REST API holds counts and limits as 32-bit signed integers.
+INT32_MAX = 2**31 - 1
+PRIORITY_MIN, PRIORITY_MAX = -1000, 1000
+
+
 def _not_blank(value: str) -> str | None:
     return None if value.strip() else "must not be empty"
 
@@ -175,7 +267,6 @@ def _not_blank(value: str) -> str | None:
 
 TEXT = Rule("text", "must not be empty", check=_not_blank)
 COMMAND_LINE = Rule("command line", "must not be empty", check=_not_blank)
-FILE_PATTERN = Rule("file pattern", "must not be empty", check=_not_blank)
 
 # ------------------------------------------------------------------ Batch names
 
@@ -323,6 +414,23 @@ def _mount_source(value: str) -> str | None:
     return None
 
 
+def normalise_mount_target(value: str) -> str:
+    """Return a mount target as the container runtime reads it: `//data/./x/` is `/data/x`.
+
+    Parameters
+    ----------
+    value
+        An absolute path inside the container.
+
+    Returns
+    -------
+    str
+        The path without repeated slashes, '.' segments or a trailing slash.
+    """
+    parts = [part for part in value.split("/") if part not in ("", ".")]
+    return "/" + "/".join(parts)
+
+
 def _mount_target(value: str) -> str | None:
     if not value:
         return "must be a non-empty string"
@@ -332,15 +440,30 @@ def _mount_target(value: str) -> str | None:
         return "must be an absolute path"
     if ".." in value.split("/"):
         return "must not contain '..'"
+    if normalise_mount_target(value) == "/":
+        return "must not be the container's root directory '/'"
     return None
+
+
+# The node variable naming the mount directory, as a whole name: `$AZ_BATCH_NODE_MOUNTS_DIR`
+# or `${AZ_BATCH_NODE_MOUNTS_DIR}`, then the end or a '/'.
+MOUNTS_DIR_VARIABLE = "$AZ_BATCH_NODE_MOUNTS_DIR"
+_MOUNTS_DIR_VARIABLE = re.compile(r"(?:\$AZ_BATCH_NODE_MOUNTS_DIR|\$\{AZ_BATCH_NODE_MOUNTS_DIR\})"
+                                  r"(?=/|$)")
 
 
 def _mount_dir(value: str) -> str | None:
     if not value:
         return "must be a non-empty string"
     # `$` is allowed here only as the documented node variable, expanded by the node agent.
-    if _MOUNT_PATH_FORBIDDEN.search(value.replace("$AZ_BATCH_NODE_MOUNTS_DIR", "", 1)):
-        return _MOUNT_PATH_HINT
+    rest = _MOUNTS_DIR_VARIABLE.sub("", value, count=1) if value.startswith("$") else value
+    if _MOUNT_PATH_FORBIDDEN.search(rest):
+        return (_MOUNT_PATH_HINT + f" ('$' only as {MOUNTS_DIR_VARIABLE} itself, at the "
+                                   "start)")
+    if rest == value and not value.startswith("/"):
+        return f"must be an absolute path or start with {MOUNTS_DIR_VARIABLE}"
+    if ".." in value.split("/"):
+        return "must not contain '..'"
     return None
 
 
@@ -356,15 +479,94 @@ BLOB_PATH_HINT = ("must be a relative blob path (no leading '/', no '.' or '..' 
 BLOB_PATH = Rule("blob path", BLOB_PATH_HINT,
                  pattern=r"(?!/)(?!(?:.*/)?\.\.?(?:/|$))[^\\\x00-\x1f]{1,1024}")
 
+_GLOB = re.compile(r"[*?\[]")
+
+
+def _output_pattern(value: str) -> str | None:
+    if not value.strip():
+        return "must not be empty"
+    if value.startswith(("/", "~")) or re.match(r"[A-Za-z]:", value):
+        return ("must be relative to the task's working directory (the node agent uploads "
+                "from the node itself: an absolute path would copy the node's files)")
+    if "\\" in value or "$" in value or "%" in value:
+        return "must not contain '\\', '$' or '%' (no variables: the path must be plain)"
+    # The working directory is wd/ inside the task's directory: one '..' reaches the task's
+    # own stdout.txt and stderr.txt, more leaves the task. A wildcard segment may match no
+    # directory at all, so it counts as none.
+    depth = 1
+    for segment in value.split("/"):
+        if segment == "..":
+            depth -= 1
+            if depth < 0:
+                return ("must not climb out of the task's directory (at most one '..', to "
+                        "reach the task's stdout.txt and stderr.txt)")
+        elif segment not in ("", ".") and not _GLOB.search(segment):
+            depth += 1
+    return None
+
+
+# Files a task uploads after it runs: relative to its working directory, inside its own task
+# directory (the seed's log pattern, ../std*.txt, reaches the task's stdout and stderr).
+OUTPUT_PATTERN = Rule("output file pattern", "must be a file pattern relative to the task's "
+                      "working directory", check=_output_pattern, max_length=1024)
+
 # ------------------------------------------------------------------ durations
 
 # Weeks, days, hours, minutes, seconds: a duration Batch can hold as a fixed length of time.
 _DURATION = (r"P(?!$)(?:([0-9]+)W)?(?:([0-9]+)D)?"
              r"(?:T(?=[0-9])(?:([0-9]+)H)?(?:([0-9]+)M)?(?:([0-9]+(?:\.[0-9]+)?)S)?)?")
+DURATION_PATTERN = re.compile(_DURATION)
+# Batch holds durations as .NET TimeSpans in ticks of 100 ns; the longest, which Batch also
+# returns for "unlimited", is P10675199DT2H48M5.4775807S.
+TICKS_PER_SECOND = 10_000_000
+MAX_DURATION_TICKS = 2**63 - 1
+MAX_DURATION_TEXT = "P10675199DT2H48M5.4775807S"
+_UNIT_SECONDS = (7 * 86_400, 86_400, 3_600, 60)
+_MAX_DIGITS = 30
+
+
+def duration_ticks(value: str) -> int | None:
+    """Return a duration's exact length in ticks of 100 ns, or None if it is not one.
+
+    Integer arithmetic throughout, so no duration, however long, overflows.
+
+    Parameters
+    ----------
+    value
+        An ISO 8601 duration in weeks, days, hours, minutes and seconds.
+
+    Returns
+    -------
+    int | None
+        The length in ticks (fractions of a tick are cut), or None if value is no such
+        duration.
+    """
+    match = DURATION_PATTERN.fullmatch(value) if isinstance(value, str) else None
+    if match is None:
+        return None
+    *whole, seconds = match.groups()
+    if any(part and len(part.partition(".")[0]) > _MAX_DIGITS for part in match.groups()):
+        # Longer than any TimeSpan, and too long for int() to read.
+        return MAX_DURATION_TICKS + 1
+    ticks = sum(int(part) * unit * TICKS_PER_SECOND
+                for part, unit in zip(whole, _UNIT_SECONDS, strict=True) if part)
+    if seconds:
+        integer, _, fraction = seconds.partition(".")
+        ticks += int(integer) * TICKS_PER_SECOND + int((fraction + "0000000")[:7])
+    return ticks
+
+
+def _duration_length(value: str) -> str | None:
+    ticks = duration_ticks(value)
+    if ticks is not None and ticks > MAX_DURATION_TICKS:
+        return (f"is longer than Batch can hold (at most {MAX_DURATION_TEXT}, about 29,227 "
+                "years, which Batch reads as unlimited)")
+    return None
+
+
 DURATION = Rule("duration", "must be an ISO 8601 duration in weeks, days, hours, minutes and "
                 "seconds, e.g. PT30M, PT1H, P7D, P1DT2H (years and months have no fixed length)",
-                pattern=_DURATION)
-DURATION_PATTERN = re.compile(_DURATION)
+                pattern=_DURATION, check=_duration_length)
 
 
 def parse_duration(value: str) -> timedelta:
@@ -373,7 +575,7 @@ def parse_duration(value: str) -> timedelta:
     Parameters
     ----------
     value
-        A duration in weeks, days, hours, minutes and seconds.
+        A duration in weeks, days, hours, minutes and seconds, no longer than Batch holds.
 
     Returns
     -------
@@ -383,52 +585,151 @@ def parse_duration(value: str) -> timedelta:
     Raises
     ------
     ValueError
-        If the value is not such a duration.
+        If the value is not such a duration, or is longer than Batch can hold (never an
+        OverflowError).
     """
-    match = DURATION_PATTERN.fullmatch(value) if isinstance(value, str) else None
-    if match is None:
-        raise ValueError(f"duration: {value!r} {DURATION.message}")
-    weeks, days, hours, minutes, seconds = (float(part) if part else 0.0
-                                            for part in match.groups())
-    return timedelta(weeks=weeks, days=days, hours=hours, minutes=minutes, seconds=seconds)
+    problem = DURATION.problem(value)
+    ticks = duration_ticks(value)
+    if problem or ticks is None:
+        raise ValueError(f"duration: {value!r} {problem or DURATION.message}")
+    return timedelta(microseconds=ticks // 10)
 
 
 # ------------------------------------------------------------------ container run options
 
-_FLAG = r"--?[A-Za-z0-9][A-Za-z0-9-]*(?:=[A-Za-z0-9._:/@+-]*)?"
-_WORD = r"[A-Za-z0-9._:/@+-]+"
+_SIZE = r"[0-9]{1,12}[bkmgBKMG]?"
+_COUNT = r"[0-9]{1,9}"
+
+
+@dataclass(frozen=True)
+class RunOption:
+    """A docker run option a task may use: its value's form, and why it is safe.
+
+    Attributes
+    ----------
+    value
+        A regular expression for the value (None: the option takes no value).
+    why
+        Why it is allowed: what it does, and why it cannot reach outside the container.
+    """
+
+    value: str | None
+    why: str
+
+
+# The allow-list. Batch puts a task's containerRunOptions on the `docker create` command line
+# of the node, as root: any other option (mounts, devices, capabilities, namespaces, ports,
+# users, env files, log drivers, entrypoints, ...) could reach the node or change what runs
+# behind the reviewed command, so it is refused.
+RUN_OPTION_TABLE: dict[str, RunOption] = {
+    "init": RunOption(None, "runs a tiny init as PID 1 that reaps zombies and forwards "
+                            "signals; nothing outside the container changes"),
+    "rm": RunOption(None, "removes the container when it exits; frees disk on the node"),
+    "read-only": RunOption(None, "mounts the image's file system read-only; only restricts"),
+    "shm-size": RunOption(_SIZE, "sizes the container's own /dev/shm (data loaders need more "
+                                 "than 64m); memory of the container, not of the node"),
+    "memory": RunOption(_SIZE, "caps the container's memory; only restricts"),
+    "memory-reservation": RunOption(_SIZE, "a soft memory limit; only restricts"),
+    "memory-swap": RunOption(rf"-1|{_SIZE}", "caps memory plus swap; only restricts"),
+    "cpus": RunOption(r"[0-9]{1,4}(?:\.[0-9]{1,3})?", "caps the CPUs the container may use; "
+                                                      "only restricts"),
+    "cpu-shares": RunOption(_COUNT, "weights CPU time against other containers on the node; "
+                                    "only shares what the node has"),
+    "cpuset-cpus": RunOption(r"[0-9]{1,4}(?:[-,][0-9]{1,4}){0,63}", "pins the container to "
+                             "some of the node's CPUs; only restricts"),
+    "pids-limit": RunOption(rf"-1|{_COUNT}", "caps the processes in the container; only "
+                                             "restricts"),
+    "ulimit": RunOption(r"(?:nofile|nproc|stack|core|memlock|fsize)=-?[0-9]{1,19}"
+                        r"(?::-?[0-9]{1,19})?",
+                        "sets a resource limit inside the container (open files, processes, "
+                        "stack, core, locked memory, file size); the kernel keeps it within "
+                        "the node's own limits"),
+    "gpus": RunOption(r"all|[1-9][0-9]{0,2}|device=[0-9]{1,3}", "gives the container the "
+                      "node's GPUs, which GPU pools are for; no other device"),
+    "network": RunOption(r"none|bridge", "none cuts the container off the network, bridge is "
+                                         "the default; the node's own network stays apart"),
+    "tmpfs": RunOption(r"/[A-Za-z0-9._-]+(?:/[A-Za-z0-9._-]+)*(?::size=" + _SIZE + r")?",
+                       "mounts an empty in-memory folder inside the container (not a node "
+                       "path); never '/'"),
+    "stop-timeout": RunOption(_COUNT, "seconds Docker waits after SIGTERM before SIGKILL"),
+    "label": RunOption(r"[A-Za-z0-9._-]{1,128}=[A-Za-z0-9._:/@+-]{0,256}", "metadata on the "
+                       "container, for the node's own tooling; changes nothing that runs"),
+}
+_OPTION = "|".join(
+    f"--{re.escape(name)}" if option.value is None
+    else f"--{re.escape(name)}[= ](?:{option.value})"
+    for name, option in RUN_OPTION_TABLE.items())
+_RUN_OPTIONS = rf"(?:(?:{_OPTION})(?: (?:{_OPTION}))*)?"
+_RUN_OPTIONS_LIST = ", ".join(f"--{name}" for name in RUN_OPTION_TABLE)
+
+
+def _run_option_tokens(value: str) -> list[tuple[str, str | None]]:
+    """Split options into (name, value) pairs, joining `--name value` into one."""
+    tokens = value.split(" ") if value else []
+    pairs: list[tuple[str, str | None]] = []
+    index = 0
+    while index < len(tokens):
+        token = tokens[index]
+        name, equals, given = token.partition("=")
+        option = RUN_OPTION_TABLE.get(name[2:]) if name.startswith("--") else None
+        if option is not None and option.value is not None and not equals \
+                and index + 1 < len(tokens):
+            given = tokens[index + 1]
+            index += 1
+        pairs.append((name, given if (equals or given) else None))
+        index += 1
+    return pairs
+
+
 _MOUNT_WHY = "mounts belong in `mounts`"
 _PRIVILEGE_WHY = "privileges are not granted through config"
-REFUSED_FLAGS = {
-    "mount": _MOUNT_WHY, "volume": _MOUNT_WHY, "volumes-from": _MOUNT_WHY,
-    "privileged": _PRIVILEGE_WHY, "cap-add": _PRIVILEGE_WHY, "security-opt": _PRIVILEGE_WHY,
-    "pid": _PRIVILEGE_WHY, "ipc": _PRIVILEGE_WHY, "userns": _PRIVILEGE_WHY,
-    "uts": _PRIVILEGE_WHY, "device": _PRIVILEGE_WHY, "device-cgroup-rule": _PRIVILEGE_WHY,
+# Why the options people reach for most are refused (every other one is refused too).
+REFUSED_WHY = {
+    **dict.fromkeys(("mount", "volume", "volumes-from", "v", "tmpfs-host"), _MOUNT_WHY),
+    **dict.fromkeys(("privileged", "cap-add", "security-opt", "device", "device-cgroup-rule",
+                     "pid", "ipc", "uts", "userns", "cgroupns", "cgroup-parent", "sysctl",
+                     "oom-kill-disable", "runtime", "isolation"), _PRIVILEGE_WHY),
+    **dict.fromkeys(("user", "u", "group-add"), "the user is set by `elevation`, never root "
+                                                "by id"),
+    **dict.fromkeys(("env", "e", "env-file"), "environment variables belong in `env` (and "
+                                              "`secretEnv`), where review shows them"),
+    **dict.fromkeys(("publish", "p", "publish-all", "P", "expose"), "tasks do not serve "
+                                                                   "ports on the node"),
+    **dict.fromkeys(("workdir", "w"), "the working directory is `workingDirectory`"),
+    "entrypoint": "what runs must be the reviewed `command`",
+    **dict.fromkeys(("log-driver", "log-opt"), "logs go to the job's `logs` container"),
 }
+_RUN_OPTION_TEXT = re.compile(r"[A-Za-z0-9._:/@+=,-]+(?: [A-Za-z0-9._:/@+=,-]+)*")
 
 
-def _run_option_flags(value: str) -> str | None:
-    tokens = value.split(" ") if value else []
-    for index, token in enumerate(tokens):
-        if token.startswith("--"):
-            name, equals, flag_value = token[2:].partition("=")
-            if name in REFUSED_FLAGS:
-                return f"must not use --{name}: {REFUSED_FLAGS[name]}"
-            if name in ("network", "net"):
-                if not equals:
-                    flag_value = tokens[index + 1] if index + 1 < len(tokens) else ""
-                if flag_value == "host" or flag_value.startswith("container:"):
-                    return f"must not use --{name}={flag_value}: {_PRIVILEGE_WHY}"
-        elif token.startswith("-") and "v" in token[1:].partition("=")[0]:
-            # -v, and -v hidden in a cluster of short flags such as -tv, is --volume.
-            return f"must not use -v ({token}): {_MOUNT_WHY}"
+def _run_options(value: str) -> str | None:
+    if value and not _RUN_OPTION_TEXT.fullmatch(value):
+        return ("must be options separated by single spaces, using only letters, digits and "
+                ". _ : / @ + - = , (no quotes, '$', ';', '&', '|' or newlines)")
+    for name, given in _run_option_tokens(value):
+        bare = name.lstrip("-")
+        option = RUN_OPTION_TABLE.get(bare) if name.startswith("--") else None
+        if option is None:
+            short = not name.startswith("--") and name.startswith("-")
+            why = REFUSED_WHY.get(bare) or next(
+                (REFUSED_WHY[flag] for flag in bare if short and flag in REFUSED_WHY),
+                "it is not on the allow-list")
+            return (f"must not use {name}: {why} (allowed: {_RUN_OPTIONS_LIST}, each as "
+                    "--name or --name=value)")
+        if option.value is None:
+            if given is not None:
+                return f"must give {name} without a value"
+            continue
+        if given is None or not re.fullmatch(option.value, given):
+            if bare == "network":
+                return (f"must not use --network={given}: {_PRIVILEGE_WHY} (allowed: "
+                        "--network=none or --network=bridge)")
+            return f"must give {name} a value of the form {option.value} ({given!r} given)"
     return None
 
 
-# They land on the container runtime's command line, so only plain flags and values separated
-# by single spaces pass, and flags that mount host paths or grant privileges are refused.
+# They land on the node's `docker create` command line, so only allowed options with checked
+# values pass (see RUN_OPTION_TABLE and the README).
 RUN_OPTIONS = Rule("container run options",
-                   "must be flags and values separated by single spaces, using only letters, "
-                   "digits and . _ : / @ + - = (no quotes, '$', ';', '&', '|' or newlines)",
-                   pattern=rf"(?:(?:{_FLAG}|{_WORD})(?: (?:{_FLAG}|{_WORD}))*)?",
-                   check=_run_option_flags)
+                   f"must be allowed options separated by single spaces ({_RUN_OPTIONS_LIST})",
+                   pattern=_RUN_OPTIONS, check=_run_options)

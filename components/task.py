@@ -215,11 +215,11 @@ def output_task_files_to_blob(
         kwargs,
         set_here={"file_pattern", "destination", "upload_options"},
     )
-    rules.FILE_PATTERN.ensure("file_pattern", file_pattern)
+    rules.OUTPUT_PATTERN.ensure("file_pattern", file_pattern)
     rules.CONTAINER_NAME.ensure("blob_container", blob_container)
     rules.ACCOUNT_NAME.ensure("blob_account", blob_account)
     if path is not None:
-        rules.TEXT.ensure("path", path)
+        rules.BLOB_PATH.ensure("path", path)
     condition = _upload_condition("upload_condition", upload_condition)
     if blob_endpoint_subdomain is None:
         blob_endpoint_subdomain = DEFAULT_AZURE_BLOB_STORAGE_ENDPOINT_SUBDOMAIN
@@ -414,7 +414,9 @@ def _log_output_file(
     rules.ACCOUNT_NAME.ensure("log_blob_account", account)
     if subdir is not None and not isinstance(subdir, str):
         raise ValueError(f"log_subdir: {subdir!r} must be a string")
-    rules.FILE_PATTERN.ensure("log_file_pattern", file_pattern)
+    if subdir:
+        rules.BLOB_PATH.ensure("log_subdir", subdir)
+    rules.OUTPUT_PATTERN.ensure("log_file_pattern", file_pattern)
     condition = _upload_condition("log_upload_condition", upload_condition)
     if endpoint_subdomain is None:
         endpoint_subdomain = DEFAULT_AZURE_BLOB_STORAGE_ENDPOINT_SUBDOMAIN

@@ -274,10 +274,10 @@ class TestReview:
         rows = [line for line in out.splitlines() if line.startswith("| `summary`")]
         assert len(re.split(r"(?<!\\)\|", rows[0])) == 7
 
-    def test_newlines_cannot_end_the_row(self, capsys, tmp_path) -> None:
-        out = self.markdown(capsys, tmp_path, 'command: "echo a\\n## Approved\\n| x |"')
-        assert "\n## Approved" not in out
-        assert "echo a\\n## Approved" in out
+    def test_line_breaks_cannot_reach_a_command(self, capsys, tmp_path) -> None:
+        refused(capsys, tmp_path, edited((self.SUMMARY_COMMAND,
+                                          'command: "echo a\\n## Approved\\n| x |"')),
+                f"{SUMMARY}.command", "control characters")
 
     def test_bidi_override_is_shown_as_an_escape(self, capsys, tmp_path) -> None:
         out = self.markdown(capsys, tmp_path, 'command: "echo safe \\u202e sudo"')

@@ -95,6 +95,8 @@ def task_spec_problems(task_id: str, spec: Any, path: str,
     if not isinstance(spec, Mapping):
         return [*problems, (path, "must be an object of task fields")]
     problems += _field_problems(spec, schema.TASK_SPEC, path)
+    if not is_unknown(spec) and (too_big := rules.task_body_problem(spec)):
+        problems.append((path, too_big))
     for key in ("command", "image"):
         if key not in spec:
             problems.append((f"{path}.{key}", "is required"))

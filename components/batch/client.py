@@ -26,7 +26,7 @@ from azure.core.exceptions import (
 )
 
 from batchtasks.auth import batch_credential
-from batchtasks.rules import DURATION_PATTERN, parse_duration
+from batchtasks.rules import duration_ticks
 
 T = TypeVar("T")
 
@@ -331,9 +331,11 @@ def call_with_retries(
 
 
 def _normalised(value: Any) -> Any:
-    """Make service and declared values comparable: durations as timedeltas, enums any case."""
-    if isinstance(value, str) and DURATION_PATTERN.fullmatch(value):
-        return parse_duration(value)
+    """Make service and declared values comparable: durations as exact ticks (so no length
+    overflows), enums any case."""
+    ticks = duration_ticks(value) if isinstance(value, str) else None
+    if ticks is not None:
+        return ("duration", ticks)
     if isinstance(value, str) and value.isalpha():
         return value.lower()
     return value

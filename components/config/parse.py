@@ -128,10 +128,11 @@ def _check_fields(fields: Mapping[str, Any], path: str, stack: _Stack) -> None:
         stack.container(get(mount, "source"), f"{mount_path}.source", write=False)
         target = get(mount, "target")
         if target is not None:
-            first = targets.setdefault(target.rstrip("/") or "/", index)
+            # Compared as the container runtime reads them: //data/./x/ is /data/x.
+            first = targets.setdefault(rules.normalise_mount_target(target), index)
             if first != index:
-                stack.problems.add(f"{mount_path}.target", f"repeats the target of mounts[{first}]",
-                                   target)
+                stack.problems.add(f"{mount_path}.target", f"repeats the target of mounts[{first}]"
+                                   " (the same folder once normalised)", target)
     for index, output in enumerate(get(fields, "outputs", [])):
         stack.container(get(output, "container"),
                         f"{item(child(path, 'outputs'), index)}.container", write=True)
@@ -410,7 +411,11 @@ def _plain_task(task: dict[str, Any], defaults: Any, path: str, defaults_path: s
     job.add(task_id, path, "", f"{path}.id", depends, f"{path}.dependsOn")
     if stack.problems:
         return None
-    return _spec(task_id, merged, logs, {})
+    spec = _spec(task_id, merged, logs, {})
+    if problem := rules.task_body_problem(spec):
+        stack.problems.add(path, problem)
+        return None
+    return spec
 
 
 def _sweep(sweep: dict[str, Any], defaults: Any, path: str, defaults_path: str,
@@ -443,7 +448,10 @@ def _sweep(sweep: dict[str, Any], defaults: Any, path: str, defaults_path: str,
     env = {name: (compiled(text, text_path), text_path)
            for name, (text, text_path) in merged.env.items()}
     outputs_path = merged.paths.get("outputs", "")
-    outputs = [(index, output, compiled(output["path"], f"{item(outputs_path, index)}.path")
+    outputs = [(index, output,
+                compiled(output["pattern"], f"{item(outputs_path, index)}.pattern")
+                if get(output, "pattern") is not None else None,
+                compiled(output["path"], f"{item(outputs_path, index)}.path")
                 if get(output, "path") is not None else None)
                for index, output in enumerate(merged.get("outputs") or [])
                if output is not INVALID]
@@ -477,13 +485,18 @@ def _sweep(sweep: dict[str, Any], defaults: Any, path: str, defaults_path: str,
                            if template is not None}
         if outputs:
             rendered["outputs"] = []
-            for index, output, template in outputs:
+            for index, output, pattern_template, template in outputs:
                 out_path = template.render(texts) if template is not None else None
-                if out_path is not None and rules.BLOB_PATH.problem(out_path):
-                    where_path = f"{item(outputs_path, index)}.path"
-                    problems.add(where_path, f"makes a bad path: {rules.BLOB_PATH.message}{where}",
-                                 out_path, cap_key=where_path)
-                rendered["outputs"].append(_output(output, out_path))
+                pattern = (pattern_template.render(texts) if pattern_template is not None
+                           else get(output, "pattern"))
+                for key, rule, text in (("path", rules.BLOB_PATH, out_path),
+                                        ("pattern", rules.OUTPUT_PATTERN, pattern)):
+                    problem = rule.problem(text) if text is not None else None
+                    if problem:
+                        where_path = f"{item(outputs_path, index)}.{key}"
+                        problems.add(where_path, f"makes a bad {key}: {problem}{where}", text,
+                                     cap_key=where_path)
+                rendered["outputs"].append(_output({**output, "pattern": pattern}, out_path))
         produced_depends = [template.render(texts) for template in depends
                             if template is not None]
         if produced_depends:
@@ -494,8 +507,11 @@ def _sweep(sweep: dict[str, Any], defaults: Any, path: str, defaults_path: str,
     sweep_id = get(sweep, "id")
     if problems or sweep_id is None:
         return None
-    return SweepConfig(sweep_id, tuple(_spec(produced, merged, logs, rendered)
-                                       for produced, rendered in specs))
+    built = tuple(_spec(produced, merged, logs, rendered) for produced, rendered in specs)
+    for spec in built:
+        if problem := rules.task_body_problem(spec):
+            problems.add(path, f"{problem} (task {spec['id']!r})", cap_key=f"{path} body")
+    return None if problems else SweepConfig(sweep_id, built)
 
 
 def _job(cleaned: dict[str, Any], path: str, stack: _Stack) -> JobConfig | None:

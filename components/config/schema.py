@@ -86,8 +86,11 @@ MOUNT = _object("A blob container (or a folder of one) bind-mounted into the tas
 def _output(path_doc: str, templated: bool) -> Field:
     path_rule: dict[str, Any] = {} if templated else {"rule": rules.BLOB_PATH}
     return _object("Files uploaded to a writable container after the task runs.", {
-        "pattern": _string("File pattern, relative to the task's working directory.",
-                           required=True, rule=rules.FILE_PATTERN),
+        "pattern": _string("File pattern, relative to the task's working directory (at most "
+                           "one '..', to the task's own directory)." + (
+                               " May use the sweep's {axis} placeholders." if templated else ""),
+                           required=True, **({} if templated else
+                                             {"rule": rules.OUTPUT_PATTERN})),
         "container": _string("Declared container with access write.", required=True,
                              rule=rules.CONTAINER_NAME),
         "path": _string(path_doc, **path_rule),
@@ -108,8 +111,9 @@ def _task_fields(templated: bool) -> dict[str, Field]:
         "workingDirectory": _string("Where the command starts.",
                                     rule=rules.WORKING_DIRECTORY),
         "mounts": Field("list", "Containers bind-mounted into the task.", item=MOUNT),
-        "runOptions": _string("Extra container run options (plain flags only; no mounts or "
-                              "privileges).", rule=rules.RUN_OPTIONS),
+        "runOptions": _string("Extra docker run options, from an allow-list: "
+                              + ", ".join(f"--{name}" for name in rules.RUN_OPTION_TABLE)
+                              + " (see the README).", rule=rules.RUN_OPTIONS),
         "env": Field("map", "Environment variables (numbers become strings, booleans true/false)."
                      + placeholder, item=Field("scalar", "Value."), key_rule=rules.VARIABLE_NAME),
         "secretEnv": Field("map", "Environment variables read from secret config keys: "
@@ -124,7 +128,7 @@ def _task_fields(templated: bool) -> dict[str, Field]:
         "retention": _duration("How long the node keeps the task's files, ISO 8601 "
                                "(e.g. P7D)."),
         "retries": Field("integer", "Retries after a failure (-1: without limit).",
-                         minimum=-1),
+                         minimum=-1, maximum=rules.INT32_MAX),
         "dependsOn": Field("list", "Ids of tasks of the same job that must succeed first."
                            + placeholder, item=depends_item),
         "elevation": _string("User the task runs as.", rule=rules.ELEVATION,
@@ -175,9 +179,10 @@ JOB = _object("A Batch job and its tasks.", {
                   rule=rules.BATCH_ID),
     "onAllTasksComplete": _string("What happens when every task has completed.",
                                   rule=rules.COMPLETION_MODE, default="noAction"),
-    "priority": Field("integer", "Job priority.", minimum=-1000, maximum=1000, default=0),
+    "priority": Field("integer", "Job priority.", minimum=rules.PRIORITY_MIN,
+                      maximum=rules.PRIORITY_MAX, default=0),
     "maxParallelTasks": Field("integer", "Most tasks running at once (-1: no limit).",
-                              minimum=1, also=(-1,), default=-1),
+                              minimum=1, maximum=rules.INT32_MAX, also=(-1,), default=-1),
     "replaceRunningTasks": Field("boolean", "Whether a changed task may be replaced while it "
                                  "runs.", default=False),
     "adopt": Field("boolean", "Take over an existing job of this id that another tool or "
@@ -185,7 +190,7 @@ JOB = _object("A Batch job and its tasks.", {
     "constraints": _object("Job constraints.", {
         "maxWallClockTime": _duration("Longest the job may run, ISO 8601."),
         "maxTaskRetryCount": Field("integer", "Retries per task (-1: without limit).",
-                                   minimum=-1),
+                                   minimum=-1, maximum=rules.INT32_MAX),
     }),
     "logs": LOGS,
     "defaults": DEFAULTS,
@@ -199,7 +204,8 @@ POOL = _object("The Batch pool the jobs run on.", {
                     default=False),
     "vmSize": _string("VM size, e.g. Standard_D4s_v3 (when create is true).",
                       rule=rules.VM_SIZE),
-    "maxNodes": Field("integer", "Most nodes (when create is true; default 1).", minimum=1),
+    "maxNodes": Field("integer", "Most nodes (when create is true; default 1).", minimum=1,
+                      maximum=rules.INT32_MAX),
     "image": _object("Marketplace image of the nodes (when create is true; give it with "
                      "nodeAgentSkuId, or leave both out for BatchStorage's Ubuntu 22.04 "
                      "image).", {

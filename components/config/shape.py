@@ -8,13 +8,14 @@ problem has already been recorded.
 from __future__ import annotations
 
 import difflib
+import math
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from batchtasks.config.model import ConfigProblem, shown
 from batchtasks.config.schema import Field
-from batchtasks.rules import TEXT
+from batchtasks.rules import INT32_MAX, TEXT, control_character_problem
 
 # Tells whether a value is not known yet, so it is left unchecked.
 Pending = Callable[[Any], bool]
@@ -108,12 +109,13 @@ def _integer(value: Any, spec: Field, path: str, problems: Problems) -> Any:
     low, high = spec.minimum, spec.maximum
     if value in spec.also or ((low is None or value >= low) and (high is None or value <= high)):
         return value
-    if low is not None and high is not None:
+    if low is not None and high is not None and high != INT32_MAX:
         rule = f"must be between {low} and {high}"
-    elif low is not None:
+    elif low is not None and value < low:
         rule = f"must be at least {low}"
     else:
-        rule = f"must be at most {high}"
+        # Batch holds counts as 32-bit integers.
+        rule = f"must be at most {high}" + (" (Batch's limit)" if high == INT32_MAX else "")
     if spec.also:
         rule += f" (or {', '.join(map(str, spec.also))})"
     problems.add(path, rule, value)
@@ -169,6 +171,12 @@ def clean(value: Any, spec: Field, path: str, problems: Problems,
             return INVALID
         return value
     if kind == "scalar":
+        if isinstance(value, str) and (control := control_character_problem(value)):
+            problems.add(path, control, value)
+            return INVALID
+        if isinstance(value, float) and not math.isfinite(value):
+            problems.add(path, "must be a finite number", value)
+            return INVALID
         if isinstance(value, str | bool | int | float):
             return value
         problems.add(path, "must be a string, number or boolean", value)
