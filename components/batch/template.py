@@ -222,7 +222,9 @@ def _cut(text: str, values: VaryingValues) -> _Template | None:
 # Values unlike the markers and unlike each other, with characters JSON escapes: a shape's
 # template is kept only if it reproduces the seed's body for these too.
 _PROBE_ID = "probe_Task-7"
-_PROBE_TEXT = 'probe "quoted" \\ back\tslash \u00e9\u2603'
+# No control characters (the seed refuses them); a blob path takes no backslash either.
+_PROBE_TEXT = 'probe "quoted" \\ back/slash \u00e9\u2603'
+_PROBE_PATH = 'probe "quoted" \u00e9\u2603'
 
 
 def _probe(shape: Mapping[str, Any], values: VaryingValues) -> tuple[dict[str, Any],
@@ -230,7 +232,7 @@ def _probe(shape: Mapping[str, Any], values: VaryingValues) -> tuple[dict[str, A
     """Return a spec of the shape with probe values, and those values."""
     spec = dict(shape)
     spec["command"] = f"{_PROBE_TEXT} command"
-    paths = tuple((index, f"{_PROBE_TEXT}/{index}") for index, _path in values.paths)
+    paths = tuple((index, f"{_PROBE_PATH}/{index}") for index, _path in values.paths)
     if paths:
         outputs = [dict(output) for output in shape["outputs"]]
         for index, path in paths:
@@ -268,8 +270,8 @@ def _values_pass_seed_checks(task_id: str, values: VaryingValues) -> bool:
     checked once, for the shape)."""
     if rules.BATCH_ID.problem(task_id) or rules.COMMAND_LINE.problem(values.command):
         return False
-    # output_task_files_to_blob: a path, when given, is text.
-    if any(rules.TEXT.problem(path) for _index, path in values.paths):
+    # output_task_files_to_blob: a path, when given, is a blob path.
+    if any(rules.BLOB_PATH.problem(path) for _index, path in values.paths):
         return False
     depends_on = values.depends_on
     return depends_on is None or (isinstance(depends_on, list | tuple)
