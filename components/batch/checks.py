@@ -159,6 +159,10 @@ def task_map_problems(tasks: Mapping[str, Any], path_of: Callable[[str], str],
             for key in VARYING_FIELDS:
                 if key in spec and not found:
                     found = _field_problems(spec[key], fields[key], child(path, key))
+            # Varying values make each task's body its own size; a task too big is checked
+            # whole below, for the message.
+            if not found and rules.task_body_problem(spec):
+                found = [("", "")]
             if not found:
                 continue
         found = task_spec_problems(task_id, spec, path, containers, secret_keys)
