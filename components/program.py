@@ -100,6 +100,15 @@ class DeclaredStack:
     task_counts: dict[str, int]
 
 
+def _required_pool_id(pool_id: str | None) -> str:
+    """Return the pool id BatchStorage resolved; every job needs one."""
+    # storage_args always gives BatchStorage a pool to create or an existing pool id, so None
+    # means that contract broke: stop rather than register jobs with no pool.
+    if pool_id is None:
+        raise ValueError("BatchStorage has no pool id: give it a pool or existing_pool_id")
+    return pool_id
+
+
 def declare_stack(config: StackConfig, read_secret: SecretReader) -> DeclaredStack:
     """Register BatchStorage, then per job a BatchJob, a BatchTask per task, a BatchTaskSet per
     sweep, and a BatchJobCompletion where the job ends itself.
@@ -118,7 +127,7 @@ def declare_stack(config: StackConfig, read_secret: SecretReader) -> DeclaredSta
     """
     storage = BatchStorage("storage", storage_args(config))
     endpoint = config.batch.endpoint
-    pool_id = storage.pool_id
+    pool_id = storage.pool_id.apply(_required_pool_id)
     jobs: dict[str, BatchJob] = {}
     counts: dict[str, int] = {}
     for job in config.jobs:

@@ -10,6 +10,7 @@ container URLs and mount paths, the identity's ids and the pool id.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -83,6 +84,12 @@ class BatchStorageArgs:
     registry_resource_id: str | None = None
     pool: PoolArgs | None = None
     existing_pool_id: str | None = None
+
+
+def _container_output(located: dict[str, Any], access: str, mount_path: str) -> dict[str, str]:
+    """Return one entry of `BatchStorage.containers` from the container's resolved name and URL."""
+    return {"name": located["name"], "url": located["url"], "access": access,
+            "mountPath": mount_path}
 
 
 def role_definition_id(subscription_id: str, role_id: str) -> str:
@@ -373,8 +380,8 @@ class BatchStorage(pulumi.ComponentResource):
         self.container_urls = pulumi.Output.all(**urls)
         self.containers = {
             c.name: pulumi.Output.all(name=blob_containers[c.name].name, url=urls[c.name]).apply(
-                lambda v, c=c: {"name": v["name"], "url": v["url"], "access": c.access,
-                                "mountPath": self.mount_paths[c.name]})
+                functools.partial(_container_output, access=c.access,
+                                  mount_path=self.mount_paths[c.name]))
             for c in args.containers
         }
         self.register_outputs({
@@ -470,7 +477,7 @@ class BatchStorage(pulumi.ComponentResource):
                 principal_id=self.identity_principal_id,
                 principal_type=authorization.PrincipalType.SERVICE_PRINCIPAL,
                 role_definition_id=subscription.apply(
-                    lambda sub, role=role: role_definition_id(sub, role)),
+                    functools.partial(role_definition_id, role_id=role)),
                 scope=blob_containers[c.name].id,
                 opts=opts))
         if args.registry_resource_id is not None:

@@ -511,7 +511,7 @@ def _model_keywords(model: type) -> frozenset[str]:
     # The models declare their fields as keyword-only parameters of an overloaded __init__;
     # reading them keeps this in step with the installed SDK.
     names: set[str] = set()
-    for overload in typing.get_overloads(model.__init__):
+    for overload in typing.get_overloads(inspect.getattr_static(model, "__init__")):
         names.update(
             name
             for name, parameter in inspect.signature(overload).parameters.items()

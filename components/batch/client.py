@@ -7,6 +7,7 @@ persistent 5xx and ignore a bare 429, so this module owns the retry budget inste
 
 from __future__ import annotations
 
+import functools
 import json
 import random
 import time
@@ -14,7 +15,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from azure.batch import BatchClient
 from azure.batch import models as batch_models
@@ -545,10 +546,10 @@ class TaskWriter:
             Naming the job, only the tasks not added, and the service's errors.
         """
         outcome = AddOutcome()
-        conflicts: list[dict[str, Any]] = []
+        conflicts: list[Mapping[str, Any]] = []
         failures: list[BatchOperationError] = []
 
-        def add_chunk(chunk: list[dict[str, Any]]) -> None:
+        def add_chunk(chunk: list[Mapping[str, Any]]) -> None:
             try:
                 self._add_chunk(chunk, outcome, conflicts)
             except BatchOperationError as error:
@@ -568,8 +569,8 @@ class TaskWriter:
             self._settle_conflicts(conflicts, outcome)
         return outcome
 
-    def _add_chunk(self, chunk: list[dict[str, Any]], outcome: AddOutcome,
-                   conflicts: list[dict[str, Any]]) -> None:
+    def _add_chunk(self, chunk: list[Mapping[str, Any]], outcome: AddOutcome,
+                   conflicts: list[Mapping[str, Any]]) -> None:
         remaining = {body["id"].lower(): body for body in chunk}
         refused: list[str] = []
         deadline = time.monotonic() + self.policy.max_seconds
@@ -579,11 +580,12 @@ class TaskWriter:
             attempt += 1
             # The bodies are already BatchTaskCreateOptions.as_dict() output; the operation
             # serialises its argument as JSON, so the REST shape of BatchTaskGroup goes as is
-            # rather than through a second round of model objects per task.
-            group = {"value": list(remaining.values())}
+            # rather than through a second round of model objects per task (the cast is for the
+            # SDK's signature only).
+            group = cast(batch_models.BatchTaskGroup, {"value": list(remaining.values())})
             try:
-                result = self._call(lambda group=group: self.client.create_task_collection(
-                    self.job_id, group))
+                result = self._call(functools.partial(
+                    self.client.create_task_collection, self.job_id, group))
             except HttpResponseError as error:
                 if error.status_code == 413 and len(remaining) > 1:
                     self._add_halves(list(remaining.values()), outcome, conflicts)
@@ -631,8 +633,8 @@ class TaskWriter:
         if problems:
             raise BatchOperationError(" ".join(problems))
 
-    def _add_halves(self, bodies: list[dict[str, Any]], outcome: AddOutcome,
-                    conflicts: list[dict[str, Any]]) -> None:
+    def _add_halves(self, bodies: list[Mapping[str, Any]], outcome: AddOutcome,
+                    conflicts: list[Mapping[str, Any]]) -> None:
         """After a 413, send each half on its own; report what both halves left undone."""
         half = len(bodies) // 2
         problems = []
@@ -644,7 +646,7 @@ class TaskWriter:
         if problems:
             raise BatchOperationError(" ".join(problems))
 
-    def _settle_conflicts(self, conflicts: list[dict[str, Any]], outcome: AddOutcome) -> None:
+    def _settle_conflicts(self, conflicts: list[Mapping[str, Any]], outcome: AddOutcome) -> None:
         """Compare tasks that already existed with their declared bodies (a lost response, or an
         earlier interrupted run): equal counts as added, different is recorded for the caller."""
         with service_errors(self.job_id, "reading tasks that already exist",

@@ -140,7 +140,9 @@ def plan_tasks(olds: Mapping[str, Any], news: Mapping[str, Any]) -> TaskPlan:
     new_tasks = {task_id.lower(): (task_id, spec) for task_id, spec in
                  (news.get("tasks") or {}).items()}
     shared_changes = _SharedChanges(olds, news)
-    added, removed, replaced, updated = [], [], [], []
+    added: list[str] = []
+    replaced: list[str] = []
+    updated: list[str] = []
     changed_fields: dict[str, tuple[str, ...]] = {}
     unchanged = 0
     for key, (task_id, new_spec) in new_tasks.items():
