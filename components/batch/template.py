@@ -15,6 +15,7 @@ without a template, goes through the reference builder: errors and bodies are ex
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Callable, Mapping
@@ -164,13 +165,19 @@ def _markers(values: VaryingValues) -> dict[str, Filler]:
             list(values.depends_on), separators=(",", ":"))[1:-1],
     }
     for position, (index, _path) in enumerate(values.paths):
-        markers[_path_marker(index)] = (
-            lambda _task_id, values, position=position: _text(values.paths[position][1]))
+        markers[_path_marker(index)] = functools.partial(_path_text, position=position)
     for position, _item in enumerate(values.env):
-        # The seed's builder gives each environment value as text.
-        markers[_env_marker(position)] = (
-            lambda _task_id, values, position=position: _text(str(values.env[position][1])))
+        markers[_env_marker(position)] = functools.partial(_env_text, position=position)
     return markers
+
+
+def _path_text(_task_id: str, values: VaryingValues, position: int) -> str:
+    return _text(values.paths[position][1])
+
+
+def _env_text(_task_id: str, values: VaryingValues, position: int) -> str:
+    # The seed's builder gives each environment value as text.
+    return _text(str(values.env[position][1]))
 
 
 @dataclass(frozen=True)

@@ -364,7 +364,7 @@ class _Reader:
         self.add(value, size, event.start_mark)
 
 
-class _BoundedScanner(Scanner):  # type: ignore[misc]
+class _BoundedScanner(Scanner):
     """ruamel.yaml's scanner, refusing deep flow nesting before it looks ahead.
 
     Inside `[` and `{` the scanner keeps every open level as a possible key and scans on to
