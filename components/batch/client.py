@@ -601,14 +601,14 @@ class TaskWriter:
                 body = remaining.get(key)
                 if body is None:
                     continue
-                error = item.error
+                item_error = item.error
                 described = describe_batch_error(
-                    getattr(error, "code", None), getattr(error, "message", None),
-                    getattr(error, "error_values", None))
+                    getattr(item_error, "code", None), getattr(item_error, "message", None),
+                    getattr(item_error, "error_values", None))
                 if _wire(item.status) == "success":
                     outcome.added.append(body["id"])
                     del remaining[key]
-                elif error is not None and error.code == "TaskExists":
+                elif item_error is not None and item_error.code == "TaskExists":
                     conflicts.append(body)
                     del remaining[key]
                 elif _wire(item.status) == "servererror":

@@ -286,7 +286,9 @@ class BatchJobCompletionProvider(ResourceProvider):
                 or live.get("state") in ("completed", "terminating")):
             return  # nothing left for the guard to protect
         metadata = {**ownership.as_dict(live.get("metadata")), ownership.RELEASED: "true"}
-        options = batch_models.BatchJobUpdateOptions(metadata=ownership.as_list(metadata))
+        options = batch_models.BatchJobUpdateOptions(metadata=[
+            batch_models.BatchMetadataItem(name=item["name"], value=item["value"])
+            for item in ownership.as_list(metadata)])
         try:
             call_with_retries(lambda: client.update_job(props["jobId"], options), _policy(props))
         except SERVICE_ERRORS as error:
