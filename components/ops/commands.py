@@ -20,7 +20,7 @@ AddSource = Callable[[argparse.ArgumentParser], None]
 StackFile = Callable[[argparse.Namespace], tuple[Path, str]]
 
 
-def add_commands(commands: argparse._SubParsersAction, add_source: AddSource) -> None:  # type: ignore[type-arg]
+def add_commands(commands: argparse._SubParsersAction, add_source: AddSource) -> None:
     """Declare `status`, `logs` and `rerun` on the `batchtasks` subcommand parser.
 
     Parameters

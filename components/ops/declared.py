@@ -6,7 +6,7 @@ The task ids come from the config loader, which expands every sweep exactly as `
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path, PurePosixPath
@@ -70,7 +70,7 @@ class DeclaredStack:
         return next((job for job in self.jobs if job.id.lower() == job_id.lower()), None)
 
 
-def _log_target(tasks: list[Mapping[str, Any]], account: str) -> LogTarget | None:
+def _log_target(tasks: Sequence[Mapping[str, Any]], account: str) -> LogTarget | None:
     logs = next((task["logs"] for task in tasks if task.get("logs")), None)
     if not logs:
         return None

@@ -24,7 +24,10 @@ TAIL_CHUNK = 64 * 1024
 class LogSource(Protocol):
     """A file that can be sized and read by byte range."""
 
-    description: str
+    @property
+    def description(self) -> str:
+        """Say where the file is read from."""
+        ...
 
     def size(self) -> int | None:
         """Return the file's length in bytes, or None when it is not there."""
