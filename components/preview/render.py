@@ -9,6 +9,7 @@ from typing import Any
 from batchtasks.escape import ELLIPSIS, code_span, one_line
 from batchtasks.preview.against import Changes, JobChanges
 from batchtasks.preview.build import JobPreview, StackPreview, TaskPreview
+from batchtasks.preview.graph import legend, mermaid
 from batchtasks.preview.groups import JOB_FIELD, FieldChange, TaskGroup
 
 # Longest cell text in a Markdown table; big sweeps stay readable one row per task.
@@ -327,7 +328,8 @@ def render_markdown(preview: StackPreview, changes: Changes | None = None) -> st
     Returns
     -------
     str
-        Changes and warnings (when compared), the resources, and per job a table of its tasks.
+        Changes and warnings (when compared), the task graph (Mermaid), the resources, and
+        per job a table of its tasks.
     """
     total = sum(len(job.tasks) for job in preview.jobs)
     lines = [f"# Preview of stack {code(preview.stack)}", "",
@@ -335,6 +337,7 @@ def render_markdown(preview: StackPreview, changes: Changes | None = None) -> st
              "Rendered offline; secret values show as `[secret]`.", ""]
     if changes is not None:
         lines += _change_lines(changes)
+    lines += ["## Task graph", "", legend(changes), "", *mermaid(preview, changes), ""]
     lines += ["## Resources", ""]
     lines += _table(("Resource", "Type", "Parent"),
                     ([code(r["name"]), code(r["type"]), code(r["parent"] or "")]
