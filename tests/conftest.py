@@ -1,4 +1,5 @@
-"""Shared fixtures: one Batch API double per session, reset for every test."""
+"""Shared fixtures: one Batch API double per session, reset for every test; a fake clock for
+every provider run in the test process."""
 
 from __future__ import annotations
 
@@ -9,6 +10,20 @@ from azure.batch import BatchClient
 from azure.identity import DefaultAzureCredential
 
 from batchapi import BatchApiDouble
+from batchtasks.batch.retrying import RetryingProvider
+from tests.fakeclock import FakeClock
+
+
+@pytest.fixture(autouse=True)
+def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
+    """The clock every provider created in this process waits on: no test waits real time.
+
+    Providers run by the real provider host (another process) keep the system clock; their
+    tests give small delays through the `retryPolicy` input instead.
+    """
+    fake = FakeClock()
+    monkeypatch.setattr(RetryingProvider, "clock", fake)
+    return fake
 
 
 @pytest.fixture(scope="session")

@@ -13,9 +13,14 @@ from pulumi.dynamic.dynamic import serialize_provider
 
 from batchapi import BatchApiDouble
 from batchtasks.batch.client import BatchOperationError, make_client
-from batchtasks.batch.job import BatchJobCompletionProvider, BatchJobProvider
+from batchtasks.batch.job import (
+    DELETE_WAIT_SECONDS,
+    BatchJobCompletionProvider,
+    BatchJobProvider,
+)
 from batchtasks.batch.spec import UNKNOWN
 from batchtasks.batch.tasks import BatchTaskSetProvider
+from tests.fakeclock import FakeClock
 
 JOB = "weekly"
 OWNER = {"project": "batchtasks", "stack": "test", "resource": "job-weekly"}
@@ -317,12 +322,30 @@ def test_serialized_providers_are_tiny_and_hold_nothing(batch_api: BatchApiDoubl
 
 
 def test_replacement_waits_for_its_predecessor_to_finish_deleting(
-        batch_api: BatchApiDouble, jobs: BatchJobProvider) -> None:
+        batch_api: BatchApiDouble, jobs: BatchJobProvider, clock: FakeClock) -> None:
     create(jobs, job_props(batch_api))
     batch_api.deleting_polls = 1
     # Pulumi deletes the old job first (delete_before_replace); Batch takes a while to finish.
     # The raw delete starts it without leaving a poller behind.
     make_client(batch_api.endpoint)._delete_job_internal(JOB)
-    create(jobs, job_props(batch_api, poolId="pool2"))
+    policy = {**POLICY, "pollInterval": 5.0}
+    create(jobs, job_props(batch_api, poolId="pool2", retryPolicy=policy))
     assert batch_api.job(JOB)["poolInfo"] == {"poolId": "pool2"}
     assert batch_api.counts()["GET job"] >= 1
+    # Each look at the deleting job is followed by one pause of the policy's poll interval.
+    assert clock.sleeps == [5.0]
+
+
+def test_a_predecessor_that_never_finishes_deleting_ends_the_wait(
+        batch_api: BatchApiDouble, jobs: BatchJobProvider, clock: FakeClock) -> None:
+    create(jobs, job_props(batch_api))
+    batch_api.deleting_polls = 10_000
+    make_client(batch_api.endpoint)._delete_job_internal(JOB)
+    policy = {**POLICY, "pollInterval": 60.0}
+    with pytest.raises(BatchOperationError) as caught:
+        create(jobs, job_props(batch_api, poolId="pool2", retryPolicy=policy))
+    assert "'weekly'" in str(caught.value) and "JobBeingDeleted" in str(caught.value)
+    # The wait is bounded by DELETE_WAIT_SECONDS of the policy's clock, in poll-interval steps.
+    assert set(clock.sleeps) == {60.0}
+    assert sum(clock.sleeps) == DELETE_WAIT_SECONDS
+    assert batch_api.job(JOB)["state"] == "deleting"

@@ -25,6 +25,7 @@ from batchtasks.batch.client import (
 )
 from batchtasks.batch.spec import UNKNOWN, build_task_body
 from batchtasks.batch.tasks import BatchTaskProvider, BatchTaskSetProvider, task_context
+from tests.fakeclock import FakeClock
 
 JOB = "weekly"
 IDENTITY = ("/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg/providers/"
@@ -530,19 +531,30 @@ def test_throttling_and_server_errors_are_retried(api: BatchApiDouble,
     assert_holds_exactly(api, task_set, news)
 
 
-def test_retry_after_is_honoured_and_capped(batch_api: BatchApiDouble) -> None:
+def test_retry_after_is_honoured_and_capped(batch_api: BatchApiDouble, clock: FakeClock) -> None:
     client = make_client(batch_api.endpoint)
     batch_api.add_job(JOB, "pool")
-    policy = RetryPolicy.from_inputs({**POLICY, "maxDelay": 0.5})
-    waits: list[float] = []
+    policy = RetryPolicy.from_inputs({**POLICY, "maxDelay": 0.5}, clock)
     batch_api.inject("GET job", 503, retry_after=0.25)
     batch_api.inject("GET job", 429, retry_after=30)
     batch_api.inject("GET job", 503)
-    job = call_with_retries(lambda: client.get_job(JOB), policy, sleep=waits.append)
+    job = call_with_retries(lambda: client.get_job(JOB), policy)
     assert job.id == JOB
-    assert waits[:2] == [0.25, 0.5]
-    assert 0 < waits[2] <= 0.04  # no Retry-After: the policy's own back-off
+    assert clock.sleeps[:2] == [0.25, 0.5]
+    assert 0 < clock.sleeps[2] <= 0.04  # no Retry-After: the policy's own back-off
     assert batch_api.counts() == {"GET job": 4}
+
+
+def test_waits_use_the_service_s_retry_after_at_full_length(api: BatchApiDouble,
+                                                            task_set: BatchTaskSetProvider,
+                                                            clock: FakeClock) -> None:
+    # The default policy, as a stack runs it: the waits cost the test no time on the fake clock.
+    props = set_props(api, sweep(3))
+    del props["retryPolicy"]
+    api.inject("POST addtaskcollection", 503, retry_after=20, times=2)
+    create(task_set, props)
+    assert clock.sleeps == [20.0, 20.0]
+    assert sorted(api.tasks(JOB)) == ["run-0000", "run-0001", "run-0002"]
 
 
 def test_persistent_failure_names_job_tasks_and_last_error(api: BatchApiDouble,

@@ -10,7 +10,6 @@ from __future__ import annotations
 import functools
 import json
 import random
-import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -27,6 +26,7 @@ from azure.core.exceptions import (
 )
 
 from batchtasks.auth import batch_credential
+from batchtasks.clock import SYSTEM_CLOCK, Clock
 from batchtasks.rules import duration_ticks
 
 T = TypeVar("T")
@@ -58,6 +58,10 @@ class RetryPolicy:
         Longest single wait, whatever Retry-After says.
     concurrency
         Requests in flight at once for bulk adds, deletes and updates.
+    poll_interval
+        Seconds between two looks at something the service is still doing (a job deleting).
+    clock
+        What every wait and deadline of this policy reads (the system's; a fake one in tests).
     """
 
     max_attempts: int = 6
@@ -65,19 +69,35 @@ class RetryPolicy:
     base_delay: float = 1.0
     max_delay: float = 60.0
     concurrency: int = 8
+    poll_interval: float = 2.0
+    clock: Clock = field(default=SYSTEM_CLOCK, compare=False, repr=False)
 
     @classmethod
-    def from_inputs(cls, raw: Mapping[str, Any] | None) -> RetryPolicy:
-        """Build a policy from a resource's optional `retryPolicy` input (camelCase keys)."""
-        if not raw:
-            return cls()
+    def from_inputs(cls, raw: Mapping[str, Any] | None,
+                    clock: Clock = SYSTEM_CLOCK) -> RetryPolicy:
+        """Build a policy from a resource's optional `retryPolicy` input (camelCase keys).
+
+        Parameters
+        ----------
+        raw
+            The input: maxAttempts, maxSeconds, baseDelay, maxDelay, concurrency, pollInterval,
+            each optional; None or empty for the defaults.
+        clock
+            The clock the policy's waits use.
+
+        Returns
+        -------
+        RetryPolicy
+            The policy.
+        """
         names = {"maxAttempts": "max_attempts", "maxSeconds": "max_seconds",
-                 "baseDelay": "base_delay", "maxDelay": "max_delay", "concurrency": "concurrency"}
-        values = {names[key]: value for key, value in raw.items() if key in names}
+                 "baseDelay": "base_delay", "maxDelay": "max_delay", "concurrency": "concurrency",
+                 "pollInterval": "poll_interval"}
+        values = {names[key]: value for key, value in (raw or {}).items() if key in names}
         for key in ("max_attempts", "concurrency"):
             if key in values:
                 values[key] = int(values[key])
-        return cls(**values)
+        return cls(**values, clock=clock)
 
 
 class BatchOperationError(Exception):
@@ -277,11 +297,7 @@ def _retry_after(error: HttpResponseError) -> float | None:
         return None
 
 
-def call_with_retries(
-    operation: Callable[[], T],
-    policy: RetryPolicy,
-    sleep: Callable[[float], None] = time.sleep,
-) -> T:
+def call_with_retries(operation: Callable[[], T], policy: RetryPolicy) -> T:
     """Run one request, retrying throttling, server errors and dropped connections.
 
     Parameters
@@ -289,9 +305,7 @@ def call_with_retries(
     operation
         The request to send; called again on each retry.
     policy
-        Attempt and time budget.
-    sleep
-        Waits between attempts (replaceable in tests).
+        Attempt and time budget, and the clock the waits between attempts use.
 
     Returns
     -------
@@ -303,7 +317,8 @@ def call_with_retries(
     HttpResponseError, ServiceRequestError, ServiceResponseError
         The last error, once it is not retryable or the budget is spent.
     """
-    deadline = time.monotonic() + policy.max_seconds
+    clock = policy.clock
+    deadline = clock.monotonic() + policy.max_seconds
     attempt = 0
     while True:
         attempt += 1
@@ -324,11 +339,11 @@ def call_with_retries(
         if delay is None:
             delay = policy.base_delay * 2 ** (attempt - 1) * (0.5 + random.random() / 2)
         delay = min(delay, policy.max_delay)
-        if time.monotonic() + delay > deadline:
+        if clock.monotonic() + delay > deadline:
             # Name the service's last answer: it is what the user needs to act on.
             raise TimeoutError(f"gave up after {attempt} attempts and {policy.max_seconds:g} s, "
                                f"last error {error_message(last)}") from last
-        sleep(delay)
+        clock.sleep(delay)
 
 
 def _normalised(value: Any) -> Any:
@@ -573,7 +588,8 @@ class TaskWriter:
                    conflicts: list[Mapping[str, Any]]) -> None:
         remaining = {body["id"].lower(): body for body in chunk}
         refused: list[str] = []
-        deadline = time.monotonic() + self.policy.max_seconds
+        clock = self.policy.clock
+        deadline = clock.monotonic() + self.policy.max_seconds
         attempt = 0
         last_server_error = ""
         while remaining:
@@ -617,10 +633,10 @@ class TaskWriter:
                     refused.append(f"{item.task_id}: {described}")
                     del remaining[key]
             if remaining and (attempt >= self.policy.max_attempts
-                              or time.monotonic() > deadline):
+                              or clock.monotonic() > deadline):
                 break
             if remaining:
-                time.sleep(min(self.policy.base_delay * 2 ** (attempt - 1), self.policy.max_delay))
+                clock.sleep(min(self.policy.base_delay * 2 ** (attempt - 1), self.policy.max_delay))
         problems = []
         if refused:
             problems.append(f"job {self.job_id!r}: the service refused {len(refused)} task(s): "

@@ -8,7 +8,6 @@ once the tasks are in (DESIGN.md, decision 8).
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -22,7 +21,6 @@ from pulumi.dynamic import (
     DiffResult,
     ReadResult,
     Resource,
-    ResourceProvider,
     UpdateResult,
 )
 
@@ -41,19 +39,16 @@ from batchtasks.batch.client import (
     service_errors,
 )
 from batchtasks.batch.diff import completion_mode, job_change, same
+from batchtasks.batch.retrying import RetryingProvider
 from batchtasks.batch.spec import build_job_body, is_unknown
 
 # How long a replaced job may take to finish deleting before its successor is created.
 DELETE_WAIT_SECONDS = 600.0
 
 
-def _policy(props: Mapping[str, Any]) -> RetryPolicy:
-    return RetryPolicy.from_inputs(props.get("retryPolicy"))
-
-
-def read_job(client: Any, props: Mapping[str, Any]) -> dict[str, Any] | None:
+def read_job(client: Any, props: Mapping[str, Any], policy: RetryPolicy) -> dict[str, Any] | None:
     """Return the job's REST body, or None when it is gone or being deleted."""
-    return live_job(client, props["jobId"], _policy(props))
+    return live_job(client, props["jobId"], policy)
 
 
 def _live_mode(live: Mapping[str, Any]) -> str:
@@ -70,7 +65,7 @@ def _inputs_of(outs: Mapping[str, Any]) -> dict[str, Any]:
 OUTPUT_ONLY = ("adopted",)
 
 
-class BatchJobProvider(ResourceProvider):
+class BatchJobProvider(RetryingProvider):
     """Provider for BatchJob: create or adopt, read, update in place where Batch allows, else
     replace."""
 
@@ -101,39 +96,40 @@ class BatchJobProvider(ResourceProvider):
         body = {**build_job_body(props),
                 "metadata": ownership.as_list(ownership.owner_entries(props.get("owner") or {}))}
         job = batch_models.BatchJobCreateOptions(body)
-        deadline = time.monotonic() + DELETE_WAIT_SECONDS
+        policy = self.policy(props)
+        deadline = policy.clock.monotonic() + DELETE_WAIT_SECONDS
         while True:
             try:
-                call_with_retries(lambda: client.create_job(job), _policy(props))
+                call_with_retries(lambda: client.create_job(job), policy)
                 return CreateResult(job_id, outs={**props, "adopted": False})
             except SERVICE_ERRORS as error:
                 code = error_code(error) if isinstance(error, HttpResponseError) else None
-                if code == "JobBeingDeleted" and time.monotonic() < deadline:
+                if code == "JobBeingDeleted" and policy.clock.monotonic() < deadline:
                     # A replaced job of the same id is still going; watch it until it is gone.
-                    self._wait_until_gone(client, props)
+                    self._wait_until_gone(client, props["jobId"], policy)
                     continue
                 if code == "JobExists":
                     adopted = self._adopt(client, props, body)
                     return CreateResult(job_id, outs={**props, "adopted": adopted})
                 raise operation_error(job_id, "creating the job", error) from None
 
-    def _wait_until_gone(self, client: Any, props: Mapping[str, Any]) -> None:
-        """Poll a job that is being deleted once, pausing briefly while it still exists."""
+    def _wait_until_gone(self, client: Any, job_id: str, policy: RetryPolicy) -> None:
+        """Poll a job that is being deleted once, pausing for the policy's poll interval while
+        it still exists."""
         try:
-            call_with_retries(lambda: client.get_job(props["jobId"]), _policy(props))
+            call_with_retries(lambda: client.get_job(job_id), policy)
         except SERVICE_ERRORS as error:
             if isinstance(error, HttpResponseError) and error.status_code == 404:
                 return
-            raise operation_error(props["jobId"], "waiting for the old job to go",
-                                  error) from None
-        time.sleep(2)
+            raise operation_error(job_id, "waiting for the old job to go", error) from None
+        policy.clock.sleep(policy.poll_interval)
 
     def _adopt(self, client: Any, props: Mapping[str, Any], body: Mapping[str, Any]) -> bool:
         """A job with this id exists: take it over when it names this stack (a lost response,
         an interrupted up) or `adopt` is set and it is the declared job; otherwise explain.
         Returns whether the job was adopted from elsewhere."""
         job_id = props["jobId"]
-        live = read_job(client, props)
+        live = read_job(client, props, self.policy(props))
         if live is None:
             raise BatchOperationError(
                 f"job {job_id!r} exists but is being deleted; nothing was changed. Wait until "
@@ -169,7 +165,7 @@ class BatchJobProvider(ResourceProvider):
             return adopted  # exactly the job an earlier, interrupted create made
         options = batch_models.BatchJobUpdateOptions(changes)
         with service_errors(job_id, "taking over the existing job"):
-            call_with_retries(lambda: client.update_job(job_id, options), _policy(props))
+            call_with_retries(lambda: client.update_job(job_id, options), self.policy(props))
         return adopted
 
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
@@ -183,7 +179,7 @@ class BatchJobProvider(ResourceProvider):
                 changes[key] = body[key]
         client = make_client(news["endpoint"])
         if not same(olds.get("owner"), news.get("owner")):
-            live = read_job(client, news) or {}
+            live = read_job(client, news, self.policy(news)) or {}
             metadata = ownership.as_dict(live.get("metadata"))
             adopted = metadata.get(ownership.ADOPTED) == "true"
             entries = {**metadata, **ownership.owner_entries(news.get("owner") or {},
@@ -193,7 +189,7 @@ class BatchJobProvider(ResourceProvider):
             options = batch_models.BatchJobUpdateOptions(changes)
             with service_errors(news["jobId"], "updating the job"):
                 call_with_retries(lambda: client.update_job(news["jobId"], options),
-                                  _policy(news))
+                                  self.policy(news))
         return UpdateResult(outs={**news, "adopted": olds.get("adopted", False)})
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
@@ -201,7 +197,7 @@ class BatchJobProvider(ResourceProvider):
         priority, parallelism, constraints and the completion mode show drift."""
         job_id = id_ or props["jobId"]
         client = make_client(props["endpoint"])
-        live = read_job(client, {**props, "jobId": job_id})
+        live = read_job(client, {**props, "jobId": job_id}, self.policy(props))
         if live is None:
             return ReadResult("", {})
         outs = dict(props)
@@ -228,7 +224,7 @@ class BatchJobProvider(ResourceProvider):
         out the deleting job when it is created."""
         client = make_client(props["endpoint"])
         job_id = props["jobId"]
-        policy = _policy(props)
+        policy = self.policy(props)
         try:
             if not props.get("replaceRunningTasks"):
                 counts = call_with_retries(lambda: client.get_job_task_counts(job_id), policy)
@@ -245,7 +241,7 @@ class BatchJobProvider(ResourceProvider):
                 raise operation_error(job_id, "deleting the job", error) from None
 
 
-class BatchJobCompletionProvider(ResourceProvider):
+class BatchJobCompletionProvider(RetryingProvider):
     """Provider for BatchJobCompletion: sets onAllTasksComplete once the job's tasks are in."""
 
     serialize_as_secret_always = False
@@ -271,7 +267,7 @@ class BatchJobCompletionProvider(ResourceProvider):
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         """Read the job's completion mode: a job gone (or being deleted) takes the switch with
         it; a job the service reports as noAction shows as drift, so `up` switches it again."""
-        live = read_job(make_client(props["endpoint"]), props)
+        live = read_job(make_client(props["endpoint"]), props, self.policy(props))
         if live is None:
             return ReadResult("", {})
         outs = {**props, "onAllTasksComplete": _live_mode(live)}
@@ -281,7 +277,7 @@ class BatchJobCompletionProvider(ResourceProvider):
         """Mark the job released: its job or its tasks go next (a destroy, a job replacement),
         so deleting its last incomplete tasks no longer loses anything."""
         client = make_client(props["endpoint"])
-        live = read_job(client, props)
+        live = read_job(client, props, self.policy(props))
         if (live is None or _live_mode(live) != "terminateJob"
                 or live.get("state") in ("completed", "terminating")):
             return  # nothing left for the guard to protect
@@ -290,7 +286,8 @@ class BatchJobCompletionProvider(ResourceProvider):
             batch_models.BatchMetadataItem(name=item["name"], value=item["value"])
             for item in ownership.as_list(metadata)])
         try:
-            call_with_retries(lambda: client.update_job(props["jobId"], options), _policy(props))
+            call_with_retries(lambda: client.update_job(props["jobId"], options),
+                              self.policy(props))
         except SERVICE_ERRORS as error:
             if not (is_gone(error) or error_code_of(error) in ("JobCompleted",
                                                                   "JobBeingTerminated")):
@@ -303,7 +300,7 @@ class BatchJobCompletionProvider(ResourceProvider):
             return  # noAction is how the job was created; there is nothing to switch
         client = make_client(props["endpoint"])
         changes: dict[str, Any] = {"onAllTasksComplete": "terminatejob"}
-        live = read_job(client, props)
+        live = read_job(client, props, self.policy(props))
         if live is not None:
             # Switched on again (a new job, or a re-applied one): its tasks are guarded again.
             metadata = ownership.as_dict(live.get("metadata"))
@@ -311,7 +308,8 @@ class BatchJobCompletionProvider(ResourceProvider):
                 changes["metadata"] = ownership.as_list(metadata)
         options = batch_models.BatchJobUpdateOptions(changes)
         try:
-            call_with_retries(lambda: client.update_job(props["jobId"], options), _policy(props))
+            call_with_retries(lambda: client.update_job(props["jobId"], options),
+                              self.policy(props))
         except SERVICE_ERRORS as error:
             if error_code_of(error) != "JobCompleted":
                 raise operation_error(props["jobId"], "switching the job to terminateJob",

@@ -21,7 +21,6 @@ from pulumi.dynamic import (
     DiffResult,
     ReadResult,
     Resource,
-    ResourceProvider,
     UpdateResult,
 )
 
@@ -30,7 +29,6 @@ from batchtasks.batch.client import (
     BUSY_STATES,
     SERVICE_ERRORS,
     BatchOperationError,
-    RetryPolicy,
     TaskWriter,
     body_matches,
     call_with_retries,
@@ -48,6 +46,7 @@ from batchtasks.batch.diff import (
     plan_tasks,
     same,
 )
+from batchtasks.batch.retrying import RetryingProvider
 from batchtasks.batch.spec import (
     TaskContext,
     build_task_body,
@@ -111,7 +110,7 @@ def _normalise_spec(spec: Mapping[str, Any]) -> dict[str, Any]:
     return normalised
 
 
-class _TaskProviderCore(ResourceProvider):
+class _TaskProviderCore(RetryingProvider):
     """What BatchTask and BatchTaskSet share; subclasses map their inputs to `tasks`."""
 
     serialize_as_secret_always = False
@@ -303,7 +302,7 @@ class _TaskProviderCore(ResourceProvider):
 
     # --- helpers -----------------------------------------------------------------------------
     def _writer(self, props: Mapping[str, Any]) -> TaskWriter:
-        policy = RetryPolicy.from_inputs(props.get("retryPolicy"))
+        policy = self.policy(props)
         return TaskWriter(make_client(props["endpoint"]), props["jobId"], policy)
 
     def _refuse_busy(self, writer: TaskWriter, task_ids: list[str],
@@ -464,7 +463,7 @@ class BatchTaskProvider(_TaskProviderCore):
             raise BatchOperationError("reading a task needs its endpoint, job and spec inputs")
         job_id, _, task_id = (id_ or self.resource_id(props)).partition("/")
         client = make_client(props["endpoint"])
-        policy = RetryPolicy.from_inputs(props.get("retryPolicy"))
+        policy = self.policy(props)
         if live_job(client, job_id, policy) is None:
             return ReadResult("", {})  # gone or being deleted, and the task with it
         try:
