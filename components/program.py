@@ -17,6 +17,7 @@ import pulumi
 from batchtasks.batch.job import BatchJob, BatchJobCompletion
 from batchtasks.batch.tasks import BatchTask, BatchTaskSet, TaskTarget
 from batchtasks.config import ConfigError, JobConfig, StackConfig, parse_stack_config
+from batchtasks.pulumi_compat import config_values, secret_config_keys
 from batchtasks.storage import (
     MOUNTS_DIR,
     BatchStorage,
@@ -194,9 +195,7 @@ def runtime_config() -> tuple[dict[str, Any], str | None, set[str]]:
         Top-level key -> value (objects decoded from their JSON strings), the
         `azure-native:location`, and the keys that hold secrets.
     """
-    from pulumi.runtime import config as runtime
-
-    merged = {**runtime.get_config_env(), **runtime.CONFIG.get()}
+    merged = config_values()
     prefix = f"{NAMESPACE}:"
     raw: dict[str, Any] = {}
     for key, value in merged.items():
@@ -208,8 +207,7 @@ def runtime_config() -> tuple[dict[str, Any], str | None, set[str]]:
             with contextlib.suppress(ValueError):
                 value = json.loads(value)
         raw[key[len(prefix):]] = value
-    secret_keys = {key[len(prefix):] for key in
-                   [*runtime.get_config_secret_keys_env(), *runtime._SECRET_KEYS.get()]
+    secret_keys = {key[len(prefix):] for key in secret_config_keys(set(merged))
                    if key.startswith(prefix)}
     return raw, merged.get("azure-native:location"), secret_keys
 

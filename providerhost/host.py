@@ -29,7 +29,6 @@ import grpc
 import pulumi
 from google.protobuf import struct_pb2
 from pulumi.runtime import rpc
-from pulumi.runtime._grpc_settings import _GRPC_CHANNEL_OPTIONS
 from pulumi.runtime.proto import provider_pb2, provider_pb2_grpc
 
 from batchtasks.preview.mocks import AzureMocks
@@ -40,6 +39,10 @@ UNKNOWN = rpc.UNKNOWN
 DYNAMIC_TYPE_PREFIX = "pulumi-python:dynamic"
 START_TIMEOUT_SECONDS = 30.0
 CALL_TIMEOUT_SECONDS = 120.0
+# The engine takes gRPC messages of up to 400 MiB from providers (as the SDK's own clients do).
+MAX_MESSAGE_BYTES = 400 * 1024 * 1024
+CHANNEL_OPTIONS = [("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+                   ("grpc.max_send_message_length", MAX_MESSAGE_BYTES)]
 
 
 class HostCallError(Exception):
@@ -267,7 +270,7 @@ class ProviderHost:
             # The engine's own message size limits: a big task set's answer exceeds gRPC's
             # default 4 MB.
             self._channel = grpc.insecure_channel(f"127.0.0.1:{self.port}",
-                                                  options=_GRPC_CHANNEL_OPTIONS)
+                                                  options=CHANNEL_OPTIONS)
             grpc.channel_ready_future(self._channel).result(timeout=self.start_timeout)
         except (queue.Empty, ValueError, grpc.FutureTimeoutError):
             self.stop()

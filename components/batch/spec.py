@@ -14,12 +14,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from azure.batch import models as batch_models
-from pulumi.output import Unknown
 
 from batchtasks import task as task_builders
+from batchtasks.pulumi_compat import is_unknown_value
 
-# Pulumi sends this string for values that are not known yet (during preview).
-UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
 SECRET_PLACEHOLDER = "[secret]"
 CONSTRAINT_FIELDS = ("maxWallClockTime", "retention", "retries")
 
@@ -27,17 +25,13 @@ CONSTRAINT_FIELDS = ("maxWallClockTime", "retention", "retries")
 def is_unknown_as_a_whole(value: Any) -> bool:
     """Tell whether a value itself is not yet known, without looking inside it (cheap on a
     map of thousands of tasks)."""
-    return isinstance(value, Unknown) or (isinstance(value, str) and value == UNKNOWN)
+    return is_unknown_value(value)
 
 
 def is_unknown(value: Any) -> bool:
     """Tell whether a value, or anything inside it, is not yet known (Pulumi preview)."""
-    # The provider host decodes unknowns into Unknown objects in check and diff; other paths
-    # (and older hosts) pass the sentinel string.
-    if isinstance(value, Unknown):
+    if is_unknown_value(value):
         return True
-    if isinstance(value, str):
-        return value == UNKNOWN
     if isinstance(value, Mapping):
         return any(is_unknown(key) or is_unknown(item) for key, item in value.items())
     if isinstance(value, list | tuple):

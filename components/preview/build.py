@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import pulumi
-from pulumi.runtime.rpc import is_rpc_secret, unwrap_rpc_secret
 
 from batchtasks.batch.spec import SECRET_PLACEHOLDER, build_job_body
 from batchtasks.batch.tasks import decode_tasks, task_context
@@ -20,6 +19,7 @@ from batchtasks.batch.template import TemplateBodyBuilder
 from batchtasks.config import StackConfig
 from batchtasks.preview.offline import DYNAMIC_PREFIX, JOB_TYPE, PreviewMocks, run_offline
 from batchtasks.program import NAMESPACE, declare_stack
+from batchtasks.pulumi_compat import is_secret_value, unwrap_secret_value
 
 TASK_TYPE = f"{DYNAMIC_PREFIX}batch:Task"
 TASK_SET_TYPE = f"{DYNAMIC_PREFIX}batch:TaskSet"
@@ -116,8 +116,8 @@ def clean_inputs(value: Any) -> Any:
         The same shape with secrets masked as `[secret]` and whole-number floats (the wire
         format's integers) as ints.
     """
-    if is_rpc_secret(value):
-        return _mask(unwrap_rpc_secret(value))
+    if is_secret_value(value):
+        return _mask(unwrap_secret_value(value))
     if isinstance(value, Mapping):
         # Sorted: maps reach the mocks in no fixed order, and a preview must not churn.
         return {key: clean_inputs(value[key]) for key in sorted(value)

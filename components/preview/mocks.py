@@ -17,7 +17,9 @@ from contextlib import contextmanager
 from typing import Any
 
 import pulumi
-from pulumi.runtime.mocks import MockCallArgs, MockMonitor, MockResourceArgs
+from pulumi.runtime.mocks import MockCallArgs, MockResourceArgs
+
+from batchtasks.pulumi_compat import MockMonitor
 
 SUBSCRIPTION_ID = "00000000-0000-0000-0000-000000000000"
 TENANT_ID = "11111111-1111-1111-1111-111111111111"
