@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 from azure.batch import models as batch_models
 
 from batchtasks import task as task_builders
+from batchtasks.pulumi_compat import UNKNOWN as UNKNOWN  # re-exported: callers compare with it
 from batchtasks.pulumi_compat import is_unknown_value
 
 SECRET_PLACEHOLDER = "[secret]"
