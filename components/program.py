@@ -142,12 +142,13 @@ def declare_stack(config: StackConfig, read_secret: SecretReader) -> DeclaredSta
         task_options = pulumi.ResourceOptions(depends_on=[batch_job], deleted_with=batch_job)
         # The job id comes from the job's output, not the config: that property dependency is
         # what makes the engine re-diff (and so replace) every task resource when the job is
-        # replaced; `depends_on` alone re-diffs nothing (DESIGN.md, Pulumi engine facts).
+        # replaced; `depends_on` alone re-diffs nothing (the engine's dependent replacement
+        # follows property dependencies only).
         job_id = batch_job.jobId
         target = TaskTarget(
             job_id=job_id, endpoint=endpoint, identity_resource_id=storage.identity_id,
             container_urls=storage.container_urls,
-            # Mount sources are <fsmounts dir>/<container> on the node (DESIGN.md, decision 7).
+            # Mount sources are <fsmounts dir>/<container> on the node (README, Design notes).
             mounts_dir=MOUNTS_DIR,
             registry_server=config.registry.server if config.registry else None,
             replace_running_tasks=job.replace_running_tasks,

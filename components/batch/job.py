@@ -3,7 +3,7 @@
 A job declared `onAllTasksComplete: terminateJob` is created with noAction: a job that has no
 tasks yet and terminateJob completes at once, and a completed job takes no tasks. The program
 adds a BatchJobCompletion that depends on every task resource of the job and makes the switch
-once the tasks are in (DESIGN.md, decision 8).
+once the tasks are in.
 """
 
 from __future__ import annotations

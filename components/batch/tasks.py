@@ -2,7 +2,8 @@
 
 Both resources hold their tasks as a map of task id -> spec (a BatchTask is a set of one), so one
 provider core serves both, and Pulumi's own diff display reads task by task. Providers capture
-nothing: each operation builds its client and credential afresh (DESIGN.md, decision 2).
+nothing: each operation builds its client and credential afresh, since a provider is pickled
+into every resource's state (CONTRIBUTING.md, the state contract).
 """
 
 from __future__ import annotations
