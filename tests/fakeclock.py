@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 
 from batchtasks.clock import Clock
 
@@ -16,11 +17,15 @@ class FakeClock(Clock):
         The current reading of `monotonic()`.
     sleeps
         Every sleep asked for, in order.
+    on_sleep
+        Called after each sleep (outside the lock): what happens in the world meanwhile.
     """
 
-    def __init__(self, start: float = 1000.0) -> None:
+    def __init__(self, start: float = 1000.0,
+                 on_sleep: Callable[[], None] | None = None) -> None:
         self.now = start
         self.sleeps: list[float] = []
+        self.on_sleep = on_sleep
         # Bulk adds and deletes sleep from worker threads.
         self._lock = threading.Lock()
 
@@ -34,3 +39,5 @@ class FakeClock(Clock):
         with self._lock:
             self.sleeps.append(seconds)
             self.now += max(seconds, 0.0)
+        if self.on_sleep is not None:
+            self.on_sleep()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from batchtasks.cli import main
 from batchtasks.ops.declared import read_declared
 from batchtasks.ops.logs import LogsOptions, run_logs
 from batchtasks.ops.reads import Reader
+from tests.fakeclock import FakeClock
 from tests.ops_support import submit, sweep_job, write_stack
 
 IDS = ["t-1", "t-2", "t-3"]
@@ -32,12 +34,13 @@ def _cli(*args: str) -> tuple[int, str, str]:
     return code, out.getvalue(), err.getvalue()
 
 
-def _logs(stack: Path, task_id: str, options: LogsOptions, sleep=None) -> tuple[int, bytes, str]:
+def _logs(stack: Path, task_id: str, options: LogsOptions,
+          step: Callable[[], None] | None = None) -> tuple[int, bytes, str]:
     declared = read_declared(stack)
     out, err = io.BytesIO(), io.StringIO()
     reader = Reader(make_client(declared.endpoint), RetryPolicy(base_delay=0.01))
     code = run_logs(reader, declared.jobs[0], task_id, options, out=out, err=err,
-                    sleep=sleep or (lambda _: None))
+                    clock=FakeClock(on_sleep=step))
     return code, out.getvalue(), err.getvalue()
 
 
@@ -80,7 +83,7 @@ def test_follow_prints_what_the_task_writes_until_it_completes(stack: Path,
         lambda: batch_api.finish_task("j1", "t-2", exit_code=0),
     ]
     code, out, _ = _logs(stack, "t-2", LogsOptions(follow=True),
-                         sleep=lambda _: steps.pop(0)() if steps else None)
+                         step=lambda: steps.pop(0)() if steps else None)
     assert code == 0
     assert out == b"step 1\nstep 2\n"
     assert not steps

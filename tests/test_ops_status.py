@@ -17,6 +17,7 @@ from batchtasks.ops.declared import read_declared
 from batchtasks.ops.reads import Reader
 from batchtasks.ops.status import StatusOptions, run_status
 from batchtasks.ops.views import LiveView
+from tests.fakeclock import FakeClock
 from tests.ops_support import submit, sweep_job, write_stack
 
 IDS = [f"t-{n}" for n in range(1, 6)]
@@ -157,16 +158,14 @@ def _wait(stack: Path, steps: list, timeout: float | None = None) -> tuple[int, 
     """Run status --wait, doing one step of the run's progress at each pause."""
     declared = read_declared(stack)
     out, err = io.StringIO(), io.StringIO()
-    now = [0.0]
 
-    def sleep(seconds: float) -> None:
-        now[0] += seconds
+    def step() -> None:
         if steps:
             steps.pop(0)()
 
     code = run_status(_reader(declared.endpoint), declared.jobs,
                       StatusOptions("markdown", wait=True, timeout=timeout, interval=5),
-                      out=out, err=err, clock=lambda: now[0], sleep=sleep)
+                      out=out, err=err, clock=FakeClock(0.0, on_sleep=step))
     return code, out.getvalue(), err.getvalue()
 
 

@@ -7,11 +7,11 @@ Exit codes: 0 printed, 1 no logs (the reason is printed), 2 usage.
 from __future__ import annotations
 
 import sys
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, BinaryIO, TextIO
 
+from batchtasks.clock import Clock
 from batchtasks.ops.declared import STREAM_FILES, DeclaredJob
 from batchtasks.ops.reads import Reader, wire
 from batchtasks.ops.render import plain
@@ -152,7 +152,7 @@ def _write(out: BinaryIO, data: bytes) -> None:
 def run_logs(reader: Reader, job: DeclaredJob, task_id: str, options: LogsOptions, *,
              out: BinaryIO | None = None, err: TextIO | None = None,
              credential: Callable[[], Any] | None = None,
-             sleep: Callable[[float], None] = time.sleep) -> int:
+             clock: Clock | None = None) -> int:
     """Print a task's stdout or stderr, following it while the task runs if asked.
 
     Parameters
@@ -169,8 +169,8 @@ def run_logs(reader: Reader, job: DeclaredJob, task_id: str, options: LogsOption
         Where the log bytes and the messages go (stdout's buffer and stderr by default).
     credential
         Makes the blob storage credential (DefaultAzureCredential by default).
-    sleep
-        Waits between polls (replaceable in tests).
+    clock
+        What the pauses between polls use (the reader's retry policy's by default).
 
     Returns
     -------
@@ -178,6 +178,7 @@ def run_logs(reader: Reader, job: DeclaredJob, task_id: str, options: LogsOption
         0 when logs were printed, 1 when there are none (the reason printed to err).
     """
     err = err or sys.stderr
+    clock = clock or reader.policy.clock
     if credential is None:
         from batchtasks.auth import batch_credential
 
@@ -197,7 +198,7 @@ def run_logs(reader: Reader, job: DeclaredJob, task_id: str, options: LogsOption
                 # --follow waits for a task to start and write; a completed one has no more.
                 if not options.follow or wire(task.get("state", "")) == "completed":
                     raise
-            sleep(options.interval)
+            clock.sleep(options.interval)
     except NoLogs as reason:
         print(f"batchtasks: no {options.stream} for task {task_id!r}: {reason}", file=err)
         return EXIT_NO_LOGS
@@ -223,4 +224,4 @@ def run_logs(reader: Reader, job: DeclaredJob, task_id: str, options: LogsOption
             offset = size_now
         elif finished:
             return EXIT_OK
-        sleep(options.interval)
+        clock.sleep(options.interval)

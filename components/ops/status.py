@@ -7,11 +7,11 @@ failures are printed), 3 the timeout passed first. Without --wait, 0 once status
 from __future__ import annotations
 
 import sys
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TextIO
 
+from batchtasks.clock import Clock
 from batchtasks.ops.declared import DeclaredJob
 from batchtasks.ops.reads import Reader
 from batchtasks.ops.render import RENDERERS, plain
@@ -71,8 +71,7 @@ def read_status(reader: Reader, jobs: Sequence[DeclaredJob], check_ids: bool) ->
 
 def run_status(reader: Reader, jobs: Sequence[DeclaredJob], options: StatusOptions, *,
                out: TextIO | None = None, err: TextIO | None = None,
-               clock: Callable[[], float] = time.monotonic,
-               sleep: Callable[[float], None] = time.sleep) -> int:
+               clock: Clock | None = None) -> int:
     """Show status once, or watch (and wait) until every job is done.
 
     Parameters
@@ -85,8 +84,8 @@ def run_status(reader: Reader, jobs: Sequence[DeclaredJob], options: StatusOptio
         Format, watch/wait, timeout, interval.
     out, err
         Where the final document and the progress go (stdout and stderr by default).
-    clock, sleep
-        Time source and wait (replaceable in tests).
+    clock
+        What the watch's pauses and --timeout read (the reader's retry policy's by default).
 
     Returns
     -------
@@ -95,11 +94,12 @@ def run_status(reader: Reader, jobs: Sequence[DeclaredJob], options: StatusOptio
     """
     out = out or sys.stdout
     err = err or sys.stderr
+    clock = clock or reader.policy.clock
     render = RENDERERS[options.format]
     if not (options.watch or options.wait):
         out.write(render(read_status(reader, jobs, options.check_ids)))
         return EXIT_OK
-    deadline = None if options.timeout is None else clock() + options.timeout
+    deadline = None if options.timeout is None else clock.monotonic() + options.timeout
     view: LiveView | PlainView = LiveView(err) if is_terminal(err) else PlainView(err)
     timed_out = False
     with view:
@@ -108,13 +108,13 @@ def run_status(reader: Reader, jobs: Sequence[DeclaredJob], options: StatusOptio
             view.update(report)
             if report.done:
                 break
-            now = clock()
+            now = clock.monotonic()
             if deadline is not None and now >= deadline:
                 timed_out = True
                 break
             pause = options.interval if deadline is None else min(options.interval,
                                                                   deadline - now)
-            sleep(max(pause, 0.0))
+            clock.sleep(max(pause, 0.0))
     out.write(render(report))
     if timed_out:
         left = sum(job.counts.incomplete for job in report.jobs)
