@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import json
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from batchtasks.batch import checks
-from batchtasks.batch.client import body_matches, chunk_bodies
+from batchtasks.batch.client import (
+    body_matches,
+    chunk_bodies,
+    collection_body,
+    collection_size,
+)
 from batchtasks.batch.diff import job_change, plan_tasks, task_change
 from batchtasks.batch.job import BatchJobProvider
 from batchtasks.batch.spec import UNKNOWN, TaskContext, build_job_body, build_task_body
@@ -191,8 +196,26 @@ def test_chunks_respect_count_and_size_limits() -> None:
     assert [len(chunk) for chunk in chunk_bodies(small)] == [100, 100, 50]
     big = [{"id": f"t{i}", "commandLine": "x" * 300_000} for i in range(7)]
     chunks = list(chunk_bodies(big))
-    assert all(len(json.dumps(chunk)) < 1_000_000 for chunk in chunks)
-    assert sum(len(chunk) for chunk in chunks) == 7
+    # The limit holds for the bytes sent, and the size the chunker counts is theirs.
+    sent = [collection_body([task.data for task in chunk]) for chunk in chunks]
+    assert all(len(payload) < 1_000_000 for payload in sent)
+    assert [len(payload) for payload in sent] == [
+        collection_size(len(chunk), sum(len(task.data) for task in chunk)) for chunk in chunks]
+    assert [task.body() for chunk in chunks for task in chunk] == big
+    assert json.loads(sent[0])["value"] == big[:len(chunks[0])]
+    # Three bodies whose request would be exactly 1,000,000 bytes go as two requests; one byte
+    # less and they go as one.
+    def bodies(total: int) -> list[dict[str, Any]]:
+        envelope = len(collection_body([b"", b"", b""]))
+        empty = len(json.dumps({"id": "t0", "commandLine": ""}, separators=(",", ":")))
+        sizes = [(total - envelope) // 3] * 3
+        sizes[0] += (total - envelope) - sum(sizes)
+        return [{"id": f"t{i}", "commandLine": "x" * (size - empty)}
+                for i, size in enumerate(sizes)]
+
+    assert len(collection_body([t.data for t in next(chunk_bodies(bodies(999_999)))])) == 999_999
+    assert [len(chunk) for chunk in chunk_bodies(bodies(999_999))] == [3]
+    assert [len(chunk) for chunk in chunk_bodies(bodies(1_000_000))] == [2, 1]
 
 
 def test_body_matching_ignores_service_fields_and_duration_spelling() -> None:

@@ -14,18 +14,27 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 from azure.batch import BatchClient
 from azure.batch import models as batch_models
+from azure.batch._operations._operations import (  # the SDK's own request builder
+    build_batch_create_task_collection_request,
+)
 from azure.core.exceptions import (
     AzureError,
+    ClientAuthenticationError,
     HttpResponseError,
+    ResourceExistsError,
+    ResourceNotFoundError,
+    ResourceNotModifiedError,
     ServiceRequestError,
     ServiceResponseError,
+    map_error,
 )
 
 from batchtasks.auth import batch_credential
+from batchtasks.batch.template import encode_body
 from batchtasks.clock import SYSTEM_CLOCK, Clock
 from batchtasks.rules import duration_ticks
 
@@ -374,14 +383,35 @@ def body_matches(declared: Any, existing: Any) -> bool:
     return _normalised(declared) == _normalised(existing)
 
 
-def encode_task(body: Mapping[str, Any]) -> bytes:
-    """Return one task body as the SDK's `create_task_collection` encodes it inside the
-    collection: `json.dumps` defaults (`", "` and `": "` separators, ASCII escapes), UTF-8."""
-    return json.dumps(body).encode("utf-8")
+@dataclass(frozen=True)
+class EncodedTask:
+    """One task body as the bytes an add-collection request carries.
+
+    Attributes
+    ----------
+    task_id
+        The task's id.
+    data
+        Its REST body as compact JSON (`template.encode_body`), ASCII.
+    """
+
+    task_id: str
+    data: bytes
+
+    def body(self) -> dict[str, Any]:
+        """Return the body as a dict (to compare with a task the service holds)."""
+        return dict(json.loads(self.data))
 
 
-# What the SDK wraps a collection's task bodies in: json.dumps({"value": [...]}).
-_COLLECTION_HEAD, _COLLECTION_SEPARATOR, _COLLECTION_TAIL = b'{"value": [', b", ", b"]}"
+def encode_task(body: Mapping[str, Any] | EncodedTask) -> EncodedTask:
+    """Return a task body as the bytes sent (an already encoded one as it is)."""
+    if isinstance(body, EncodedTask):
+        return body
+    return EncodedTask(str(body["id"]), encode_body(body).encode("ascii"))
+
+
+# The add-collection body around its tasks' bytes: {"value":[<task>,<task>,...]}.
+_COLLECTION_HEAD, _COLLECTION_SEPARATOR, _COLLECTION_TAIL = b'{"value":[', b",", b"]}"
 
 
 def collection_body(encoded_tasks: Sequence[bytes]) -> bytes:
@@ -390,12 +420,12 @@ def collection_body(encoded_tasks: Sequence[bytes]) -> bytes:
     Parameters
     ----------
     encoded_tasks
-        Task bodies from `encode_task`, in request order.
+        Task bodies (`EncodedTask.data`), in request order.
 
     Returns
     -------
     bytes
-        The body the SDK sends (the size limit applies to its length).
+        The body sent (the service's size limit applies to its length).
     """
     return _COLLECTION_HEAD + _COLLECTION_SEPARATOR.join(encoded_tasks) + _COLLECTION_TAIL
 
@@ -407,14 +437,15 @@ def collection_size(count: int, task_bytes: int) -> int:
     return len(_COLLECTION_HEAD) + task_bytes + separators + len(_COLLECTION_TAIL)
 
 
-def chunk_bodies(bodies: Iterable[Mapping[str, Any]], max_count: int = MAX_TASKS_PER_COLLECTION,
-                 max_bytes: int = MAX_COLLECTION_BYTES) -> Iterator[list[Mapping[str, Any]]]:
+def chunk_bodies(bodies: Iterable[Mapping[str, Any] | EncodedTask],
+                 max_count: int = MAX_TASKS_PER_COLLECTION,
+                 max_bytes: int = MAX_COLLECTION_BYTES) -> Iterator[list[EncodedTask]]:
     """Split task bodies into add-collection requests within the service's count and size limits.
 
     Parameters
     ----------
     bodies
-        REST bodies of the tasks to add.
+        REST bodies of the tasks to add, as dicts or already encoded.
     max_count
         Most tasks in one request.
     max_bytes
@@ -422,22 +453,73 @@ def chunk_bodies(bodies: Iterable[Mapping[str, Any]], max_count: int = MAX_TASKS
 
     Returns
     -------
-    Iterator[list]
+    Iterator[list[EncodedTask]]
         Chunks in the input order. A single task too big for any request goes alone and meets
         the service's 413, which names it.
     """
-    chunk: list[Mapping[str, Any]] = []
+    chunk: list[EncodedTask] = []
     task_bytes = 0
     for body in bodies:
-        size = len(encode_task(body))
+        encoded = encode_task(body)
+        size = len(encoded.data)
         if chunk and (len(chunk) >= max_count
                       or collection_size(len(chunk) + 1, task_bytes + size) > max_bytes):
             yield chunk
             chunk, task_bytes = [], 0
-        chunk.append(body)
+        chunk.append(encoded)
         task_bytes += size
     if chunk:
         yield chunk
+
+
+# What the SDK's create_task_collection raises for these statuses (the same map it uses).
+_COLLECTION_ERROR_MAP: dict[int, type[HttpResponseError]] = {
+    401: ClientAuthenticationError, 404: ResourceNotFoundError, 409: ResourceExistsError,
+    304: ResourceNotModifiedError}
+_COLLECTION_CONTENT_TYPE = "application/json; odata=minimalmetadata"
+
+
+def post_task_collection(client: BatchClient, job_id: str, payload: bytes) -> list[Any]:
+    """Send one add-collection request as bytes through the client's own pipeline.
+
+    The request is the one the SDK's `create_task_collection` builds (its request builder, the
+    client's api-version, credential and policies, and no retries of its own: see
+    `make_client`), with the body given as the exact bytes to send; the answer is read as the
+    service's JSON, without building a model object per task.
+
+    Parameters
+    ----------
+    client
+        The Batch client of this operation.
+    job_id
+        The job to add the tasks to.
+    payload
+        The request body (`collection_body`).
+
+    Returns
+    -------
+    list
+        The per-task results (`taskId`, `status`, `error`) as the service sent them.
+
+    Raises
+    ------
+    HttpResponseError
+        As the SDK raises it for a failed request (with the service's BatchError as `model`).
+    """
+    request = build_batch_create_task_collection_request(
+        job_id=job_id, content_type=_COLLECTION_CONTENT_TYPE,
+        api_version=client._config.api_version, content=payload)
+    response = client.send_request(request)
+    if response.status_code != 200:
+        map_error(status_code=response.status_code, response=response,
+                  error_map=_COLLECTION_ERROR_MAP)
+        try:
+            model = batch_models.BatchError(response.json())
+        except (ValueError, TypeError):
+            model = None
+        raise HttpResponseError(response=response, model=model)
+    results = response.json().get("value")
+    return results if isinstance(results, list) else []
 
 
 def live_job(client: BatchClient, job_id: str, policy: RetryPolicy) -> dict[str, Any] | None:
@@ -538,7 +620,7 @@ class TaskWriter:
         tasks = self._call(lambda: list(self.client.list_tasks(self.job_id, select=fields)))
         return {task.id.lower(): task.as_dict() for task in tasks}
 
-    def add(self, bodies: Iterable[dict[str, Any]]) -> AddOutcome:
+    def add(self, bodies: Iterable[Mapping[str, Any] | EncodedTask]) -> AddOutcome:
         """Add tasks in chunked collections; tasks already there are compared, not re-added.
 
         Chunks are sent as soon as they are full, so building the next bodies (when `bodies` is
@@ -547,7 +629,7 @@ class TaskWriter:
         Parameters
         ----------
         bodies
-            REST bodies of the tasks to add.
+            REST bodies of the tasks to add, as dicts or already encoded (`EncodedTask`).
 
         Returns
         -------
@@ -564,7 +646,7 @@ class TaskWriter:
         conflicts: list[Mapping[str, Any]] = []
         failures: list[BatchOperationError] = []
 
-        def add_chunk(chunk: list[Mapping[str, Any]]) -> None:
+        def add_chunk(chunk: list[EncodedTask]) -> None:
             try:
                 self._add_chunk(chunk, outcome, conflicts)
             except BatchOperationError as error:
@@ -584,9 +666,9 @@ class TaskWriter:
             self._settle_conflicts(conflicts, outcome)
         return outcome
 
-    def _add_chunk(self, chunk: list[Mapping[str, Any]], outcome: AddOutcome,
+    def _add_chunk(self, chunk: list[EncodedTask], outcome: AddOutcome,
                    conflicts: list[Mapping[str, Any]]) -> None:
-        remaining = {body["id"].lower(): body for body in chunk}
+        remaining = {task.task_id.lower(): task for task in chunk}
         refused: list[str] = []
         clock = self.policy.clock
         deadline = clock.monotonic() + self.policy.max_seconds
@@ -594,44 +676,48 @@ class TaskWriter:
         last_server_error = ""
         while remaining:
             attempt += 1
-            # The bodies are already BatchTaskCreateOptions.as_dict() output; the operation
-            # serialises its argument as JSON, so the REST shape of BatchTaskGroup goes as is
-            # rather than through a second round of model objects per task (the cast is for the
-            # SDK's signature only).
-            group = cast(batch_models.BatchTaskGroup, {"value": list(remaining.values())})
+            # The bytes sized are the bytes sent: the bodies go as encoded, in one envelope.
+            payload = collection_body([task.data for task in remaining.values()])
             try:
-                result = self._call(functools.partial(
-                    self.client.create_task_collection, self.job_id, group))
+                results = self._call(functools.partial(
+                    post_task_collection, self.client, self.job_id, payload))
             except HttpResponseError as error:
                 if error.status_code == 413 and len(remaining) > 1:
                     self._add_halves(list(remaining.values()), outcome, conflicts)
                     return
                 raise operation_error(self.job_id, "adding tasks", error,
-                                      [body["id"] for body in remaining.values()]) from None
+                                      [task.task_id for task in remaining.values()]) from None
             except (ServiceRequestError, ServiceResponseError, TimeoutError) as error:
                 raise operation_error(self.job_id, "adding tasks", error,
-                                      [body["id"] for body in remaining.values()]) from None
+                                      [task.task_id for task in remaining.values()]) from None
             # Results may come back in any order: match them by id.
-            for item in result.result_values or []:
-                key = item.task_id.lower()
-                body = remaining.get(key)
-                if body is None:
+            for item in results:
+                if not isinstance(item, Mapping):
                     continue
-                item_error = item.error
+                item_id = str(item.get("taskId", ""))
+                task = remaining.get(item_id.lower())
+                if task is None:
+                    continue
+                found_error = item.get("error")
+                item_error: Mapping[str, Any] = (
+                    found_error if isinstance(found_error, Mapping) else {})
+                message = item_error.get("message")
                 described = describe_batch_error(
-                    getattr(item_error, "code", None), getattr(item_error, "message", None),
-                    getattr(item_error, "error_values", None))
-                if _wire(item.status) == "success":
-                    outcome.added.append(body["id"])
-                    del remaining[key]
-                elif item_error is not None and item_error.code == "TaskExists":
-                    conflicts.append(body)
-                    del remaining[key]
-                elif _wire(item.status) == "servererror":
-                    last_server_error = f"{item.task_id}: {described}"
+                    item_error.get("code"),
+                    message.get("value") if isinstance(message, Mapping) else message,
+                    item_error.get("values"))
+                status = str(item.get("status", "")).lower()
+                if status == "success":
+                    outcome.added.append(task.task_id)
+                    del remaining[item_id.lower()]
+                elif item_error.get("code") == "TaskExists":
+                    conflicts.append(task.body())
+                    del remaining[item_id.lower()]
+                elif status == "servererror":
+                    last_server_error = f"{item_id}: {described}"
                 else:
-                    refused.append(f"{item.task_id}: {described}")
-                    del remaining[key]
+                    refused.append(f"{item_id}: {described}")
+                    del remaining[item_id.lower()]
             if remaining and (attempt >= self.policy.max_attempts
                               or clock.monotonic() > deadline):
                 break
@@ -644,12 +730,12 @@ class TaskWriter:
         if remaining:
             problems.append(
                 f"job {self.job_id!r}: {len(remaining)} task(s) not added after {attempt} "
-                f"attempts [{shown_ids(body['id'] for body in remaining.values())}]: last error "
+                f"attempts [{shown_ids(task.task_id for task in remaining.values())}]: last error "
                 f"{last_server_error or 'none reported'}.")
         if problems:
             raise BatchOperationError(" ".join(problems))
 
-    def _add_halves(self, bodies: list[Mapping[str, Any]], outcome: AddOutcome,
+    def _add_halves(self, bodies: list[EncodedTask], outcome: AddOutcome,
                     conflicts: list[Mapping[str, Any]]) -> None:
         """After a 413, send each half on its own; report what both halves left undone."""
         half = len(bodies) // 2

@@ -30,6 +30,7 @@ from batchtasks.batch.client import (
     BUSY_STATES,
     SERVICE_ERRORS,
     BatchOperationError,
+    EncodedTask,
     TaskWriter,
     body_matches,
     call_with_retries,
@@ -72,6 +73,12 @@ def task_context(props: Mapping[str, Any]) -> TaskContext:
         secrets=props.get("secrets") or {},
         display_name=props.get("setName"),
     )
+
+
+def encoded_body(builder: TemplateBodyBuilder, task_id: str,
+                 spec: Mapping[str, Any]) -> EncodedTask:
+    """Return a task's REST body as the bytes an add-collection request sends."""
+    return EncodedTask(task_id, builder.build_text(task_id, spec).encode("ascii"))
 
 
 def encode_spec(spec: Any) -> Any:
@@ -200,7 +207,7 @@ class _TaskProviderCore(RetryingProvider):
         writer = self._writer(props)
         builder = TemplateBodyBuilder(context)
         # A generator: bodies are built while earlier chunks are in flight.
-        bodies = (builder.build(task_id, spec) for task_id, spec in view["tasks"].items())
+        bodies = (encoded_body(builder, task_id, spec) for task_id, spec in view["tasks"].items())
         if context.display_name:
             self._remove_strays(writer, view, context.display_name)
         outcome = writer.add(bodies)
@@ -236,7 +243,8 @@ class _TaskProviderCore(RetryingProvider):
         self._refuse_busy(writer, ours, props, states)
         self._refuse_ending(writer, props, ours, job, adding_back=True)
         writer.delete(ours)
-        again = writer.add(builder.build(task_id, view["tasks"][task_id]) for task_id in ours)
+        again = writer.add(encoded_body(builder, task_id, view["tasks"][task_id])
+                           for task_id in ours)
         if again.different:
             raise BatchOperationError(
                 f"job {job_id!r}: task(s) {shown_ids(again.different)} came back with another "
@@ -260,7 +268,7 @@ class _TaskProviderCore(RetryingProvider):
         context = task_context(news)
         if arriving:
             builder = TemplateBodyBuilder(context)
-            writer.add(builder.build(task_id, new_tasks[task_id]) for task_id in arriving)
+            writer.add(encoded_body(builder, task_id, new_tasks[task_id]) for task_id in arriving)
         if plan.updated:
             writer.update_constraints({task_id: task_constraints(new_tasks[task_id]) or {}
                                        for task_id in plan.updated})
