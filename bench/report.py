@@ -11,13 +11,17 @@ GROWTH_FROM, GROWTH_TO = 1_000, 10_000
 # "About linear": ten times the tasks may cost at most this many times the time or memory.
 LINEAR_LIMIT = 12.0
 MAX_CREATE_REQUESTS = 110
-MIN_SPEEDUP = 100.0
+MIN_SPEEDUP = 300.0
 MAX_NOOP_READS_PER_SET = 1
 MAX_COMMAND_REQUESTS = 3
 RETRIES_REQUESTS = 1
-MAX_PREVIEW_S = 10.0
-MAX_PREVIEW_MB = 500.0
-MAX_BYTES_PER_TASK = 1536
+# Issue 13: the preview and the set's Diff at 100,000 tasks, state per task (inputs and
+# outputs together).
+LARGE_N = 100_000
+MAX_PREVIEW_S = 20.0
+MAX_PREVIEW_MB = 1000.0
+MAX_DIFF_S = 0.5
+MAX_BYTES_PER_TASK = 400
 
 
 def _count(number: int, noun: str) -> str:
@@ -142,16 +146,33 @@ def evaluate_targets(results: Mapping[str, Any]) -> list[dict[str, Any]]:
         retries = provider["retries_changed"]["requests"]
         add(f"one changed retry count: {RETRIES_REQUESTS} request", _count(retries, "request"),
             retries == RETRIES_REQUESTS)
-    if preview is None:
-        add("preview of 10,000 tasks", "not measured", None)
+    large_preview = _find(results["preview"], LARGE_N)
+    if large_preview is None:
+        add(f"preview of {LARGE_N:,} tasks", "not measured", None)
     else:
-        add(f"preview: under {MAX_PREVIEW_S:g} s", f"{preview['wall_s']:.2f} s",
-            preview["wall_s"] < MAX_PREVIEW_S)
-        add(f"preview: under {MAX_PREVIEW_MB:g} MB peak", f"{preview['peak_mb']:.0f} MB",
-            preview["peak_mb"] < MAX_PREVIEW_MB)
-        add("stored inputs: at most 1.5 KB per task",
-            f"{preview['bytes_per_task']:.0f} B ({preview['bytes_per_task_with_provider']:.0f} B "
-            "with __provider)", preview["bytes_per_task_with_provider"] <= MAX_BYTES_PER_TASK)
+        add(f"preview of {LARGE_N:,} tasks: under {MAX_PREVIEW_S:g} s",
+            f"{large_preview['wall_s']:.2f} s", large_preview["wall_s"] < MAX_PREVIEW_S)
+        add(f"preview of {LARGE_N:,} tasks: under {MAX_PREVIEW_MB:g} MB peak",
+            f"{large_preview['peak_mb']:.0f} MB", large_preview["peak_mb"] < MAX_PREVIEW_MB)
+    large = _find(results["provider"], LARGE_N, TARGET_LATENCY)
+    for key, what in (("set_diff_noop", "no-op diff"),
+                      ("set_diff_one_change", "one-task-change diff")):
+        if large is None or key not in large:
+            add(f"{what} at {LARGE_N:,} tasks: under {MAX_DIFF_S:g} s", "not measured", None)
+            continue
+        diff = large[key]
+        add(f"{what} at {LARGE_N:,} tasks: under {MAX_DIFF_S:g} s",
+            f"Diff {diff['diff_host_s']:.2f} s in the provider host ({diff['diff_s']:.2f} s with "
+            f"the engine's encoding in Python); Check {diff['check_host_s']:.2f} s",
+            diff["diff_host_s"] < MAX_DIFF_S)
+    if preview is None:
+        add("state per task", "not measured", None)
+    else:
+        outputs = provider["set_create"].get("state_outputs_bytes_per_task") if provider else None
+        total = preview["bytes_per_task_with_provider"] + (outputs or 0.0)
+        add(f"state: at most {MAX_BYTES_PER_TASK} B per task (inputs and outputs)",
+            f"{total:.0f} B ({preview['bytes_per_task']:.0f} B of inputs, "
+            f"{outputs or 0:.0f} B of outputs)", total <= MAX_BYTES_PER_TASK if outputs else None)
     ratios = results.get("growth") or {}
     if ratios:
         worst_key = max(ratios, key=lambda key: ratios[key])
@@ -216,7 +237,11 @@ def render_markdown(results: Mapping[str, Any]) -> str:
         "blob mounts, an output upload with a templated path, environment variables, retries "
         "and log upload. The Batch API double answers each request after the stated latency.",
         "",
-        "## Targets (10,000 tasks, 50 ms per request)",
+        f"Load average (1, 5, 15 min) at the start {machine.get('load_at_start')}, at the end "
+        f"{machine.get('load_at_end')}: the machine is shared, so read ratios measured side by "
+        "side rather than absolute seconds.",
+        "",
+        "## Targets (10,000 tasks at 50 ms per request unless stated)",
         "",
     ]
     lines += _table(["target", "measured", "result"],
