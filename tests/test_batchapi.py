@@ -91,17 +91,21 @@ def test_missing_job_is_job_not_found(batch_client: BatchClient):
     assert (error.status_code, error.error.code) == (404, "JobNotFound")
 
 
-def test_delete_job_poller_finishes(batch_client: BatchClient, batch_api: BatchApiDouble):
+def test_deleting_job_refuses_tasks_then_goes(batch_client: BatchClient, batch_api: BatchApiDouble):
     batch_api.deleting_polls = 2
     batch_client.create_job(_job())
     batch_client.create_task("job1", _task("t1"))
 
-    poller = batch_client.begin_delete_job("job1", polling_interval=0)
+    # The bare DELETE, not the poller: its background polls would race the checks below.
+    batch_client._delete_job_internal("job1")
     assert batch_api.jobs()["job1"]["state"] == "deleting"
     error = _error(batch_client.create_task, "job1", _task("t2"))
     assert (error.status_code, error.error.code) == (409, "JobBeingDeleted")
-    poller.result()
 
+    states = [batch_client.get_job("job1").state for _ in range(2)]
+    assert states == ["deleting", "deleting"]
+    error = _error(batch_client.get_job, "job1")
+    assert (error.status_code, error.error.code) == (404, "JobNotFound")
     assert batch_api.jobs() == {}
     assert batch_api.counts()["DELETE job"] == 1
     error = _error(batch_client.get_job, "job1")
