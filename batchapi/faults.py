@@ -1,4 +1,5 @@
-"""Faults a test arms on the double: error statuses, lost responses, per-task server errors.
+"""Faults a test arms on the double: error statuses (before or after the work is done), lost
+responses, per-task server and client errors in add-collection results.
 
 Routes are named as the request counters name them, e.g. ``"POST addtaskcollection"``;
 ``"*"`` matches every route.
@@ -9,6 +10,8 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
+
+from .service import BatchError
 
 _DEFAULT_CODES = {
     400: "InvalidInput",
@@ -43,6 +46,8 @@ class FaultPlan:
         self._errors: list[ErrorFault] = []
         self._drops: dict[str, int] = {}
         self._task_errors: dict[str, int] = {}
+        self._late_errors: list[ErrorFault] = []
+        self._task_refusals: dict[str, BatchError] = {}
 
     def clear(self) -> None:
         """Disarm every fault."""
@@ -50,6 +55,8 @@ class FaultPlan:
             self._errors.clear()
             self._drops.clear()
             self._task_errors.clear()
+            self._late_errors.clear()
+            self._task_refusals.clear()
 
     def inject(
         self,
@@ -103,6 +110,64 @@ class FaultPlan:
             raise ValueError(f"times: {times} must be at least 1")
         with self._lock:
             self._drops[route] = self._drops.get(route, 0) + times
+
+    def error_after_commit(self, route: str, status: int = 500, times: int = 1,
+                           code: str | None = None) -> None:
+        """Do the next ``times`` requests on ``route``, then answer ``status`` anyway (a
+        committed write the client hears as failed).
+
+        Parameters
+        ----------
+        route : str
+            Counter key such as ``"POST addtaskcollection"``, or ``"*"``.
+        status : int
+            A 5xx status.
+        times : int
+            How many requests to answer so.
+        code : str or None
+            Batch error code; by default the service's usual code for the status.
+        """
+        if not 500 <= status <= 599:
+            raise ValueError(f"status: {status} is not a server error status")
+        if times < 1:
+            raise ValueError(f"times: {times} must be at least 1")
+        chosen = code or _DEFAULT_CODES.get(status, "InternalError")
+        with self._lock:
+            self._late_errors.append(ErrorFault(route, status, chosen, None, times))
+
+    def take_error_after_commit(self, route: str) -> ErrorFault | None:
+        """Consume and return the first armed after-commit error for ``route``, if any."""
+        with self._lock:
+            for fault in self._late_errors:
+                if _matches(fault.route, route):
+                    fault.remaining -= 1
+                    if fault.remaining == 0:
+                        self._late_errors.remove(fault)
+                    return fault
+            return None
+
+    def collection_client_errors(self, task_ids: Iterable[str], code: str, message: str,
+                                 values: dict[str, str] | None = None) -> None:
+        """Refuse these tasks with ``clienterror`` in add-collection results, every time.
+
+        Parameters
+        ----------
+        task_ids : Iterable[str]
+            Task ids (compared ignoring case).
+        code, message : str
+            The Batch error code and message.
+        values : dict or None
+            Detail values, e.g. ``{"PropertyName": ..., "Reason": ...}``.
+        """
+        with self._lock:
+            for task_id in task_ids:
+                self._task_refusals[task_id.lower()] = BatchError(400, code, message,
+                                                                  dict(values or {}))
+
+    def take_task_refusal(self, task_id: str) -> BatchError | None:
+        """The armed client error for a task, if any (it stays armed)."""
+        with self._lock:
+            return self._task_refusals.get(task_id.lower())
 
     def collection_server_errors(self, task_ids: Iterable[str], times: int = 1) -> None:
         """Answer these tasks with ``servererror`` in add-collection results, ``times`` each.

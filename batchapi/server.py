@@ -199,7 +199,7 @@ class _Handler(BaseHTTPRequestHandler):
             if fault.retry_after is not None:
                 error.values["RetryAfter"] = f"{fault.retry_after:g}"
             raise error
-        if length > MAX_BODY_BYTES:
+        if length >= MAX_BODY_BYTES:
             raise BatchError(
                 413,
                 "RequestBodyTooLarge",
@@ -215,6 +215,10 @@ class _Handler(BaseHTTPRequestHandler):
         reply = self._dispatch(double, route, query, body)
         if double.faults.take_drop(key):
             raise _LostResponse
+        late = double.faults.take_error_after_commit(key)
+        if late is not None:
+            # The work is done, yet the client hears a server error (and may retry).
+            raise BatchError(late.status, late.code, "Injected fault after the work was done.")
         return reply
 
     def _authorize(self) -> None:
@@ -256,7 +260,7 @@ class _Handler(BaseHTTPRequestHandler):
             ("GET", "taskcounts"): lambda: service.task_counts(job),
             ("POST", "task"): lambda: service.create_task(job, body),
             ("POST", "addtaskcollection"): lambda: service.add_collection(
-                job, body, double.faults.take_task_error
+                job, body, double.faults.take_task_error, double.faults.take_task_refusal
             ),
             ("GET", "task"): lambda: service.get_task(job, task, select),
             ("PUT", "task"): lambda: service.replace_task(job, task, body),
@@ -407,7 +411,8 @@ class BatchApiDouble:
     latency : float
         Seconds each request waits before being handled (never while holding state).
     deleting_polls : int
-        GETs of a deleted job that still see ``deleting`` before it is gone.
+        GETs of a deleted job that still see ``deleting`` before it is gone;
+        ``DELETING_FOREVER`` keeps it deleting for as long as anyone looks.
     terminating_polls : int
         GETs of a terminated job that still see ``terminating`` before ``completed``.
 
@@ -626,6 +631,35 @@ class BatchApiDouble:
             Failed attempts per task before one succeeds.
         """
         self.faults.collection_server_errors(task_ids, times)
+
+    def error_after_commit(self, route: str, status: int = 500, times: int = 1) -> None:
+        """Do the next ``times`` requests on ``route``, then answer ``status`` anyway.
+
+        Parameters
+        ----------
+        route : str
+            Counter key such as ``"POST addtaskcollection"``, or ``"*"``.
+        status : int
+            A 5xx status.
+        times : int
+            How many requests are answered so.
+        """
+        self.faults.error_after_commit(route, status, times)
+
+    def collection_client_errors(self, task_ids: list[str], code: str, message: str,
+                                 values: dict[str, str] | None = None) -> None:
+        """Refuse these tasks as ``clienterror`` in add-collection results, every time.
+
+        Parameters
+        ----------
+        task_ids : list[str]
+            Task ids, compared ignoring case.
+        code, message : str
+            Batch error code and message.
+        values : dict or None
+            Detail values (``PropertyName``, ``Reason``, ...).
+        """
+        self.faults.collection_client_errors(task_ids, code, message, values)
 
     # ----------------------------------------------------------------- state access
 

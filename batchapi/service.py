@@ -9,17 +9,22 @@ from __future__ import annotations
 
 import copy
 import itertools
+import random
 import re
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 from .execution import TaskExecution
 
 MAX_COLLECTION_TASKS = 100
-MAX_BODY_BYTES = 1024 * 1024
+# The service refuses a request body of 1 MB or more: 1,000,000 bytes and up meet a 413.
+MAX_BODY_BYTES = 1_000_000
+# A deleting_polls value meaning "stays deleting for as long as anyone looks".
+DELETING_FOREVER = -1
 
 _ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _FOREVER = "P10675199DT2H48M5.4775807S"
@@ -278,6 +283,8 @@ class BatchService(TaskExecution):
         self.terminating_polls = terminating_polls
         self._lock = threading.Lock()
         self._jobs: dict[str, _Job] = {}
+        # Add-collection results come back shuffled; seeded, so a failing run repeats.
+        self._order = random.Random(0)
         self._etags = itertools.count(0x8DC0000000000)
         self._init_execution()
 
@@ -382,7 +389,7 @@ class BatchService(TaskExecution):
         if task_id.lower() in job.tasks:
             raise BatchError(409, "TaskExists", "The specified task already exists.")
         now = _now()
-        task = copy.deepcopy(body)
+        task = _as_service_spells(copy.deepcopy(body))
         task["constraints"] = self._task_constraints(job, body.get("constraints"))
         task.setdefault("requiredSlots", 1)
         task.update(
@@ -408,7 +415,7 @@ class BatchService(TaskExecution):
             "maxTaskRetryCount": retries,
         }
         constraints.update(given or {})
-        return constraints
+        return _durations_spelled(constraints)
 
     def _insert_job(self, body: Any) -> dict[str, Any]:
         if not isinstance(body, dict):
@@ -427,11 +434,11 @@ class BatchService(TaskExecution):
         stored = copy.deepcopy(body)
         for key, value in _JOB_DEFAULTS.items():
             stored.setdefault(key, value)
-        stored["constraints"] = {
+        stored["constraints"] = _durations_spelled({
             "maxWallClockTime": _FOREVER,
             "maxTaskRetryCount": 0,
             **(body.get("constraints") or {}),
-        }
+        })
         stored.update(
             url=f"{self.base_url}/jobs/{job_id}",
             creationTime=now,
@@ -472,11 +479,11 @@ class BatchService(TaskExecution):
             current.pop("metadata", None)
         for key, value in body.items():
             if key == "constraints":
-                current[key] = {
+                current[key] = _durations_spelled({
                     "maxWallClockTime": _FOREVER,
                     "maxTaskRetryCount": 0,
                     **(value or {}),
-                }
+                })
             else:
                 current[key] = copy.deepcopy(value)
         self._stamp(current)
@@ -496,7 +503,9 @@ class BatchService(TaskExecution):
             job = self._job(job_id)
             state = job.body["state"]
             if state in ("deleting", "terminating"):
-                if job.polls_left <= 0:
+                if state == "deleting" and job.polls_left == DELETING_FOREVER:
+                    pass
+                elif job.polls_left <= 0:
                     if state == "deleting":
                         del self._jobs[job_id.lower()]
                         raise _job_not_found(job_id)
@@ -504,6 +513,8 @@ class BatchService(TaskExecution):
                 else:
                     job.polls_left -= 1
             return Reply(200, _select(job.body, select), _entity_headers(job.body))
+
+
 
     def list_jobs(
         self,
@@ -579,11 +590,19 @@ class BatchService(TaskExecution):
             task = self._new_task(job, body)
             return Reply(201, None, _created_headers(task))
 
-    def add_collection(self, job_id: str, body: Any, server_error: Callable[[str], bool]) -> Reply:
-        """POST /jobs/{jobId}/addtaskcollection, with a result per task.
+    def add_collection(
+        self,
+        job_id: str,
+        body: Any,
+        server_error: Callable[[str], bool],
+        client_error: Callable[[str], BatchError | None] = lambda _task_id: None,
+    ) -> Reply:
+        """POST /jobs/{jobId}/addtaskcollection, with a result per task, in no particular
+        order (the service does not promise request order).
 
         ``server_error(task_id)`` says whether to answer a task with ``servererror``
-        instead of adding it.
+        instead of adding it; ``client_error(task_id)`` returns an error to answer it with as
+        ``clienterror``, or None.
         """
         values = body.get("value") if isinstance(body, dict) else None
         if not isinstance(values, list):
@@ -601,12 +620,17 @@ class BatchService(TaskExecution):
                     error = BatchError(503, "ServerBusy", "The server is busy.")
                     results.append(_task_result("servererror", task_id, error=error))
                     continue
+                refusal = client_error(task_id) if isinstance(task_id, str) else None
+                if refusal is not None:
+                    results.append(_task_result("clienterror", task_id, error=refusal))
+                    continue
                 try:
                     task = self._new_task(job, value)
                 except BatchError as error:
                     results.append(_task_result("clienterror", task_id, error=error))
                 else:
                     results.append(_task_result("success", task["id"], task=task))
+            self._order.shuffle(results)
             return Reply(200, {"value": results})
 
     def list_tasks(
@@ -748,6 +772,69 @@ def _page(
     more = len(chunk) > limit
     items = [_select(b, select) for b in chunk[:limit]]
     return Page(items, offset + limit if more else None)
+
+
+# Task properties holding enums, which the service answers in lower case whatever was sent.
+_TASK_ENUM_PATHS = (
+    ("containerSettings", "workingDirectory"),
+    ("userIdentity", "autoUser", "scope"),
+    ("userIdentity", "autoUser", "elevationLevel"),
+)
+_OUTPUT_ENUM_PATH = ("uploadOptions", "uploadCondition")
+_DURATION_KEYS = ("maxWallClockTime", "retentionTime")
+_ISO_DURATION = re.compile(
+    r"P(?:(\d+)W)?(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d+)?)S)?)?"
+)
+
+
+def _lower_at(body: Any, path: tuple[str, ...]) -> None:
+    for key in path[:-1]:
+        body = body.get(key) if isinstance(body, dict) else None
+    if isinstance(body, dict) and isinstance(body.get(path[-1]), str):
+        body[path[-1]] = body[path[-1]].lower()
+
+
+def _as_service_spells(task: dict[str, Any]) -> dict[str, Any]:
+    """Spell a task's enums the way the service answers them: lower case."""
+    for path in _TASK_ENUM_PATHS:
+        _lower_at(task, path)
+    for output in task.get("outputFiles") or ():
+        _lower_at(output, _OUTPUT_ENUM_PATH)
+    for mount in (task.get("containerSettings") or {}).get("containerHostBatchBindMounts") or ():
+        _lower_at(mount, ("source",))
+    return task
+
+
+def dotnet_duration(value: str) -> str:
+    """Return an ISO 8601 duration as the service (.NET's TimeSpan) writes it back: days,
+    hours, minutes and seconds, zero parts left out, seven decimal places at most
+    (PT60M -> PT1H, P1W -> P7D, PT0S for nothing). Values it cannot read stay as sent."""
+    match = _ISO_DURATION.fullmatch(value) if isinstance(value, str) else None
+    if match is None or value in ("P", "PT"):
+        return value
+    weeks, days, hours, minutes = (int(part) if part else 0 for part in match.groups()[:4])
+    # Ticks of 100 ns, as .NET counts them; Decimal keeps the seventh decimal place exact.
+    seconds = Decimal(match.group(5) or 0)
+    whole_seconds = ((weeks * 7 + days) * 24 + hours) * 3600 + minutes * 60
+    ticks = whole_seconds * 10_000_000 + int(seconds * 10_000_000)
+    days_part, rest = divmod(ticks, 86_400 * 10_000_000)
+    hours_part, rest = divmod(rest, 3_600 * 10_000_000)
+    minutes_part, rest = divmod(rest, 60 * 10_000_000)
+    whole, fraction = divmod(rest, 10_000_000)
+    text = "P" + (f"{days_part}D" if days_part else "")
+    clock = (f"{hours_part}H" if hours_part else "") + (f"{minutes_part}M" if minutes_part else "")
+    if whole or fraction:
+        clock += f"{whole}.{fraction:07d}".rstrip("0").rstrip(".") + "S"
+    if clock:
+        text += "T" + clock
+    return text if text != "P" else "PT0S"
+
+
+def _durations_spelled(constraints: dict[str, Any]) -> dict[str, Any]:
+    for key in _DURATION_KEYS:
+        if isinstance(constraints.get(key), str):
+            constraints[key] = dotnet_duration(constraints[key])
+    return constraints
 
 
 def _entity_headers(body: dict[str, Any]) -> dict[str, str]:

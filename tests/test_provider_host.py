@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import base64
 import json
+import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +20,7 @@ from typing import Any
 import pulumi
 import pytest
 
-from batchapi import BatchApiDouble
+from batchapi import DELETING_FOREVER, BatchApiDouble
 from batchtasks.batch.tasks import decode_spec, encode_spec
 from batchtasks.config import parse_stack_config
 from batchtasks.program import declare_stack
@@ -444,3 +446,90 @@ def test_job_replacement_keeps_running_tasks_unless_allowed(
     allowed = {**state.outputs, "replaceRunningTasks": True}
     host.delete(sweep.urn, state.id, allowed)
     assert batch_api.tasks(JOB_ID) == {}
+
+
+def test_second_delete_of_a_job_meets_job_being_deleted_and_is_done(
+        host: ProviderHost, batch_api: BatchApiDouble,
+        registered: dict[str, Registration]) -> None:
+    reg = registered["Job"]
+    inputs, state = created(host, reg)
+    batch_api.deleting_polls = DELETING_FOREVER
+    host.delete(reg.urn, state.id, state.outputs)
+    requests(batch_api)
+    # The first answer was lost, say: destroy runs again and meets JobBeingDeleted.
+    host.delete(reg.urn, state.id, state.outputs)
+    assert requests(batch_api)["DELETE job"] == 1
+    assert batch_api.job(JOB_ID)["state"] == "deleting"
+    assert host.read(reg.urn, state.id, state.outputs, inputs).id == ""
+
+
+def test_service_errors_reach_the_user_without_azure_core_text(
+        host: ProviderHost, batch_api: BatchApiDouble,
+        registered: dict[str, Registration]) -> None:
+    reg = registered["TaskSet"]
+    batch_api.add_job(JOB_ID, POOL_ID)
+    batch_api.set_job_state(JOB_ID, "completed")
+    with pytest.raises(HostCallError) as raised:
+        host.create(reg.urn, checked(host, reg))
+    details = raised.value.details
+    assert "JobCompleted" in details and "new id" in details
+    for raw in ("RequestId", "azure.core", "ResourceExistsError", "HttpResponseError"):
+        assert raw not in details
+
+
+# ------------------------------------------------------------------ a crash mid-create
+
+
+def crash_mid_create(batch_api: BatchApiDouble, reg: Registration, inputs: dict[str, Any],
+                     after_tasks: int) -> None:
+    """Start creating through a host of its own and SIGKILL it once `after_tasks` tasks
+    landed, as a crash would; the engine never hears back."""
+    with ProviderHost(PROJECT_DIR, batch_api.client_env()) as doomed:
+        doomed.configure({"batchtasks:resourceGroup": "rg-test"})
+        outcome: list[BaseException] = []
+
+        def create() -> None:
+            try:
+                doomed.create(reg.urn, inputs)
+            except HostCallError as error:
+                outcome.append(error)
+
+        worker = threading.Thread(target=create)
+        worker.start()
+        deadline = time.monotonic() + 60
+        while len(batch_api.tasks(JOB_ID)) < after_tasks and time.monotonic() < deadline:
+            time.sleep(0.01)
+        doomed.kill()
+        worker.join(timeout=30)
+        assert outcome, "the create finished before the kill"
+
+
+@pytest.mark.parametrize("edited", [False, True], ids=["same", "edited"])
+def test_host_killed_mid_create_then_a_fresh_host_ends_with_the_declared_tasks(
+        host: ProviderHost, batch_api: BatchApiDouble,
+        registered: dict[str, Registration], edited: bool) -> None:
+    created(host, registered["Job"])  # names this stack in its metadata
+    reg = registered["TaskSet"]
+    template = decode_spec(reg.inputs["tasks"]["covid-ca"])
+    tasks = {f"run-{index:04d}": encode_spec({**template, "command": f"python -m run {index}"})
+             for index in range(500)}
+    # One request at a time, each a little slow: the kill lands between collections.
+    inputs = checked(host, reg, {**reg.inputs, "tasks": tasks,
+                                 "retryPolicy": {"concurrency": 1.0}})
+    batch_api.latency = 0.05
+    try:
+        crash_mid_create(batch_api, reg, inputs, after_tasks=100)
+    finally:
+        batch_api.latency = 0.0
+    landed = batch_api.tasks(JOB_ID)
+    assert 100 <= len(landed) < 500
+    if edited:
+        # The next `up` declares a task that already landed differently.
+        first = sorted(landed)[0]
+        tasks = {**tasks, first: encode_spec({**template, "command": "python -m run v2"})}
+        inputs = checked(host, reg, {**inputs, "tasks": tasks})
+    host.create(reg.urn, inputs)  # the module's host: a fresh process, as after a crash
+    stored = batch_api.tasks(JOB_ID)
+    assert sorted(stored) == sorted(tasks)
+    for task_id, text in tasks.items():
+        assert stored[task_id]["commandLine"] == json.loads(text)["command"]

@@ -761,7 +761,10 @@ class TaskWriter:
                 live = self.existing_tasks()
         for body in conflicts:
             existing = live.get(body["id"].lower(), {})
-            if body_matches(body, existing):
+            # The marker says which resource added a task, not what it runs: a task an old
+            # script added with an equal body is equal.
+            if body_matches({key: value for key, value in body.items()
+                             if key != "displayName"}, existing):
                 outcome.added.append(body["id"])
                 outcome.already_present.append(body["id"])
             else:

@@ -231,8 +231,8 @@ class _TaskProviderCore(RetryingProvider):
                       if created and (marker is None or live.get("displayName") == marker))
         others = sorted(set(different) - set(ours))
         if others:
-            origin = ("it was adopted, so only tasks with equal definitions are taken over"
-                      if ownership.names_stack(metadata, props.get("owner") or {})
+            origin = ("the job was adopted, so only tasks with equal definitions are taken over"
+                      if metadata.get(ownership.ADOPTED) == "true"
                       else "they were not added by this resource")
             raise BatchOperationError(
                 f"job {job_id!r}: {len(others)} task(s) already exist with a different "
