@@ -283,10 +283,12 @@ def render_markdown(results: Mapping[str, Any]) -> str:
             f"{_seconds(row['command_changed']['wall_s'])}",
             f"{row['retries_changed']['requests']} / "
             f"{_seconds(row['retries_changed']['wall_s'])}",
-            f"{row['destroy']['requests']} / {_seconds(row['destroy']['wall_s'])}",
+            (f"{row['destroy']['requests']} / {_seconds(row['destroy']['wall_s'])}"
+             if "destroy" in row else "n/a"),
             loop,
             "n/a" if ratio is None else f"{ratio:.1f}x",
-            f"{row['set_delete']['requests']:,} / {_seconds(row['set_delete']['wall_s'])}",
+            (f"{row['set_delete']['requests']:,} / {_seconds(row['set_delete']['wall_s'])}"
+             if "set_delete" in row else "n/a"),
         ])
     lines += _table(
         ["tasks", "latency", "create: requests / s (host s)", "no-op up: requests / s (host s)",
