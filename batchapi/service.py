@@ -379,7 +379,14 @@ class BatchService(TaskExecution):
         _check_keys(body, _TASK_CREATE_KEYS)
         if not body.get("commandLine"):
             raise _missing("commandLine")
-        if body.get("dependsOn") and not job.body.get("usesTaskDependencies"):
+        # A dependency action on failure also needs the job's task dependencies (REST docs).
+        acts_on_dependents = any(
+            isinstance(options, dict) and "dependencyAction" in options
+            for options in (body.get("exitConditions") or {}).values()
+        )
+        if (body.get("dependsOn") or acts_on_dependents) and not job.body.get(
+            "usesTaskDependencies"
+        ):
             raise BatchError(
                 400,
                 "TaskDependenciesNotSpecifiedOnJob",

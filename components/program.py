@@ -59,6 +59,8 @@ def storage_args(config: StackConfig) -> BatchStorageArgs:
                     optional[f"image_{key}"] = pool.image[key]
         if pool.node_agent_sku_id:
             optional["node_agent_sku_id"] = pool.node_agent_sku_id
+        if pool.task_slots_per_node:
+            optional["task_slots_per_node"] = pool.task_slots_per_node
         pool_args = PoolArgs(batch_account_name=config.batch.account, pool_id=pool.id,
                              prefetch_images=tuple(images), **optional)
     registry = config.registry

@@ -141,6 +141,45 @@ class Rule:
         return out
 
 
+@dataclass(frozen=True)
+class Range:
+    """A rule for a whole number: its bounds, and single values allowed outside them.
+
+    Attributes
+    ----------
+    name
+        What the number is.
+    minimum, maximum
+        The bounds (None: unbounded on that side).
+    also
+        Values allowed outside the bounds, such as -1 for "no limit".
+    """
+
+    name: str
+    minimum: int | None = None
+    maximum: int | None = None
+    also: tuple[int, ...] = ()
+
+    def problem(self, value: Any) -> str | None:
+        """Say what is wrong with a value (a whole float from the wire counts as an integer)."""
+        if isinstance(value, bool) or not isinstance(value, int | float) or int(value) != value:
+            return "must be an integer"
+        if value in self.also or ((self.minimum is None or value >= self.minimum)
+                                  and (self.maximum is None or value <= self.maximum)):
+            return None
+        low, high = self.minimum, self.maximum
+        if low is not None and high is not None and high != INT32_MAX:
+            rule = f"must be between {low} and {high}"
+        elif low is not None and value < low:
+            rule = f"must be at least {low}"
+        else:
+            # Batch holds counts as 32-bit integers.
+            rule = f"must be at most {high}" + (" (Batch's limit)" if high == INT32_MAX else "")
+        if self.also:
+            rule += f" (or {', '.join(map(str, self.also))})"
+        return rule
+
+
 def ensure(parameter: str, value: Any, problem: str | None) -> None:
     """Raise a ValueError naming the parameter and value when a problem was found.
 
@@ -352,6 +391,17 @@ BLOB_ENDPOINT_SUBDOMAIN = Rule("blob endpoint domain",
                                "must be a domain name such as 'blob.core.windows.net/'",
                                pattern=rf"{_LABEL}(?:\.{_LABEL})+{_PORT}/?")
 
+# ------------------------------------------------------------------ numbers
+
+RETRIES = Range("retry count", minimum=-1, maximum=INT32_MAX)
+PRIORITY = Range("job priority", minimum=PRIORITY_MIN, maximum=PRIORITY_MAX)
+MAX_PARALLEL_TASKS = Range("most tasks at once", minimum=1, maximum=INT32_MAX, also=(-1,))
+MAX_NODES = Range("most nodes", minimum=1, maximum=INT32_MAX)
+# Batch: a node runs at most taskSlotsPerNode slots' worth of tasks at once; the service caps it
+# at 256 (and at four times the VM size's cores).
+TASK_SLOTS_PER_NODE = Range("task slots per node", minimum=1, maximum=256)
+REQUIRED_SLOTS = Range("required slots", minimum=1, maximum=256)
+
 # ------------------------------------------------------------------ choices
 
 ACCESS = Rule("container access", "must be read or write", choices=("read", "write"))
@@ -366,6 +416,9 @@ WORKING_DIRECTORY = Rule("working directory", "must be taskWorkingDirectory or "
                          choices=("taskWorkingDirectory", "containerImageDefault"))
 ELEVATION = Rule("elevation", "must be admin or nonadmin", choices=("admin", "nonadmin"))
 SCOPE = Rule("auto-user scope", "must be pool or task", choices=("pool", "task"))
+# What a failed task does to the tasks that depend on it (Batch's exitOptions.dependencyAction).
+DEPENDENCY_ACTION = Rule("dependency action", "must be block or satisfy",
+                         choices=("block", "satisfy"))
 
 
 def normalise_upload_condition(value: str) -> str:

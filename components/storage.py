@@ -62,6 +62,7 @@ class PoolArgs:
     image_version: str = "latest"
     node_agent_sku_id: str = "batch.node.ubuntu 22.04"
     prefetch_images: tuple[str, ...] = ()
+    task_slots_per_node: int = 1
 
 
 @dataclass(frozen=True)
@@ -205,9 +206,11 @@ def _pool_problems(pool: Any) -> list[str]:
         problems.append(f"pool.batch_account_name: {pool.batch_account_name!r} {problem}")
     if problem := rules.BATCH_ID.problem(pool.pool_id):
         problems.append(f"pool.pool_id: {pool.pool_id!r} {problem}")
-    if isinstance(pool.max_nodes, bool) or not isinstance(pool.max_nodes, int) \
-            or pool.max_nodes < 1:
-        problems.append(f"pool.max_nodes: {pool.max_nodes!r} must be a whole number of at least 1")
+    for field, bounds in (("max_nodes", rules.MAX_NODES),
+                          ("task_slots_per_node", rules.TASK_SLOTS_PER_NODE)):
+        value = getattr(pool, field)
+        if problem := bounds.problem(value):
+            problems.append(f"pool.{field}: {value!r} {problem}")
     for field, rule in (("vm_size", rules.VM_SIZE), ("image_publisher", rules.TEXT),
                         ("image_offer", rules.TEXT), ("image_sku", rules.TEXT),
                         ("image_version", rules.TEXT), ("node_agent_sku_id", rules.TEXT)):
@@ -521,6 +524,7 @@ class BatchStorage(pulumi.ComponentResource):
             resource_group_name=args.resource_group_name,
             pool_name=pool.pool_id,
             vm_size=pool.vm_size,
+            task_slots_per_node=pool.task_slots_per_node,
             identity=batch.BatchPoolIdentityArgs(
                 type=batch.PoolIdentityType.USER_ASSIGNED,
                 user_assigned_identities=[self.identity_id]),

@@ -336,7 +336,7 @@ def rejected(args: BatchStorageArgs) -> tuple[str, AzureMocks]:
      "containers[1].name: 'dup' is declared twice"),
     (replace(EXISTING_ACCOUNT, sku="Cheap_LRS"), "sku: 'Cheap_LRS' must be one of"),
     (replace(NEW_ACCOUNT, pool=PoolArgs("forecastbatch", "p1", max_nodes=0)),
-     "pool.max_nodes: 0 must be a whole number of at least 1"),
+     "pool.max_nodes: 0 must be at least 1"),
     (replace(NEW_ACCOUNT, registry_server="https://teamacr.azurecr.io"),
      "registry_server: 'https://teamacr.azurecr.io' must be a host name"),
 ])

@@ -15,12 +15,14 @@ from urllib.parse import urlsplit
 
 from azure.batch import models as batch_models
 
+from batchtasks import fields
 from batchtasks import task as task_builders
 from batchtasks.pulumi_compat import UNKNOWN as UNKNOWN  # re-exported: callers compare with it
 from batchtasks.pulumi_compat import is_unknown_value
 
 SECRET_PLACEHOLDER = "[secret]"
-CONSTRAINT_FIELDS = ("maxWallClockTime", "retention", "retries")
+# Task fields a change to which Batch applies to an existing task (its constraints).
+CONSTRAINT_FIELDS = fields.IN_PLACE_KEYS
 
 
 def is_unknown_as_a_whole(value: Any) -> bool:
@@ -89,16 +91,34 @@ def task_constraints(spec: Mapping[str, Any]) -> dict[str, Any] | None:
     Returns
     -------
     dict | None
-        camelCase constraints: maxWallClockTime, retentionTime, maxTaskRetryCount.
+        camelCase constraints (maxWallClockTime, retentionTime, maxTaskRetryCount): the REST
+        values of the fields that update in place.
     """
-    constraints: dict[str, Any] = {}
-    if spec.get("maxWallClockTime") is not None:
-        constraints["maxWallClockTime"] = spec["maxWallClockTime"]
-    if spec.get("retention") is not None:
-        constraints["retentionTime"] = spec["retention"]
-    if spec.get("retries") is not None:
-        constraints["maxTaskRetryCount"] = int(spec["retries"])
-    return constraints or None
+    body: dict[str, Any] = {}
+    for name in CONSTRAINT_FIELDS:
+        _place(body, fields.BY_KEY[name], spec)
+    return body.get("constraints") or None
+
+
+def _place(body: dict[str, Any], field: fields.TaskField, spec: Mapping[str, Any]) -> None:
+    """Put a direct field's REST value at its path in the body (nothing when the spec has none)."""
+    value = spec.get(field.key)
+    if value is None or value == [] or value == {} or field.to_rest is None:
+        return
+    *parents, leaf = field.rest.split(".")
+    target = body
+    for parent in parents:
+        target = target.setdefault(parent, {})
+    target[leaf] = field.to_rest(value)
+
+
+def _frozen(value: Any) -> Any:
+    """Return a hashable copy of a spec value, for the shared-settings caches."""
+    if isinstance(value, Mapping):
+        return tuple(sorted((key, _frozen(item)) for key, item in value.items()))
+    if isinstance(value, list | tuple):
+        return tuple(_frozen(item) for item in value)
+    return value
 
 
 class TaskBodyBuilder:
@@ -125,24 +145,20 @@ class TaskBodyBuilder:
         self._user_identities: dict[tuple, Any] = {}
 
     def _settings_for(self, spec: Mapping[str, Any]) -> Any:
-        mounts = tuple((mount["source"], mount["target"]) for mount in spec.get("mounts", ()))
-        key = (spec["image"], spec.get("workingDirectory"), mounts, spec.get("runOptions", ""))
+        key = tuple(_frozen(spec.get(name)) for name in fields.CONTAINER_KEYS)
         if key not in self._container_settings:
+            arguments = {fields.BY_KEY[name].seed_arg: spec[name]
+                         for name in fields.CONTAINER_KEYS if spec.get(name) is not None}
             self._container_settings[key] = task_builders.get_container_settings(
-                spec["image"],
-                az_mount_dir=self.context.mounts_dir,
-                working_directory=spec.get("workingDirectory"),
-                mount_pairs=[{"source": source, "target": target} for source, target in mounts],
-                additional_options=spec.get("runOptions", ""),
-                registry=self.registry,
-            )
+                **arguments, az_mount_dir=self.context.mounts_dir, registry=self.registry)
         return self._container_settings[key]
 
     def _user_identity_for(self, spec: Mapping[str, Any]) -> Any:
-        key = (spec.get("elevation", "admin"), spec.get("scope", "pool"))
+        key = tuple(spec.get(name, fields.OMITTED.get(name)) for name in fields.IDENTITY_KEYS)
         if key not in self._user_identities:
             self._user_identities[key] = task_builders.get_user_identity(
-                elevation_level=key[0], scope=key[1])
+                **{fields.BY_KEY[name].seed_arg: value
+                   for name, value in zip(fields.IDENTITY_KEYS, key, strict=True)})
         return self._user_identities[key]
 
     def build(self, task_id: str, spec: Mapping[str, Any]) -> dict[str, Any]:
@@ -198,12 +214,6 @@ class TaskBodyBuilder:
                        for name in sorted(values)]
         if environment:
             extra["environment_settings"] = environment
-        constraints = task_constraints(spec)
-        if constraints:
-            extra["constraints"] = batch_models.BatchTaskConstraints(constraints)
-        if spec.get("dependsOn"):
-            extra["depends_on"] = batch_models.BatchTaskDependencies(
-                task_ids=list(spec["dependsOn"]))
         if context.display_name:
             extra["display_name"] = context.display_name
         options = task_builders.get_task_config(
@@ -215,7 +225,10 @@ class TaskBodyBuilder:
             **log_options,
             **extra,
         )
-        return options.as_dict()
+        body = options.as_dict()
+        for direct in fields.DIRECT_FIELDS:
+            _place(body, direct, spec)
+        return body
 
 
 def build_task_body(task_id: str, spec: Mapping[str, Any], context: TaskContext) -> dict[str, Any]:

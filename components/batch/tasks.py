@@ -25,6 +25,7 @@ from pulumi.dynamic import (
     UpdateResult,
 )
 
+from batchtasks import fields
 from batchtasks.batch import checks, ownership
 from batchtasks.batch.client import (
     BUSY_STATES,
@@ -113,8 +114,9 @@ def decode_tasks(tasks: Any) -> Any:
 def _normalise_spec(spec: Mapping[str, Any]) -> dict[str, Any]:
     # Integers arrive as floats over the wire; store them as the whole numbers they are.
     normalised = dict(spec)
-    if isinstance(normalised.get("retries"), float):
-        normalised["retries"] = int(normalised["retries"])
+    for key in fields.INTEGER_KEYS:
+        if isinstance(normalised.get(key), float):
+            normalised[key] = int(normalised[key])
     return normalised
 
 
@@ -487,8 +489,8 @@ class BatchTaskProvider(_TaskProviderCore):
             spec["command"] = live.get("commandLine", spec.get("command"))
             spec["image"] = live.get("containerSettings", {}).get("imageName", spec.get("image"))
         constraints = live.get("constraints") or {}
-        for field, rest in (("maxWallClockTime", "maxWallClockTime"),
-                            ("retention", "retentionTime"), ("retries", "maxTaskRetryCount")):
+        for field, rest in ((name, fields.BY_KEY[name].rest.removeprefix("constraints."))
+                            for name in fields.IN_PLACE_KEYS):
             # Constraints are the part of a task that can drift in place: take the live value.
             if field in spec and rest in constraints and not body_matches(spec[field],
                                                                           constraints[rest]):

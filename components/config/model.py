@@ -103,7 +103,8 @@ class RegistryConfig:
 class PoolConfig:
     """The Batch pool that runs the jobs; created by this stack when `create` is true.
 
-    `image` is the REST shape ``{publisher, offer, sku, version}``.
+    `image` is the REST shape ``{publisher, offer, sku, version}``; `task_slots_per_node` is
+    None when the stack file does not state it (a created pool then gets Batch's default, 1).
     """
 
     id: str
@@ -112,6 +113,7 @@ class PoolConfig:
     max_nodes: int | None
     image: dict[str, str] | None
     node_agent_sku_id: str | None
+    task_slots_per_node: int | None = None
 
 
 @dataclass(frozen=True)

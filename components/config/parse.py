@@ -12,7 +12,7 @@ from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
 
-from batchtasks import rules
+from batchtasks import fields, rules
 from batchtasks.config import schema
 from batchtasks.config.model import (
     BatchConfig,
@@ -42,10 +42,7 @@ PREFIX = f"{schema.NAMESPACE}:"
 MAX_DEPENDS_ON_CHARS = 64_000
 _POOL_CREATE_ONLY = ("vmSize", "maxNodes", "image", "nodeAgentSkuId")
 # Task fields in the order a TaskSpec lists them.
-_SPEC_ORDER = ("command", "image", "workingDirectory", "mounts", "runOptions", "env", "secretEnv",
-               "outputs", "maxWallClockTime", "retention", "retries", "dependsOn", "elevation",
-               "scope")
-_OMITTED = {"elevation": "admin", "scope": "pool"}
+_SPEC_ORDER = tuple(field.key for field in fields.STACK_TASK_FIELDS)
 
 
 def _is_secure(value: Any) -> bool:
@@ -70,6 +67,9 @@ class _Stack:
         self.secure = secure
         self.access: dict[str, str] = {}
         self.secret_refs: set[str] = set()
+        # The pool's task slots per node, and whether the stack file states it.
+        self.task_slots = 1
+        self.task_slots_stated = False
 
     def container(self, name: Any, path: str, write: bool) -> None:
         """Check that a container is declared, and writable when tasks write to it."""
@@ -141,11 +141,19 @@ def _check_fields(fields: Mapping[str, Any], path: str, stack: _Stack) -> None:
             stack.secret(key, child(child(path, "secretEnv"), name))
 
 
-def _check_merged(merged: _Fields, path: str, problems: Problems) -> None:
+def _check_merged(merged: _Fields, path: str, stack: _Stack) -> None:
     """Check what only shows once the defaults are merged in."""
+    problems = stack.problems
     for key in ("image", "command"):
         if key not in merged.values:
             problems.add(child(path, key), "is required (on the task or in the job's defaults)")
+    slots = merged.get("requiredSlots")
+    if slots is not None and slots > stack.task_slots:
+        stated = "" if stack.task_slots_stated else ", the default; state the pool's value there"
+        problems.add(merged.paths["requiredSlots"], f"is more than batch.pool.taskSlotsPerNode "
+                                                    f"({stack.task_slots}{stated}): a task "
+                                                    "that needs more slots than a node has "
+                                                    "never runs", slots)
     secret_env = merged.get("secretEnv") or {}
     for name in secret_env:
         if name in merged.env:
@@ -173,7 +181,7 @@ def _spec(task_id: str, merged: _Fields, logs: dict[str, str] | None,
             value = copy.copy(value)
         if value is None or value == "" or value == [] or value == {}:
             continue
-        if _OMITTED.get(key) == value:
+        if fields.OMITTED.get(key) == value:
             continue
         out[key] = value
     if logs:
@@ -201,6 +209,21 @@ class _Job:
         # Set when a sweep could not be expanded: its ids are unknown, so a dependsOn naming
         # no task may only be a consequence.
         self.incomplete = False
+        self.on_failure_paths: dict[str, None] = {}
+
+    def note_on_failure(self, merged: _Fields) -> None:
+        """Remember where a task's onFailure was written, to check the job uses dependencies."""
+        if "onFailure" in merged.values:
+            self.on_failure_paths.setdefault(merged.paths["onFailure"], None)
+
+    def check_on_failure(self, uses_dependencies: bool) -> None:
+        """onFailure acts on dependents: Batch refuses it in a job without task dependencies."""
+        if uses_dependencies:
+            return
+        for path in self.on_failure_paths:
+            self.problems.add(path, f"has no effect: no task of job {self.job_id!r} has "
+                                    "dependsOn, and Batch takes a dependency action only in a "
+                                    "job that uses task dependencies")
 
     def add(self, task_id: str, origin: str, where: str, id_path: str, depends: list[str],
             depends_path: str, cap_key: str | None = None) -> None:
@@ -344,9 +367,10 @@ def _registry(cleaned: Any, problems: Problems) -> RegistryConfig | None:
     return RegistryConfig(server, resource_id)
 
 
-def _batch(cleaned: Any, problems: Problems) -> BatchConfig | None:
+def _batch(cleaned: Any, stack: _Stack) -> BatchConfig | None:
     if not isinstance(cleaned, dict):
         return None
+    problems = stack.problems
     path = f"{PREFIX}batch"
     account, endpoint = get(cleaned, "account"), get(cleaned, "endpoint")
     if account and endpoint:
@@ -381,12 +405,14 @@ def _batch(cleaned: Any, problems: Problems) -> BatchConfig | None:
     if image is not None:
         image = {key: get(image, key, "latest" if key == "version" else None)
                  for key in ("publisher", "offer", "sku", "version")}
+    slots = get(pool, "taskSlotsPerNode")
+    stack.task_slots, stack.task_slots_stated = slots or 1, slots is not None
     pool_id = get(pool, "id")
     if endpoint is None or pool_id is None:
         return None
     return BatchConfig(account, endpoint, PoolConfig(
         pool_id, create, get(pool, "vmSize"), get(pool, "maxNodes", 1 if create else None),
-        image, get(pool, "nodeAgentSkuId")))
+        image, get(pool, "nodeAgentSkuId"), slots))
 
 
 def _logs(cleaned: Any, job_id: str, path: str, stack: _Stack) -> dict[str, str] | None:
@@ -403,7 +429,8 @@ def _plain_task(task: dict[str, Any], defaults: Any, path: str, defaults_path: s
     if isinstance(defaults, dict):
         merged.take(defaults, defaults_path)
     merged.take(task, path)
-    _check_merged(merged, path, stack.problems)
+    _check_merged(merged, path, stack)
+    job.note_on_failure(merged)
     task_id = get(task, "id")
     if task_id is None:
         return None
@@ -427,7 +454,8 @@ def _sweep(sweep: dict[str, Any], defaults: Any, path: str, defaults_path: str,
         merged.take(defaults, defaults_path)
     merged.take({key: value for key, value in sweep.items()
                  if key not in ("taskId", "matrix", "include", "exclude")}, path)
-    _check_merged(merged, path, problems)
+    _check_merged(merged, path, stack)
+    job.note_on_failure(merged)
     matrix = get(sweep, "matrix")
     if not isinstance(matrix, dict):
         job.incomplete = True
@@ -539,6 +567,7 @@ def _job(cleaned: dict[str, Any], path: str, stack: _Stack) -> JobConfig | None:
                                                    f"sweeps[{sweep_names[name.lower()]}]", name)
         sweeps.append(_sweep(sweep, defaults, sweep_path, defaults_path, logs, job, stack))
     uses_dependencies = job.check_dependencies()
+    job.check_on_failure(uses_dependencies)
     constraints = get(cleaned, "constraints")
     if isinstance(constraints, dict):
         constraints = {key: value for key, value in constraints.items()
@@ -631,7 +660,7 @@ def parse_stack_config(raw: Mapping[str, Any], location: str | None = None,
     storage = _storage(cleaned.get("storage"), stack)
     identity = _identity(cleaned.get("identity"))
     registry = _registry(cleaned.get("registry"), problems)
-    batch = _batch(cleaned.get("batch"), problems)
+    batch = _batch(cleaned.get("batch"), stack)
     jobs = _jobs(cleaned.get("jobs", []), stack)
     for key in raw:
         if key not in schema.TOP and key not in stack.secret_refs:

@@ -7,134 +7,23 @@ drift apart.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
-from batchtasks import rules
-from batchtasks.rules import Rule
+from batchtasks import fields, rules
+from batchtasks.fields import Field
 
 NAMESPACE = "batchtasks"
 LOCATION_KEY = "azure-native:location"
 
 
-@dataclass(frozen=True)
-class Field:
-    """One setting of the stack file.
-
-    Attributes
-    ----------
-    kind
-        string, boolean, integer, scalar (string, number or boolean), object, list or map.
-    doc
-        What the setting means; published as the JSON Schema description.
-    required
-        Whether an object must have it.
-    fields
-        The keys of an object.
-    item
-        The kind of a list's items or of a map's values.
-    key_rule
-        The rule for a map's keys.
-    rule
-        The rule a string follows (`batchtasks.rules`; plain non-blank text when None).
-    minimum, maximum, also
-        The range of an integer, and single values allowed outside it.
-    min_items
-        The fewest items a list or map may have.
-    exactly_one
-        Keys of an object of which exactly one must be given.
-    default
-        The value used when the setting is absent (documentation and the validator).
-    """
-
-    kind: str
-    doc: str
-    required: bool = False
-    fields: Mapping[str, Field] | None = None
-    item: Field | None = None
-    key_rule: Rule | None = None
-    rule: Rule | None = None
-    minimum: int | None = None
-    maximum: int | None = None
-    also: tuple[int, ...] = ()
-    min_items: int = 0
-    exactly_one: tuple[str, ...] = ()
-    default: Any = None
-
-
-def _string(doc: str, **kwargs: Any) -> Field:
-    return Field("string", doc, **kwargs)
-
-
-def _object(doc: str, fields: Mapping[str, Field], **kwargs: Any) -> Field:
-    return Field("object", doc, fields=fields, **kwargs)
-
-
-def _duration(doc: str) -> Field:
-    return _string(doc, rule=rules.DURATION)
-
-
-MOUNT = _object("A blob container (or a folder of one) bind-mounted into the task's container.", {
-    "source": _string("Declared container name, optionally followed by /folder inside it.",
-                      required=True, rule=rules.MOUNT_SOURCE),
-    "target": _string("Absolute path inside the task's container.", required=True,
-                      rule=rules.MOUNT_TARGET),
-})
-
-
-def _output(path_doc: str, templated: bool) -> Field:
-    path_rule: dict[str, Any] = {} if templated else {"rule": rules.BLOB_PATH}
-    return _object("Files uploaded to a writable container after the task runs.", {
-        "pattern": _string("File pattern, relative to the task's working directory (at most "
-                           "one '..', to the task's own directory)." + (
-                               " May use the sweep's {axis} placeholders." if templated else ""),
-                           required=True, **({} if templated else
-                                             {"rule": rules.OUTPUT_PATTERN})),
-        "container": _string("Declared container with access write.", required=True,
-                             rule=rules.CONTAINER_NAME),
-        "path": _string(path_doc, **path_rule),
-        "when": _string("When to upload.", rule=rules.UPLOAD_CONDITION,
-                        default="taskCompletion"),
-    })
+_string = fields.string
+_object = fields.obj
 
 
 def _task_fields(templated: bool) -> dict[str, Field]:
-    placeholder = " May use the sweep's {axis} placeholders." if templated else ""
-    depends_item = (_string("Task id template.") if templated
-                    else _string("Task id.", rule=rules.BATCH_ID))
-    return {
-        "command": _string("Command line run inside the container." + placeholder,
-                           rule=rules.COMMAND_LINE),
-        "image": _string("Container image, e.g. myregistry.azurecr.io/model:1.2.",
-                         rule=rules.IMAGE),
-        "workingDirectory": _string("Where the command starts.",
-                                    rule=rules.WORKING_DIRECTORY),
-        "mounts": Field("list", "Containers bind-mounted into the task.", item=MOUNT),
-        "runOptions": _string("Extra docker run options, from an allow-list: "
-                              + ", ".join(f"--{name}" for name in rules.RUN_OPTION_TABLE)
-                              + " (see the README).", rule=rules.RUN_OPTIONS),
-        "env": Field("map", "Environment variables (numbers become strings, booleans true/false)."
-                     + placeholder, item=Field("scalar", "Value."), key_rule=rules.VARIABLE_NAME),
-        "secretEnv": Field("map", "Environment variables read from secret config keys: "
-                           "NAME: key of a `batchtasks:<key>: {secure: ...}` entry.",
-                           item=_string("Config key holding a secret.",
-                                        rule=rules.SECRET_KEY),
-                           key_rule=rules.VARIABLE_NAME),
-        "outputs": Field("list", "Files uploaded after the task runs.", item=_output(
-            "Blob path in the container (a folder when the pattern has wildcards)."
-            + placeholder, templated)),
-        "maxWallClockTime": _duration("Longest the task may run, ISO 8601 (e.g. PT2H)."),
-        "retention": _duration("How long the node keeps the task's files, ISO 8601 "
-                               "(e.g. P7D)."),
-        "retries": Field("integer", "Retries after a failure (-1: without limit).",
-                         minimum=-1, maximum=rules.INT32_MAX),
-        "dependsOn": Field("list", "Ids of tasks of the same job that must succeed first."
-                           + placeholder, item=depends_item),
-        "elevation": _string("User the task runs as.", rule=rules.ELEVATION,
-                             default="admin"),
-        "scope": _string("Auto-user scope.", rule=rules.SCOPE, default="pool"),
-    }
+    """Return the task fields a task (or, templated, a sweep) writes: from the field table."""
+    return {field.key: field.as_swept if templated else field.field
+            for field in fields.STACK_TASK_FIELDS}
 
 
 TASK_FIELDS = _task_fields(templated=False)
@@ -164,35 +53,30 @@ SWEEP = _object("Tasks expanded from a matrix of axis values.", {
 })
 DEFAULTS = _object("Task fields every task and sweep of the job inherits; a task's own "
                    "value replaces the default, except env, which merges by name.",
-                   {name: spec for name, spec in TASK_FIELDS.items() if name != "dependsOn"})
+                   {field.key: field.field for field in fields.STACK_TASK_FIELDS
+                    if field.in_defaults})
 
-LOGS = _object("Where each task's stdout and stderr are uploaded.", {
-    "container": _string("Declared container with access write.", required=True,
-                         rule=rules.CONTAINER_NAME),
-    "subdir": _string("Folder in the container (default: the job id).", rule=rules.BLOB_PATH),
-})
-# A task as the task resources take it: the task fields, with the job's logs.
-TASK_SPEC = _object("A resolved task.", {**TASK_FIELDS, "logs": LOGS})
+# A task as the task resources take it: every field of the table.
+TASK_SPEC = _object("A resolved task.", {field.key: field.field for field in fields.TASK_FIELDS})
 
 JOB = _object("A Batch job and its tasks.", {
     "id": _string("Job id, unique ignoring case.", required=True,
                   rule=rules.BATCH_ID),
     "onAllTasksComplete": _string("What happens when every task has completed.",
                                   rule=rules.COMPLETION_MODE, default="noAction"),
-    "priority": Field("integer", "Job priority.", minimum=rules.PRIORITY_MIN,
-                      maximum=rules.PRIORITY_MAX, default=0),
-    "maxParallelTasks": Field("integer", "Most tasks running at once (-1: no limit).",
-                              minimum=1, maximum=rules.INT32_MAX, also=(-1,), default=-1),
+    "priority": fields.integer("Job priority.", rules.PRIORITY, default=0),
+    "maxParallelTasks": fields.integer("Most tasks running at once (-1: no limit).",
+                                       rules.MAX_PARALLEL_TASKS, default=-1),
     "replaceRunningTasks": Field("boolean", "Whether a changed task may be replaced while it "
                                  "runs.", default=False),
     "adopt": Field("boolean", "Take over an existing job of this id that another tool or "
                    "script made (its tasks with equal definitions are kept).", default=False),
     "constraints": _object("Job constraints.", {
-        "maxWallClockTime": _duration("Longest the job may run, ISO 8601."),
-        "maxTaskRetryCount": Field("integer", "Retries per task (-1: without limit).",
-                                   minimum=-1, maximum=rules.INT32_MAX),
+        "maxWallClockTime": _string("Longest the job may run, ISO 8601.", rule=rules.DURATION),
+        "maxTaskRetryCount": fields.integer("Retries per task (-1: without limit).",
+                                            rules.RETRIES),
     }),
-    "logs": LOGS,
+    "logs": fields.LOGS,
     "defaults": DEFAULTS,
     "tasks": Field("list", "Tasks.", item=TASK, default=()),
     "sweeps": Field("list", "Sweeps.", item=SWEEP, default=()),
@@ -204,8 +88,11 @@ POOL = _object("The Batch pool the jobs run on.", {
                     default=False),
     "vmSize": _string("VM size, e.g. Standard_D4s_v3 (when create is true).",
                       rule=rules.VM_SIZE),
-    "maxNodes": Field("integer", "Most nodes (when create is true; default 1).", minimum=1,
-                      maximum=rules.INT32_MAX),
+    "maxNodes": fields.integer("Most nodes (when create is true; default 1).", rules.MAX_NODES),
+    "taskSlotsPerNode": fields.integer(
+        "Task slots of each node (default 1): how many slots' worth of tasks a node runs at "
+        "once. Applied when create is true; for an existing pool, state its value so that "
+        "requiredSlots is checked against it.", rules.TASK_SLOTS_PER_NODE),
     "image": _object("Marketplace image of the nodes (when create is true; give it with "
                      "nodeAgentSkuId, or leave both out for BatchStorage's Ubuntu 22.04 "
                      "image).", {

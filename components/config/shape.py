@@ -15,7 +15,7 @@ from typing import Any
 
 from batchtasks.config.model import ConfigProblem, shown
 from batchtasks.config.schema import Field
-from batchtasks.rules import INT32_MAX, TEXT, control_character_problem
+from batchtasks.rules import TEXT, Range, control_character_problem
 
 # Tells whether a value is not known yet, so it is left unchecked.
 Pending = Callable[[Any], bool]
@@ -98,28 +98,11 @@ def _unknown_key(path: str, key: Any, known: Mapping[str, Field], problems: Prob
 
 
 def _integer(value: Any, spec: Field, path: str, problems: Problems) -> Any:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        problems.add(path, "must be an integer", value)
+    problem = Range("integer", spec.minimum, spec.maximum, spec.also).problem(value)
+    if problem:
+        problems.add(path, problem, value)
         return INVALID
-    if isinstance(value, float):
-        if not value.is_integer():
-            problems.add(path, "must be an integer", value)
-            return INVALID
-        value = int(value)
-    low, high = spec.minimum, spec.maximum
-    if value in spec.also or ((low is None or value >= low) and (high is None or value <= high)):
-        return value
-    if low is not None and high is not None and high != INT32_MAX:
-        rule = f"must be between {low} and {high}"
-    elif low is not None and value < low:
-        rule = f"must be at least {low}"
-    else:
-        # Batch holds counts as 32-bit integers.
-        rule = f"must be at most {high}" + (" (Batch's limit)" if high == INT32_MAX else "")
-    if spec.also:
-        rule += f" (or {', '.join(map(str, spec.also))})"
-    problems.add(path, rule, value)
-    return INVALID
+    return int(value)
 
 
 def _string(value: Any, spec: Field, path: str, problems: Problems) -> Any:

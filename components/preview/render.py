@@ -6,6 +6,7 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from batchtasks import fields
 from batchtasks.escape import ELLIPSIS, code_span, one_line
 from batchtasks.preview.against import Changes, JobChanges
 from batchtasks.preview.build import JobPreview, StackPreview, TaskPreview
@@ -15,6 +16,8 @@ from batchtasks.preview.groups import JOB_FIELD, FieldChange, TaskGroup
 # Longest cell text in a Markdown table; big sweeps stay readable one row per task.
 COMMAND_CHARS = 80
 CELL_CHARS = 100
+# Longest text of one item of a list cell (a mount, an output).
+LIST_ITEM_CHARS = 60
 # JSON levels spread over lines: document, section, job's task list.
 EXPANDED_DEPTH = 3
 # Characters kept on each side of a difference when a long value is shortened.
@@ -164,23 +167,25 @@ def _table(header: Iterable[str], rows: Iterable[Iterable[str]]) -> list[str]:
     return lines
 
 
-def _mounts(spec: Mapping[str, Any]) -> str:
-    return ", ".join(code(f"{m.get('source')} → {m.get('target')}", 60)
-                     for m in spec.get("mounts") or ())
+def _columns(job: JobPreview) -> list[fields.TaskField]:
+    """Return the task fields shown as columns: from the field table, optional ones when set."""
+    return [field for field in fields.TASK_FIELDS if field.column and (
+        not field.column_when_set or any(task.spec.get(field.key) for task in job.tasks))]
 
 
-def _outputs(spec: Mapping[str, Any]) -> str:
-    cells = []
-    for output in spec.get("outputs") or ():
-        where = "/".join(part for part in (output.get("container"), output.get("path")) if part)
-        cells.append(code(f"{output.get('pattern')} → {where}", 60))
-    return ", ".join(cells)
+def _cell(field: fields.TaskField, spec: Mapping[str, Any]) -> str:
+    value = spec.get(field.key)
+    if value is None or value == [] or value == {}:
+        return ""
+    pieces = field.cell(value)
+    if len(pieces) == 1:
+        limit = COMMAND_CHARS if field.key == "command" else CELL_CHARS
+        return code(pieces[0], limit)
+    return ", ".join(code(piece, LIST_ITEM_CHARS) for piece in pieces)
 
 
-def _task_row(task: TaskPreview) -> list[str]:
-    return [code(task.id), code(str(task.spec.get("image", ""))),
-            code(str(task.spec.get("command", "")), COMMAND_CHARS), _mounts(task.spec),
-            _outputs(task.spec)]
+def _task_row(task: TaskPreview, columns: list[fields.TaskField]) -> list[str]:
+    return [code(task.id), *(_cell(field, task.spec) for field in columns)]
 
 
 def _job_lines(job: JobPreview) -> list[str]:
@@ -195,8 +200,9 @@ def _job_lines(job: JobPreview) -> list[str]:
     if inputs.get("replaceRunningTasks"):
         facts.append("may replace running tasks")
     lines = [f"## Job {code(job.id)}: {len(job.tasks)} task(s)", "", ", ".join(facts) + ".", ""]
-    lines += _table(("Task", "Image", "Command", "Mounts", "Outputs"),
-                    (_task_row(task) for task in job.tasks))
+    columns = _columns(job)
+    lines += _table(("Task", *(str(field.column) for field in columns)),
+                    (_task_row(task, columns) for task in job.tasks))
     return [*lines, ""]
 
 
