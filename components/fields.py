@@ -125,7 +125,7 @@ class TaskField:
     to_rest
         The REST value of a spec value (direct fields).
     example
-        A valid value, published in the schema and used by the tests.
+        A valid, non-default value (documentation, and what the tests build bodies from).
     """
 
     key: str
