@@ -320,6 +320,8 @@ IN_PLACE_KEYS = tuple(field.key for field in TASK_FIELDS if field.in_place)
 # Fields that make the container settings (a sweep's tasks share a few of them).
 CONTAINER_KEYS = tuple(field.key for field in TASK_FIELDS if field.via == "container")
 IDENTITY_KEYS = tuple(field.key for field in TASK_FIELDS if field.via == "identity")
+# Field key -> the seed builder's parameter it is passed as.
+SEED_ARGS = {field.key: field.seed_arg for field in TASK_FIELDS if field.seed_arg is not None}
 DIRECT_FIELDS = tuple(field for field in TASK_FIELDS if field.via == "direct")
 INTEGER_KEYS = tuple(field.key for field in TASK_FIELDS if field.field.kind == "integer")
 # Values left out of a spec: the service's own default.

@@ -147,7 +147,7 @@ class TaskBodyBuilder:
     def _settings_for(self, spec: Mapping[str, Any]) -> Any:
         key = tuple(_frozen(spec.get(name)) for name in fields.CONTAINER_KEYS)
         if key not in self._container_settings:
-            arguments = {fields.BY_KEY[name].seed_arg: spec[name]
+            arguments = {fields.SEED_ARGS[name]: spec[name]
                          for name in fields.CONTAINER_KEYS if spec.get(name) is not None}
             self._container_settings[key] = task_builders.get_container_settings(
                 **arguments, az_mount_dir=self.context.mounts_dir, registry=self.registry)
@@ -157,7 +157,7 @@ class TaskBodyBuilder:
         key = tuple(spec.get(name, fields.OMITTED.get(name)) for name in fields.IDENTITY_KEYS)
         if key not in self._user_identities:
             self._user_identities[key] = task_builders.get_user_identity(
-                **{fields.BY_KEY[name].seed_arg: value
+                **{fields.SEED_ARGS[name]: value
                    for name, value in zip(fields.IDENTITY_KEYS, key, strict=True)})
         return self._user_identities[key]
 
