@@ -48,6 +48,16 @@ def _parser() -> argparse.ArgumentParser:
                          help="with --against: exit 4 when the change replaces or removes "
                               "tasks, or replaces or removes a job (the preview is still "
                               "written)")
+    pin = commands.add_parser(
+        "pin", help="pin every task image of the stack file to its digest (asks the registry)",
+        description="Resolve each image tag to its manifest digest and write "
+                    "name:tag@sha256:... into the stack file, keeping its comments and layout. "
+                    "Azure Container Registry is reached with DefaultAzureCredential, other "
+                    "registries anonymously.")
+    _add_source(pin)
+    pin.add_argument("--check", action="store_true",
+                     help="change nothing; exit 1 when a tag has moved since pinned, or an "
+                          "image is not pinned")
     commands.add_parser("schema", help="print the stack file's JSON Schema",
                         description="Print the JSON Schema of the batchtasks: settings.")
     add_ops_commands(commands, _add_source)
@@ -193,6 +203,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "schema":
         sys.stdout.write(json.dumps(json_schema(), indent=2) + "\n")
         return EXIT_OK
+    if args.command == "pin":
+        if _bad_stack_name(args):
+            return EXIT_USAGE
+        from batchtasks.pin.command import run_pin
+
+        path, _ = _stack_file(args)
+        if not path.is_file():
+            print(f"batchtasks: stack file {visible(str(path))!r} not found", file=sys.stderr)
+            return EXIT_USAGE
+        return run_pin(path, args.check)
     if args.command in OPS_COMMANDS:
         return EXIT_USAGE if _bad_stack_name(args) else run_ops_command(args, _stack_file)
     return _preview(args)

@@ -321,6 +321,18 @@ def _job_change_lines(job: JobChanges) -> list[str]:
     return lines
 
 
+def _unpinned_lines(preview: StackPreview) -> list[str]:
+    """A note naming the images given by tag alone: a tag can move to a new build unseen."""
+    images = sorted({str(task.spec.get("image")) for job in preview.jobs for task in job.tasks
+                     if task.spec.get("image") and "@" not in str(task.spec.get("image"))})
+    if not images:
+        return []
+    return [f"> **Unpinned images:** {', '.join(code(image) for image in images)} "
+            f"{'is' if len(images) == 1 else 'are'} given by tag alone, so a new build pushed "
+            "under the tag would run without any change in review; `batchtasks pin` writes "
+            "each tag's digest into the stack file.", ""]
+
+
 def render_markdown(preview: StackPreview, changes: Changes | None = None) -> str:
     """Render the preview as Markdown for a pull request.
 
@@ -341,6 +353,7 @@ def render_markdown(preview: StackPreview, changes: Changes | None = None) -> st
     lines = [f"# Preview of stack {code(preview.stack)}", "",
              f"{len(preview.resources)} resources, {len(preview.jobs)} job(s), {total} task(s). "
              "Rendered offline; secret values show as `[secret]`.", ""]
+    lines += _unpinned_lines(preview)
     if changes is not None:
         lines += _change_lines(changes)
     lines += ["## Task graph", "", legend(changes), "", *mermaid(preview, changes), ""]
