@@ -15,7 +15,7 @@ from batchtasks.pin.images import ImageRef
 
 _ACR_SUFFIXES = (".azurecr.io", ".azurecr.cn", ".azurecr.us")
 # Bounded: a registry that does not answer must not hang a CI step.
-_TIMEOUTS = {"connection_timeout": 10, "read_timeout": 30, "retry_total": 2}
+_CONNECT_SECONDS, _READ_SECONDS, _RETRIES = 10, 30, 2
 
 
 class PinError(Exception):
@@ -53,7 +53,9 @@ def resolve_digest(image: ImageRef) -> str:
     where = f"{image.name} ({image.host}/{image.repository}:{image.tag})"
     try:
         with ContainerRegistryClient(f"https://{image.host}", credential,
-                                     **_TIMEOUTS) as client:
+                                     connection_timeout=_CONNECT_SECONDS,
+                                     read_timeout=_READ_SECONDS,
+                                     retry_total=_RETRIES) as client:
             return str(client.get_manifest(image.repository, image.tag).digest)
     except HttpResponseError as error:
         reason = "no such tag" if error.status_code == 404 else (
