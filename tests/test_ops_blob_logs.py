@@ -92,3 +92,15 @@ def test_product_code_never_holds_a_key_or_sas():
         for needle in ("account_key", "accountkey=", "generate_blob_sas", "sas_token",
                        "from_connection_string"):
             assert needle not in text, f"{path.name} mentions {needle}"
+
+
+def test_a_missing_azurite_fails_under_ci_and_skips_elsewhere(monkeypatch: pytest.MonkeyPatch):
+    from tests import azurite as module
+
+    monkeypatch.setattr(module, "azurite_binary", lambda: None)
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="CI must run the blob storage tests"):
+        module.require_azurite()
+    monkeypatch.setenv("CI", "")
+    with pytest.raises(pytest.skip.Exception, match="Azurite is not installed"):
+        module.require_azurite()

@@ -1,6 +1,7 @@
 """Day two: `batchtasks status`, `logs` and `rerun`, read from the same stack file as `pulumi up`.
 
-Pure pieces (`declared`, `report`, `render`, `edit`) hold no I/O; `reads` is the only module that
-calls Batch, `blobs` the only one that calls blob storage; `status`, `logs` and `rerun` are the
-commands, `commands` wires them into the command line.
+`declared` summarises the stack file (endpoint, jobs, declared task ids); `reads` is the only
+module that calls Batch and `sources` the only one that reads task files and blobs; `report`,
+`render` and `edit` are pure; `views` draws progress; `status`, `logs` and `rerun` are the
+commands and `commands` puts them on the command line.
 """

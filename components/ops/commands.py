@@ -176,12 +176,8 @@ def run_command(args: argparse.Namespace, stack_file: StackFile) -> int:
             if args.command == "logs":
                 from batchtasks.ops.logs import LogsOptions, run_logs
 
-                job = stack.job(args.job)
-                if job is None:
-                    known = ", ".join(j.id for j in stack.jobs) or "none"
-                    return _usage(f"job {args.job!r} is not declared in {path} "
-                                  f"(declared: {known})")
-                return run_logs(reader, job, args.task, LogsOptions(
+                # JOB is positional for logs; it was checked with --job above.
+                return run_logs(reader, jobs[0], args.task, LogsOptions(
                     args.stream or "stdout", args.follow, args.tail, args.interval))
             from batchtasks.ops.rerun import RerunOptions, run_rerun
 
