@@ -131,6 +131,10 @@ def completed_job_advice(plan: JobPlan, stack: DeclaredStack) -> str:
         f"runs every task the job declares (not only the failed ones), and the update "
         f"deletes job {job.id!r} with its task records (uploaded logs stay in blob storage).",
     ]
+    if job.logs is not None:
+        lines.append(f"Logs go to {job.logs.container}/{job.logs.subdir}/<task>/; if the job "
+                     "sets logs.subdir, the new job's uploads replace the old ones there, so "
+                     "change it too to keep both.")
     try:
         text = Path(stack.path).read_text(encoding="utf-8")
     except OSError:
