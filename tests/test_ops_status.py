@@ -169,6 +169,21 @@ def _wait(stack: Path, steps: list, timeout: float | None = None) -> tuple[int, 
     return code, out.getvalue(), err.getvalue()
 
 
+def test_watch_is_a_view_not_a_gate(stack: Path, batch_api: BatchApiDouble):
+    submit(batch_api, "j1", IDS)
+    steps = [lambda t=t: _run(batch_api, t, 1) for t in IDS]
+    declared = read_declared(stack)
+    out, err = io.StringIO(), io.StringIO()
+    code = run_status(_reader(declared.endpoint), declared.jobs,
+                      StatusOptions("table", watch=True, interval=1), out=out, err=err,
+                      sleep=lambda _: steps.pop(0)() if steps else None)
+    # It refreshed until the job was done, then showed the table; failures are no error here.
+    assert code == 0
+    assert not steps
+    assert "j1: active, 5/5 completed (0 succeeded, 5 failed)" in err.getvalue()
+    assert out.getvalue().startswith("job ")
+
+
 def test_wait_exits_0_when_every_declared_task_succeeded(stack: Path,
                                                          batch_api: BatchApiDouble):
     submit(batch_api, "j1", IDS)
