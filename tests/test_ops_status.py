@@ -176,7 +176,7 @@ def test_watch_is_a_view_not_a_gate(stack: Path, batch_api: BatchApiDouble):
     out, err = io.StringIO(), io.StringIO()
     code = run_status(_reader(declared.endpoint), declared.jobs,
                       StatusOptions("table", watch=True, interval=1), out=out, err=err,
-                      sleep=lambda _: steps.pop(0)() if steps else None)
+                      clock=FakeClock(0.0, on_sleep=lambda: steps.pop(0)() if steps else None))
     # It refreshed until the job was done, then showed the table; failures are no error here.
     assert code == 0
     assert not steps
