@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -224,3 +225,26 @@ def test_the_service_receives_slots_and_exit_conditions(batch_api: BatchApiDoubl
     # Batch refuses a dependency action in a job that does not use task dependencies.
     with pytest.raises(BatchOperationError, match=r"(?i)dependenc"):
         provider.create({**checked.inputs, "jobId": "plain"})
+
+
+def test_job_input_table_covers_every_input_the_job_registers() -> None:
+    import inspect
+
+    from batchtasks.batch import job as job_module
+    from batchtasks.batch.diff import JOB_INPUTS
+
+    source = inspect.getsource(job_module.BatchJob.__init__)
+    registered = set(re.findall(r'"(\w+)":', source[source.index("props = {"):]))
+    assert registered - {"project", "stack", "resource"} == set(JOB_INPUTS)
+
+
+@pytest.mark.parametrize(("key", "old", "new"), [
+    ("replaceRunningTasks", False, True), ("retryPolicy", None, {"maxAttempts": 2})])
+def test_a_stored_only_job_input_change_is_an_update_that_stores_it(key: str, old: Any,
+                                                                      new: Any) -> None:
+    from batchtasks.batch.job import BatchJobProvider
+
+    olds = {"jobId": "weekly", "endpoint": "https://acct.eastus.batch.azure.com",
+            "poolId": "pool-1", key: old}
+    result = BatchJobProvider().diff("weekly", olds, {**olds, key: new})
+    assert result.changes is True and not result.replaces

@@ -16,8 +16,21 @@ from batchtasks.batch.spec import CONSTRAINT_FIELDS, is_unknown, is_unknown_as_a
 # Task-resource inputs that identify where the tasks live: a change moves every task.
 TASK_LOCATION_INPUTS = ("endpoint", "jobId")
 # Job inputs Batch can change on an existing job.
-JOB_UPDATABLE_INPUTS = ("priority", "maxParallelTasks", "constraints", "onAllTasksComplete")
-JOB_REPLACE_INPUTS = ("endpoint", "jobId", "poolId", "usesTaskDependencies")
+# Every BatchJob input and what a change to it does: "update" (Batch changes the job in place),
+# "replace" (a new job), "stored" (kept in the state only, so that delete and later operations
+# read the new value: still an update, pulumi/pulumi#9086), "output" (set by the provider, seeded
+# as None by the resource; never a change).
+JOB_INPUTS = {
+    "jobId": "replace", "endpoint": "replace", "poolId": "replace",
+    "usesTaskDependencies": "replace",
+    "priority": "update", "maxParallelTasks": "update", "constraints": "update",
+    "onAllTasksComplete": "update",
+    "owner": "stored", "adopt": "stored", "adopted": "output", "replaceRunningTasks": "stored",
+    "retryPolicy": "stored",
+}
+JOB_UPDATABLE_INPUTS = tuple(name for name, kind in JOB_INPUTS.items() if kind == "update")
+JOB_REPLACE_INPUTS = tuple(name for name, kind in JOB_INPUTS.items() if kind == "replace")
+JOB_STORED_INPUTS = tuple(name for name, kind in JOB_INPUTS.items() if kind == "stored")
 # Shared task inputs that end up in every task body.
 ALL_TASK_INPUTS = ("identityResourceId", "mountsDir", "registryServer")
 

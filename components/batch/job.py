@@ -38,7 +38,7 @@ from batchtasks.batch.client import (
     operation_error,
     service_errors,
 )
-from batchtasks.batch.diff import completion_mode, job_change, same
+from batchtasks.batch.diff import JOB_STORED_INPUTS, completion_mode, job_change, same
 from batchtasks.batch.retrying import RetryingProvider
 from batchtasks.batch.spec import build_job_body, is_unknown
 
@@ -82,8 +82,7 @@ class BatchJobProvider(RetryingProvider):
         """Update priority, maxParallelTasks, constraints, the completion mode and the owner in
         place; replace the job for anything else."""
         in_place, replace = job_change(olds, news)
-        other = [key for key in ("owner", "adopt", "replaceRunningTasks", "retryPolicy")
-                 if not same(olds.get(key), news.get(key))]
+        other = [key for key in JOB_STORED_INPUTS if not same(olds.get(key), news.get(key))]
         return DiffResult(changes=bool(in_place or replace or other), replaces=replace,
                           delete_before_replace=True)
 
