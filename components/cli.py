@@ -123,17 +123,20 @@ def write_output(text: str, output: Path | None) -> None:
         raise
 
 
-def _preview(args: argparse.Namespace) -> int:
-    # Imported here: Pulumi and the providers take a moment to load, `schema` needs neither.
-    from batchtasks.preview import (
-        AgainstError,
-        compare,
-        load_against,
-        preview_stack,
-        render_json,
-        render_markdown,
-    )
+def _failure(error: Exception, where: str) -> int:
+    """Print why the stack file (or the --against one) cannot be previewed; return the exit."""
+    if isinstance(error, ConfigError):
+        _print_problems(error, where)
+        return EXIT_INVALID
+    if isinstance(error, ValueError):
+        print(f"batchtasks: invalid configuration in {visible(where)}: {visible(error)}",
+              file=sys.stderr)
+        return EXIT_INVALID
+    print(f"batchtasks: cannot read {visible(where)}: {visible(error)}", file=sys.stderr)
+    return EXIT_USAGE
 
+
+def _preview(args: argparse.Namespace) -> int:
     if _bad_stack_name(args):
         return EXIT_USAGE
     path, stack = _stack_file(args)
@@ -146,8 +149,22 @@ def _preview(args: argparse.Namespace) -> int:
         print(f"batchtasks: stack file {str(path)!r} not found{hint}", file=sys.stderr)
         return EXIT_USAGE
     where = str(path)
+    # The stack file is checked before Pulumi and the providers load (they take a moment), so
+    # a bad file is answered at once.
     try:
         config = load_stack_file(path)
+    except (ConfigError, ValueError, OSError) as error:
+        return _failure(error, where)
+    from batchtasks.preview import (
+        AgainstError,
+        compare,
+        load_against,
+        preview_stack,
+        render_json,
+        render_markdown,
+    )
+
+    try:
         preview = preview_stack(config, stack)
         changes = None
         if args.against is not None:
@@ -157,16 +174,8 @@ def _preview(args: argparse.Namespace) -> int:
     except AgainstError as error:
         print(f"batchtasks: {visible(error)}", file=sys.stderr)
         return EXIT_USAGE
-    except ConfigError as error:
-        _print_problems(error, where)
-        return EXIT_INVALID
-    except ValueError as error:
-        print(f"batchtasks: invalid configuration in {visible(where)}: {visible(error)}",
-              file=sys.stderr)
-        return EXIT_INVALID
-    except OSError as error:
-        print(f"batchtasks: cannot read {visible(where)}: {visible(error)}", file=sys.stderr)
-        return EXIT_USAGE
+    except (ConfigError, ValueError, OSError) as error:
+        return _failure(error, where)
     render = render_json if args.format == "json" else render_markdown
     try:
         write_output(render(preview, changes), args.output)

@@ -775,8 +775,8 @@ def _run_options(value: str) -> str | None:
             continue
         if given is None or not re.fullmatch(option.value, given):
             if bare == "network":
-                return (f"must not use --network={given}: {_PRIVILEGE_WHY} (allowed: "
-                        "--network=none or --network=bridge)")
+                return (f"must not use --network={given}: {_PRIVILEGE_WHY} (--network takes "
+                        f"none or bridge; allowed options: {_RUN_OPTIONS_LIST})")
             return f"must give {name} a value of the form {option.value} ({given!r} given)"
     return None
 

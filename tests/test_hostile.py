@@ -365,3 +365,144 @@ def test_the_installed_command_answers_an_alias_bomb_without_a_traceback(tmp_pat
     assert completed.returncode == 1
     assert "aliases expand" in completed.stderr
     assert "Traceback" not in completed.stderr
+
+
+# --- values Batch or the node would refuse, or run differently ----------------------------
+
+RETRIES = "        retries: 2"
+RUN_AT = "      defaults:\n        image: cfaprdbatchcr.azurecr.io/forecast-model:2025.06.1\n"
+IMAGE = "        image: cfaprdbatchcr.azurecr.io/forecast-model:2025.06.1"
+TARGET = "            target: /data/nssp"
+OUTPUT = "            - pattern: output/**/*"
+SUMMARY_OUTPUT = "            - pattern: summary/*"
+COMMAND = "          command: python -m forecast.summarise --in /data/forecasts --out summary"
+
+
+class TestBatchLimits:
+    def test_retries_beyond_int32_are_refused(self, capsys, tmp_path) -> None:
+        refused(capsys, tmp_path, edited((RETRIES, "        retries: 2147483648")),
+                f"{DEFAULTS}.retries", "at most 2147483647")
+
+    def test_job_retry_count_beyond_int32_is_refused(self, capsys, tmp_path) -> None:
+        refused(capsys, tmp_path, edited(("maxWallClockTime: PT12H",
+                                          "maxWallClockTime: PT12H\n        maxTaskRetryCount: "
+                                          "99999999999")),
+                f"{JOB}.constraints.maxTaskRetryCount", "at most 2147483647")
+
+    def test_max_parallel_tasks_beyond_int32_is_refused(self, capsys, tmp_path) -> None:
+        refused(capsys, tmp_path, edited(("maxParallelTasks: 40",
+                                          "maxParallelTasks: 4294967296")),
+                f"{JOB}.maxParallelTasks", "at most")
+
+    def test_priority_outside_batch_range_is_refused(self, capsys, tmp_path) -> None:
+        refused(capsys, tmp_path, edited(("priority: 100", "priority: -1001")),
+                f"{JOB}.priority", "between -1000 and 1000")
+
+    @pytest.mark.parametrize("duration", ["P9999999999W", "P10675199DT2H48M5.4775808S",
+                                          "PT" + "9" * 5000 + "S"])
+    def test_durations_longer_than_batch_holds_are_refused(self, capsys, tmp_path,
+                                                           duration) -> None:
+        refused(capsys, tmp_path, edited(("maxWallClockTime: PT2H",
+                                          f"maxWallClockTime: {duration}")),
+                f"{DEFAULTS}.maxWallClockTime", "longer than Batch can hold")
+
+    def test_longest_duration_batch_holds_is_accepted(self, capsys, tmp_path) -> None:
+        document = accepted(capsys, tmp_path, edited(("retention: P7D",
+                                                      "retention: P10675199DT2H48M5.4775807S")))
+        assert task_ids(document)
+
+    def test_a_task_body_over_the_request_limit_is_refused(self, capsys, tmp_path) -> None:
+        long_value = "x" * 1_100_000
+        refused(capsys, tmp_path, edited((SEED, f"{SEED}\n          BLOB: {long_value}")),
+                JOB, "task body", "1 MB")
+
+    def test_a_single_task_over_the_request_limit_is_refused(self, capsys, tmp_path) -> None:
+        refused(capsys, tmp_path, edited((COMMAND, f"          command: echo {'y' * 1_000_000}")),
+                SUMMARY, "task body")
+
+
+class TestControlCharacters:
+    @pytest.mark.parametrize("escape", ["\\0", "\\e[2J", "\\r", "\\x7f", "\\x85"])
+    def test_in_a_command(self, capsys, tmp_path, escape) -> None:
+        refused(capsys, tmp_path, edited((COMMAND, f'          command: "echo {escape}x"')),
+                f"{SUMMARY}.command", "control characters")
+
+    def test_in_an_env_value(self, capsys, tmp_path) -> None:
+        refused(capsys, tmp_path, edited((SEED, 'MODEL_SEED: "20250601\\0"')),
+                f"{DEFAULTS}.env.MODEL_SEED", "control characters")
+
+    def test_in_an_axis_value(self, capsys, tmp_path) -> None:
+        refused(capsys, tmp_path, edited((STATES, 'state: [ca, ny, az, "t\\tx"]')),
+                f"{SWEEP}.matrix.state[3]", "control characters")
+
+    def test_in_a_mount_target(self, capsys, tmp_path) -> None:
+        refused(capsys, tmp_path, edited((TARGET, '            target: "/data/nssp\\0"')),
+                f"{DEFAULTS}.mounts[0].target", "control characters")
+
+    def test_in_an_output_path(self, capsys, tmp_path) -> None:
+        refused(capsys, tmp_path, edited(("              path: summary",
+                                          '              path: "summary\\e"')),
+                f"{SUMMARY}.outputs[0].path", "control characters")
+
+    def test_in_an_image(self, capsys, tmp_path) -> None:
+        refused(capsys, tmp_path, edited((IMAGE, '        image: "cfaprdbatchcr.azurecr.io/'
+                                                 'forecast-model:1\\0"')),
+                f"{DEFAULTS}.image", "control characters")
+
+
+class TestMountsAndOutputs:
+    @pytest.mark.parametrize("target", ["/", "//", "/./", "/data/.."])
+    def test_mount_target_cannot_be_the_root(self, capsys, tmp_path, target) -> None:
+        refused(capsys, tmp_path, edited((TARGET, f"            target: {target}")),
+                f"{DEFAULTS}.mounts[0].target")
+
+    @pytest.mark.parametrize("target", ["//data/population", "/data/population/",
+                                        "/data/./population", "/data//population"])
+    def test_targets_equal_once_normalised_are_refused(self, capsys, tmp_path, target) -> None:
+        refused(capsys, tmp_path, edited((TARGET, f"            target: {target}"),
+                                         ("            target: /data/population",
+                                          "            target: /data/population")),
+                f"{DEFAULTS}.mounts[1].target", "repeats the target of mounts[0]")
+
+    @pytest.mark.parametrize("pattern", ["/etc/shadow", "../../var/lib/waagent/*",
+                                         "out/../../../x", "~/x", "$AZ_BATCH_NODE_ROOT_DIR/x",
+                                         "out\\\\x"])
+    def test_output_patterns_stay_in_the_task_directory(self, capsys, tmp_path,
+                                                        pattern) -> None:
+        refused(capsys, tmp_path, edited((SUMMARY_OUTPUT, f"            - pattern: '{pattern}'")),
+                f"{SUMMARY}.outputs[0].pattern")
+
+    def test_sweep_output_pattern_takes_axis_placeholders(self, capsys, tmp_path) -> None:
+        document = accepted(capsys, tmp_path, edited((OUTPUT, "            - pattern: "
+                                                              "'output/{state}/*'")))
+        task = next(t for t in document["tasks"]["weekly-forecast"] if t["id"] == "flu-ny")
+        assert task["outputFiles"][0]["filePattern"] == "output/ny/*"
+
+    def test_sweep_output_pattern_that_climbs_out_is_refused(self, capsys, tmp_path) -> None:
+        refused(capsys, tmp_path, edited((OUTPUT, "            - pattern: '{state}/../../../x'")),
+                f"{SWEEP}.outputs[0].pattern", "climb out")
+
+
+class TestRunOptions:
+    @pytest.mark.parametrize("options", [
+        "--cgroupns=host", "--env-file=/etc/environment", "--user=0", "--group-add=0",
+        "-p 8080:80", "--publish=80", "--entrypoint=sh", "--network=host", "--net=host",
+        "--privileged", "-itv", "--log-driver=syslog", "--sysctl=net.ipv4.ip_forward=1",
+        "--runtime=runc", "--rm --security-opt=seccomp=unconfined"])
+    def test_options_outside_the_allow_list_are_refused(self, capsys, tmp_path,
+                                                        options) -> None:
+        err = refused(capsys, tmp_path, edited((COMMAND, f"{COMMAND}\n          runOptions: "
+                                                         f"'{options}'")),
+                      f"{SUMMARY}.runOptions")
+        assert "--shm-size" in err  # the allow-list is named
+
+    def test_allowed_options_pass_and_come_first(self, capsys, tmp_path) -> None:
+        document = accepted(capsys, tmp_path, edited((
+            COMMAND, f"{COMMAND}\n          runOptions: --init --shm-size=2g --network none")))
+        task = next(t for t in document["tasks"]["weekly-forecast"] if t["id"] == "summary")
+        assert task["containerSettings"]["containerRunOptions"].startswith(
+            "--init --shm-size=2g --network none --mount")
+
+    def test_image_cannot_be_an_option(self, capsys, tmp_path) -> None:
+        refused(capsys, tmp_path, edited((IMAGE, "        image: --privileged")),
+                f"{DEFAULTS}.image")
