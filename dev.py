@@ -34,8 +34,16 @@ def _ensure_environment() -> None:
         venv.EnvBuilder(with_pip=True).create(VENV)
     python = str(_venv_bin("python"))
     subprocess.run(
-        [python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-         "-e", f"{ROOT}[test]"],
+        [
+            python,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "-e",
+            f"{ROOT}[test]",
+        ],
         check=True,
     )
     STAMP.write_text(wanted)
@@ -70,20 +78,24 @@ def main(argv: list[str]) -> int:
         The exit code of the command that ran.
     """
     if not argv or argv[0] in {"-h", "--help"}:
-        print("usage: python3 dev.py test [pytest args] | bench [options] | "
-              "<batchtasks verb> ...")
+        print("usage: python3 dev.py test [pytest args] | bench [options] | <batchtasks verb> ...")
         return 2 if not argv else 0
     _ensure_environment()
     if argv[0] == "bench":
-        return subprocess.run([str(_venv_bin("python")), "-m", "bench.run", *argv[1:]],
-                              cwd=ROOT).returncode
+        return subprocess.run(
+            [str(_venv_bin("python")), "-m", "bench.run", *argv[1:]], cwd=ROOT
+        ).returncode
     if argv[0] == "test":
-        # All three run, so one report shows every failure; any failure fails the command.
+        # All four run, so one report shows every failure; any failure fails the command.
         lint = subprocess.run([str(_venv_bin("ruff")), "check", str(ROOT)], cwd=ROOT)
-        types = subprocess.run([str(_venv_bin("mypy")), "-p", "batchtasks"], cwd=ROOT,
-                               env={**os.environ, "MYPYPATH": str(_typecheck_path())})
+        layout = subprocess.run([str(_venv_bin("ruff")), "format", "--check", str(ROOT)], cwd=ROOT)
+        types = subprocess.run(
+            [str(_venv_bin("mypy")), "-p", "batchtasks"],
+            cwd=ROOT,
+            env={**os.environ, "MYPYPATH": str(_typecheck_path())},
+        )
         tests = subprocess.run([str(_venv_bin("python")), "-m", "pytest", *argv[1:]], cwd=ROOT)
-        return lint.returncode or types.returncode or tests.returncode
+        return lint.returncode or layout.returncode or types.returncode or tests.returncode
     return subprocess.run([str(_venv_bin("batchtasks")), *argv], cwd=ROOT).returncode
 
 

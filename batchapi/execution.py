@@ -55,8 +55,9 @@ class TaskExecution:
 
         def _job(self, job_id: str) -> _Job: ...
         def _task(self, job: _Job, task_id: str) -> dict[str, Any]: ...
-        def _set_task_state(self, job: _Job, task: dict[str, Any], state: str,
-                            exit_code: int) -> None: ...
+        def _set_task_state(
+            self, job: _Job, task: dict[str, Any], state: str, exit_code: int
+        ) -> None: ...
         def _stamp(self, body: dict[str, Any]) -> None: ...
 
     def _init_execution(self) -> None:
@@ -70,8 +71,9 @@ class TaskExecution:
 
     # ----------------------------------------------------------------- driving tasks
 
-    def start_task(self, job_id: str, task_id: str, node_id: str = "tvm-1",
-                   preparing: bool = False) -> None:
+    def start_task(
+        self, job_id: str, task_id: str, node_id: str = "tvm-1", preparing: bool = False
+    ) -> None:
         """Schedule a task on a node: ``preparing`` (if asked), else ``running``.
 
         Parameters
@@ -96,14 +98,19 @@ class TaskExecution:
                 "nodeId": node_id,
                 "taskRootDirectory": f"workitems/{job_id}/job-1/{task_id}",
                 "taskRootDirectoryUrl": f"{self.base_url}/pools/{pool}/nodes/{node_id}/files/"
-                                        f"workitems/{job_id}/job-1/{task_id}",
+                f"workitems/{job_id}/job-1/{task_id}",
             }
             self._lost_nodes.discard(node_id)
             self._files.setdefault((job_id.lower(), task_id.lower()), {})
             self._set_task_state(job, task, "preparing" if preparing else "running", 0)
 
-    def finish_task(self, job_id: str, task_id: str, exit_code: int | None = 0,
-                    failure: Mapping[str, str] | None = None) -> str:
+    def finish_task(
+        self,
+        job_id: str,
+        task_id: str,
+        exit_code: int | None = 0,
+        failure: Mapping[str, str] | None = None,
+    ) -> str:
         """End a task's attempt as its node reports it; returns the task's new state.
 
         A failed attempt (non-zero exit code, or a `failure` such as a container or upload
@@ -173,15 +180,18 @@ class TaskExecution:
         task = self._task(job, task_id)
         node = (task.get("nodeInfo") or {}).get("nodeId")
         if node is None:
-            raise _service.BatchError(409, "OperationInvalidForCurrentState",
-                             "The specified operation is not valid for the current state of "
-                             "the resource.")
+            raise _service.BatchError(
+                409,
+                "OperationInvalidForCurrentState",
+                "The specified operation is not valid for the current state of the resource.",
+            )
         if node in self._lost_nodes:
             raise _service.BatchError(404, "NodeNotFound", "The specified node does not exist.")
         file = self._files.get((job_id.lower(), task_id.lower()), {}).get(path)
         if file is None:
-            raise _service.BatchError(404, "FileNotFound", "The specified file does not exist.",
-                             {"FilePath": path})
+            raise _service.BatchError(
+                404, "FileNotFound", "The specified file does not exist.", {"FilePath": path}
+            )
         return file
 
     def _file_headers(self, job_id: str, task_id: str, path: str, file: _File) -> dict[str, str]:
@@ -201,8 +211,9 @@ class TaskExecution:
             headers["Content-Length"] = str(len(file.data))
             return _service.Reply(200, None, headers)
 
-    def task_file(self, job_id: str, task_id: str, path: str,
-                  byte_range: str | None) -> _service.Reply:
+    def task_file(
+        self, job_id: str, task_id: str, path: str, byte_range: str | None
+    ) -> _service.Reply:
         """GET /jobs/{jobId}/tasks/{taskId}/files/{filePath}, whole or ``bytes=a-b``.
 
         The range comes from the ``ocp-range`` header (or ``Range``); a range starting past
@@ -214,7 +225,7 @@ class TaskExecution:
             headers = self._file_headers(job_id, task_id, path, file)
         if byte_range:
             start, end = _parse_range(byte_range, len(data))
-            data = data[start:end + 1]
+            data = data[start : end + 1]
         reply = _service.Reply(200, None, headers)
         reply.raw = data
         return reply
@@ -228,14 +239,20 @@ class TaskExecution:
                 raise _service.BatchError(409, code, f"The specified job is {job.body['state']}.")
             task = self._task(job, task_id)
             if task["state"] != "completed":
-                raise _service.BatchError(409, "TaskNotCompleted",
-                                 "The specified task is not in a completed state, and the "
-                                 "requested operation can be performed only on completed tasks.")
+                raise _service.BatchError(
+                    409,
+                    "TaskNotCompleted",
+                    "The specified task is not in a completed state, and the "
+                    "requested operation can be performed only on completed tasks.",
+                )
             if task["executionInfo"].get("result") != "failure":
-                raise _service.BatchError(409, "TaskSucceeded",
-                                 "The specified task has already completed successfully, and "
-                                 "the requested operation cannot be performed on successful "
-                                 "tasks.")
+                raise _service.BatchError(
+                    409,
+                    "TaskSucceeded",
+                    "The specified task has already completed successfully, and "
+                    "the requested operation cannot be performed on successful "
+                    "tasks.",
+                )
             requeues = task["executionInfo"].get("requeueCount", 0)
             self._set_task_state(job, task, "active", 0)
             # Reactivation forgets the exit code and failure info and resets the retries.
@@ -248,19 +265,27 @@ class TaskExecution:
 def _parse_range(text: str, size: int) -> tuple[int, int]:
     spec = text.strip()
     if not spec.startswith("bytes="):
-        raise _service.BatchError(400, "InvalidHeaderValue",
-                         "The value provided for one of the HTTP headers was not in the "
-                         "correct format.", {"HeaderName": "ocp-range", "HeaderValue": text})
-    first, _, last = spec[len("bytes="):].partition("-")
+        raise _service.BatchError(
+            400,
+            "InvalidHeaderValue",
+            "The value provided for one of the HTTP headers was not in the correct format.",
+            {"HeaderName": "ocp-range", "HeaderValue": text},
+        )
+    first, _, last = spec[len("bytes=") :].partition("-")
     try:
         start = int(first) if first else max(0, size - int(last))
         end = int(last) if first and last else size - 1
     except ValueError:
         raise _service.BatchError(
-            400, "InvalidHeaderValue", "The value provided for one of the HTTP headers was not "
-            "in the correct format.", {"HeaderName": "ocp-range", "HeaderValue": text}) from None
+            400,
+            "InvalidHeaderValue",
+            "The value provided for one of the HTTP headers was not in the correct format.",
+            {"HeaderName": "ocp-range", "HeaderValue": text},
+        ) from None
     if start >= size or end < start:
         raise _service.BatchError(
-            416, "InvalidRange", "The range specified is invalid for the current size of the "
-            "resource.")
+            416,
+            "InvalidRange",
+            "The range specified is invalid for the current size of the resource.",
+        )
     return start, min(end, size - 1)

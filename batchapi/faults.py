@@ -111,8 +111,9 @@ class FaultPlan:
         with self._lock:
             self._drops[route] = self._drops.get(route, 0) + times
 
-    def error_after_commit(self, route: str, status: int = 500, times: int = 1,
-                           code: str | None = None) -> None:
+    def error_after_commit(
+        self, route: str, status: int = 500, times: int = 1, code: str | None = None
+    ) -> None:
         """Do the next ``times`` requests on ``route``, then answer ``status`` anyway (a
         committed write the client hears as failed).
 
@@ -146,8 +147,9 @@ class FaultPlan:
                     return fault
             return None
 
-    def collection_client_errors(self, task_ids: Iterable[str], code: str, message: str,
-                                 values: dict[str, str] | None = None) -> None:
+    def collection_client_errors(
+        self, task_ids: Iterable[str], code: str, message: str, values: dict[str, str] | None = None
+    ) -> None:
         """Refuse these tasks with ``clienterror`` in add-collection results, every time.
 
         Parameters
@@ -161,8 +163,9 @@ class FaultPlan:
         """
         with self._lock:
             for task_id in task_ids:
-                self._task_refusals[task_id.lower()] = BatchError(400, code, message,
-                                                                  dict(values or {}))
+                self._task_refusals[task_id.lower()] = BatchError(
+                    400, code, message, dict(values or {})
+                )
 
     def take_task_refusal(self, task_id: str) -> BatchError | None:
         """The armed client error for a task, if any (it stays armed)."""

@@ -122,8 +122,10 @@ def write_fake_az(directory: Path) -> Path:
         The path of the script.
     """
     path = directory / "az"
-    path.write_text(_SCRIPT.replace("{prefix}", TOKEN_PREFIX)
-                    .replace("{storage_token}", storage_token())
-                    .replace("{storage}", STORAGE_RESOURCE))
+    path.write_text(
+        _SCRIPT.replace("{prefix}", TOKEN_PREFIX)
+        .replace("{storage_token}", storage_token())
+        .replace("{storage}", STORAGE_RESOURCE)
+    )
     path.chmod(path.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
     return path

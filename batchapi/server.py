@@ -268,10 +268,14 @@ class _Handler(BaseHTTPRequestHandler):
             ("POST", "terminatetask"): lambda: service.terminate_task(job, task),
             ("POST", "reactivatetask"): lambda: service.reactivate_task(job, task),
             ("HEAD", "taskfile"): lambda: service.task_file_properties(
-                job, task, route.file_path or ""),
+                job, task, route.file_path or ""
+            ),
             ("GET", "taskfile"): lambda: service.task_file(
-                job, task, route.file_path or "",
-                self.headers.get("ocp-range") or self.headers.get("Range")),
+                job,
+                task,
+                route.file_path or "",
+                self.headers.get("ocp-range") or self.headers.get("Range"),
+            ),
         }
         handler = handlers.get((method, kind))
         if handler is None:
@@ -333,8 +337,9 @@ class _Handler(BaseHTTPRequestHandler):
                 self.send_header(name, value)
         if self.command == "HEAD":
             # Properties travel in headers; HEAD sends no body, but says how long it would be.
-            self._common_headers(request_id, int(reply.headers.get("Content-Length", 0)),
-                                 content_type=None)
+            self._common_headers(
+                request_id, int(reply.headers.get("Content-Length", 0)), content_type=None
+            )
             return
         self._common_headers(request_id, len(data))
         self.wfile.write(data)
@@ -361,9 +366,12 @@ class _Handler(BaseHTTPRequestHandler):
         if self.command != "HEAD":  # a HEAD answer has no body, errors included
             self.wfile.write(data)
 
-    def _common_headers(self, request_id: str, length: int,
-                        content_type: str | None = "application/json;odata=minimalmetadata"
-                        ) -> None:
+    def _common_headers(
+        self,
+        request_id: str,
+        length: int,
+        content_type: str | None = "application/json;odata=minimalmetadata",
+    ) -> None:
         if content_type is not None:
             self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(length))
@@ -646,8 +654,9 @@ class BatchApiDouble:
         """
         self.faults.error_after_commit(route, status, times)
 
-    def collection_client_errors(self, task_ids: list[str], code: str, message: str,
-                                 values: dict[str, str] | None = None) -> None:
+    def collection_client_errors(
+        self, task_ids: list[str], code: str, message: str, values: dict[str, str] | None = None
+    ) -> None:
         """Refuse these tasks as ``clienterror`` in add-collection results, every time.
 
         Parameters
@@ -747,13 +756,19 @@ class BatchApiDouble:
         """
         self.service.set_task_state(job_id, task_id, state, exit_code)
 
-    def start_task(self, job_id: str, task_id: str, node_id: str = "tvm-1",
-                   preparing: bool = False) -> None:
+    def start_task(
+        self, job_id: str, task_id: str, node_id: str = "tvm-1", preparing: bool = False
+    ) -> None:
         """Schedule a task on a node, as the pool would (see `TaskExecution.start_task`)."""
         self.service.start_task(job_id, task_id, node_id, preparing)
 
-    def finish_task(self, job_id: str, task_id: str, exit_code: int | None = 0,
-                    failure: dict[str, str] | None = None) -> str:
+    def finish_task(
+        self,
+        job_id: str,
+        task_id: str,
+        exit_code: int | None = 0,
+        failure: dict[str, str] | None = None,
+    ) -> str:
         """End a task's attempt; retried while its budget lasts (`TaskExecution.finish_task`)."""
         return self.service.finish_task(job_id, task_id, exit_code, failure)
 

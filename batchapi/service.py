@@ -441,11 +441,13 @@ class BatchService(TaskExecution):
         stored = copy.deepcopy(body)
         for key, value in _JOB_DEFAULTS.items():
             stored.setdefault(key, value)
-        stored["constraints"] = _durations_spelled({
-            "maxWallClockTime": _FOREVER,
-            "maxTaskRetryCount": 0,
-            **(body.get("constraints") or {}),
-        })
+        stored["constraints"] = _durations_spelled(
+            {
+                "maxWallClockTime": _FOREVER,
+                "maxTaskRetryCount": 0,
+                **(body.get("constraints") or {}),
+            }
+        )
         stored.update(
             url=f"{self.base_url}/jobs/{job_id}",
             creationTime=now,
@@ -486,11 +488,13 @@ class BatchService(TaskExecution):
             current.pop("metadata", None)
         for key, value in body.items():
             if key == "constraints":
-                current[key] = _durations_spelled({
-                    "maxWallClockTime": _FOREVER,
-                    "maxTaskRetryCount": 0,
-                    **(value or {}),
-                })
+                current[key] = _durations_spelled(
+                    {
+                        "maxWallClockTime": _FOREVER,
+                        "maxTaskRetryCount": 0,
+                        **(value or {}),
+                    }
+                )
             else:
                 current[key] = copy.deepcopy(value)
         self._stamp(current)
@@ -520,8 +524,6 @@ class BatchService(TaskExecution):
                 else:
                     job.polls_left -= 1
             return Reply(200, _select(job.body, select), _entity_headers(job.body))
-
-
 
     def list_jobs(
         self,
@@ -773,8 +775,11 @@ def _page(
     limit: int,
 ) -> Page:
     # `states` is a set of states (jobs) or a compiled $filter (see odata.parse_filter).
-    matching = (b for b in bodies if states is None or (
-        states(b) if callable(states) else b["state"] in states))
+    matching = (
+        b
+        for b in bodies
+        if states is None or (states(b) if callable(states) else b["state"] in states)
+    )
     chunk = list(itertools.islice(matching, offset, offset + limit + 1))
     more = len(chunk) > limit
     items = [_select(b, select) for b in chunk[:limit]]

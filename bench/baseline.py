@@ -53,8 +53,9 @@ def client_environment(env: Mapping[str, str]) -> Iterator[None]:
                 os.environ[name] = value
 
 
-def seed_task(location: str, scenario: str,
-              identity_resource_id: str) -> batch_models.BatchTaskCreateOptions:
+def seed_task(
+    location: str, scenario: str, identity_resource_id: str
+) -> batch_models.BatchTaskCreateOptions:
     """Build one task of the benchmark's sweep the way a submission script does.
 
     Parameters
@@ -71,33 +72,53 @@ def seed_task(location: str, scenario: str,
     """
     identity = batch_models.BatchNodeIdentityReference(resource_id=identity_resource_id)
     registry = batch_models.ContainerRegistryReference(
-        registry_server=REGISTRY_SERVER, identity_reference=identity)
+        registry_server=REGISTRY_SERVER, identity_reference=identity
+    )
     container_settings = seed.get_container_settings(
-        IMAGE, az_mount_dir=MOUNTS_DIR, working_directory="taskWorkingDirectory",
+        IMAGE,
+        az_mount_dir=MOUNTS_DIR,
+        working_directory="taskWorkingDirectory",
         mount_pairs=[{"source": source, "target": target} for source, target in INPUT_MOUNTS],
-        registry=registry)
+        registry=registry,
+    )
     output = seed.output_task_files_to_blob(
-        "output/**/*", OUTPUT_CONTAINER, STORAGE_ACCOUNT, path=f"{location}/{scenario}",
-        upload_condition="taskSuccess", compute_node_identity_reference=identity)
-    environment = {"MODEL_SEED": "20250601", "REPORT_DATE": "2025-06-02",
-                   "LOCATION": location, "SCENARIO": scenario}
+        "output/**/*",
+        OUTPUT_CONTAINER,
+        STORAGE_ACCOUNT,
+        path=f"{location}/{scenario}",
+        upload_condition="taskSuccess",
+        compute_node_identity_reference=identity,
+    )
+    environment = {
+        "MODEL_SEED": "20250601",
+        "REPORT_DATE": "2025-06-02",
+        "LOCATION": location,
+        "SCENARIO": scenario,
+    }
     return seed.get_task_config(
         f"{location}-{scenario}",
         COMMAND_TEMPLATE.format(location=location, scenario=scenario),
         container_settings=container_settings,
-        log_blob_container=LOG_CONTAINER, log_blob_account=STORAGE_ACCOUNT, log_subdir=JOB_ID,
+        log_blob_container=LOG_CONTAINER,
+        log_blob_account=STORAGE_ACCOUNT,
+        log_subdir=JOB_ID,
         log_compute_node_identity_reference=identity,
         output_files=[output],
-        environment_settings=[batch_models.EnvironmentSetting(name=name, value=value)
-                              for name, value in sorted(environment.items())],
+        environment_settings=[
+            batch_models.EnvironmentSetting(name=name, value=value)
+            for name, value in sorted(environment.items())
+        ],
         constraints=batch_models.BatchTaskConstraints(
             max_wall_clock_time=datetime.timedelta(hours=2),
-            retention_time=datetime.timedelta(days=7), max_task_retry_count=RETRIES),
+            retention_time=datetime.timedelta(days=7),
+            max_task_retry_count=RETRIES,
+        ),
     )
 
 
-def measure_baseline(api: DoubleProcess, n: int, latency: float, identity_resource_id: str,
-                     limit: int | None = None) -> dict[str, Any]:
+def measure_baseline(
+    api: DoubleProcess, n: int, latency: float, identity_resource_id: str, limit: int | None = None
+) -> dict[str, Any]:
     """Add the N-task sweep one `create_task` call at a time; measure requests and wall time.
 
     Parameters
@@ -123,8 +144,7 @@ def measure_baseline(api: DoubleProcess, n: int, latency: float, identity_resour
     api.latency = latency
     api.add_job(JOB_ID, POOL_ID)
     axes = axis_values(n)
-    cells = [(location, scenario) for location in axes["location"]
-             for scenario in axes["scenario"]]
+    cells = [(location, scenario) for location in axes["location"] for scenario in axes["scenario"]]
     measured = cells if limit is None or limit >= n else cells[:limit]
     with client_environment(api.client_env()):
         start = time.perf_counter()
@@ -137,9 +157,14 @@ def measure_baseline(api: DoubleProcess, n: int, latency: float, identity_resour
         raise RuntimeError(f"the loop left {stored} tasks, not {len(measured)}")
     extrapolated = len(measured) < n
     first = f"{measured[0][0]}-{measured[0][1]}"
-    return {"n": n, "latency_s": latency, "tasks_measured": len(measured),
-            "requests": round(api.total_requests() * n / len(measured)),
-            "requests_measured": api.total_requests(),
-            "measured_wall_s": round(wall, 3),
-            "wall_s": round(wall * n / len(measured), 3), "extrapolated": extrapolated,
-            "first_task": api.task(JOB_ID, first)}
+    return {
+        "n": n,
+        "latency_s": latency,
+        "tasks_measured": len(measured),
+        "requests": round(api.total_requests() * n / len(measured)),
+        "requests_measured": api.total_requests(),
+        "measured_wall_s": round(wall, 3),
+        "wall_s": round(wall * n / len(measured), 3),
+        "extrapolated": extrapolated,
+        "first_task": api.task(JOB_ID, first),
+    }

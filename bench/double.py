@@ -66,8 +66,9 @@ class DoubleProcess:
     def __enter__(self) -> Self:
         context = multiprocessing.get_context("spawn")
         parent, child = context.Pipe()
-        self._process = context.Process(target=_serve, args=(child, self._latency),
-                                        name="batchapi-double", daemon=True)
+        self._process = context.Process(
+            target=_serve, args=(child, self._latency), name="batchapi-double", daemon=True
+        )
         self._process.start()
         self._connection = parent
         started = parent.recv()
@@ -75,8 +76,12 @@ class DoubleProcess:
         self._client_env = started["client_env"]
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         if self._connection is not None:
             try:
                 self._connection.send(("stop", (), {}))

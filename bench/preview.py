@@ -57,8 +57,16 @@ def measure_preview(stack_file: Path, n: int, project_dir: Path) -> dict[str, An
     RuntimeError
         If the preview fails; the message carries its stderr.
     """
-    command = [sys.executable, "-c", _WRAPPER, "preview", "--config-file", str(stack_file),
-               "--format", "json"]
+    command = [
+        sys.executable,
+        "-c",
+        _WRAPPER,
+        "preview",
+        "--config-file",
+        str(stack_file),
+        "--format",
+        "json",
+    ]
     start = time.perf_counter()
     done = subprocess.run(command, cwd=project_dir, capture_output=True, check=False)
     wall = time.perf_counter() - start
@@ -76,10 +84,14 @@ def measure_preview(stack_file: Path, n: int, project_dir: Path) -> dict[str, An
         raise RuntimeError(f"the preview of {n} tasks does not show one set of {n} tasks")
     # The set's inputs as the preview shows them: specs decoded for reading, no `__provider`.
     inputs = sets[0]["inputs"]
-    return {"n": n, "wall_s": round(wall, 3), "in_process_s": round(facts["in_process_s"], 3),
-            "peak_mb": round(facts["peak_kib"] / 1024, 1),
-            "output_mb": round(len(done.stdout) / 1e6, 2),
-            "preview_json_bytes_per_task": round(len(json.dumps(inputs)) / n, 1)}
+    return {
+        "n": n,
+        "wall_s": round(wall, 3),
+        "in_process_s": round(facts["in_process_s"], 3),
+        "peak_mb": round(facts["peak_kib"] / 1024, 1),
+        "output_mb": round(len(done.stdout) / 1e6, 2),
+        "preview_json_bytes_per_task": round(len(json.dumps(inputs)) / n, 1),
+    }
 
 
 def _rows_reference(changes: Any) -> list[str]:
@@ -91,12 +103,18 @@ def _rows_reference(changes: Any) -> list[str]:
     for job in changes.jobs:
         plan = job.tasks
         fields = plan.changed_fields or {}
-        rows = [*([code(task_id), "added", ""] for task_id in plan.added),
-                *([code(task_id), "removed", ""] for task_id in plan.removed),
-                *([code(task_id), "replaced", ", ".join(fields.get(task_id, ()))]
-                  for task_id in plan.replaced),
-                *([code(task_id), "updated in place", ", ".join(fields.get(task_id, ()))]
-                  for task_id in plan.updated)]
+        rows = [
+            *([code(task_id), "added", ""] for task_id in plan.added),
+            *([code(task_id), "removed", ""] for task_id in plan.removed),
+            *(
+                [code(task_id), "replaced", ", ".join(fields.get(task_id, ()))]
+                for task_id in plan.replaced
+            ),
+            *(
+                [code(task_id), "updated in place", ", ".join(fields.get(task_id, ()))]
+                for task_id in plan.updated
+            ),
+        ]
         lines += ["| " + " | ".join(row) + " |" for row in rows]
     return lines
 
@@ -153,10 +171,13 @@ def measure_grouping(directory: Path, n: int, repeats: int = 5) -> dict[str, Any
         return round(min(times), 4)
 
     plan = plan_tasks(olds, news)
-    return {"n": n, "groups": len(changes.jobs[0].groups),
-            "plan_s": best(lambda: plan_tasks(olds, news)),
-            "group_s": best(lambda: group_tasks(plan, olds, news)),
-            "grouped_render_s": best(lambda: _change_lines(changes)),
-            "rows_render_s": best(lambda: _rows_reference(changes)),
-            "grouped_markdown_chars": len("\n".join(_change_lines(changes))),
-            "rows_markdown_chars": len("\n".join(_rows_reference(changes)))}
+    return {
+        "n": n,
+        "groups": len(changes.jobs[0].groups),
+        "plan_s": best(lambda: plan_tasks(olds, news)),
+        "group_s": best(lambda: group_tasks(plan, olds, news)),
+        "grouped_render_s": best(lambda: _change_lines(changes)),
+        "rows_render_s": best(lambda: _rows_reference(changes)),
+        "grouped_markdown_chars": len("\n".join(_change_lines(changes))),
+        "rows_markdown_chars": len("\n".join(_rows_reference(changes))),
+    }

@@ -35,20 +35,24 @@ WORKER_THREAD_PREFIX = "ThreadPoolExecutor"
 PREVIEW_STAGES = (
     ("reading and validating the stack file", "config/parse.py", ("load_stack_file",)),
     ("running the program under mocks", "preview/offline.py", ("run_offline",)),
-    ("building every task's REST body for display", "batch/spec.py",
-     ("build_task_body", "build")),
+    ("building every task's REST body for display", "batch/spec.py", ("build_task_body", "build")),
     ("rendering the JSON", "preview/render.py", ("render_json",)),
 )
 SET_STAGES = (
     ("decoding request properties (pulumi rpc)", "runtime/rpc.py", ("deserialize_properties",)),
     ("encoding answers (pulumi rpc)", "bench/profiles.py", ("encode_properties",)),
     ("the provider's check", "batch/tasks.py", ("check",)),
-    ("building task bodies with the seed's builders", "batch/spec.py",
-     ("build_task_body", "build")),
-    ("adding them in collections (which consumes the body building)", "batch/client.py",
-     ("add",)),
-    ("of which the SDK's create_task_collection (serialise, HTTPS, parse)",
-     "azure/batch/_operations/_operations.py", ("create_task_collection",)),
+    (
+        "building task bodies with the seed's builders",
+        "batch/spec.py",
+        ("build_task_body", "build"),
+    ),
+    ("adding them in collections (which consumes the body building)", "batch/client.py", ("add",)),
+    (
+        "of which the SDK's create_task_collection (serialise, HTTPS, parse)",
+        "azure/batch/_operations/_operations.py",
+        ("create_task_collection",),
+    ),
 )
 Stages = tuple[tuple[str, str, tuple[str, ...]], ...]
 
@@ -71,8 +75,14 @@ def top_functions(stats: pstats.Stats, limit: int = TOP) -> list[dict[str, Any]]
     """
     rows = []
     for (filename, line, name), (_, calls, own, cumulative, _) in stats.stats.items():  # type: ignore[attr-defined]
-        rows.append({"function": f"{_short(filename)}:{line}({name})", "calls": calls,
-                     "own_s": round(own, 3), "cumulative_s": round(cumulative, 3)})
+        rows.append(
+            {
+                "function": f"{_short(filename)}:{line}({name})",
+                "calls": calls,
+                "own_s": round(own, 3),
+                "cumulative_s": round(cumulative, 3),
+            }
+        )
     rows.sort(key=lambda row: row["cumulative_s"], reverse=True)
     return rows[:limit]
 
@@ -87,7 +97,7 @@ def _short(filename: str) -> str:
     parts = Path(filename).parts
     for anchor in ("components", "bench", "tests"):
         if anchor in parts:
-            return "/".join(parts[parts.index(anchor):])
+            return "/".join(parts[parts.index(anchor) :])
     return filename
 
 
@@ -114,8 +124,9 @@ def stage_seconds(stats: pstats.Stats, stages: Stages) -> dict[str, float]:
     return {label: round(value, 3) for label, value in seconds.items()}
 
 
-def profiled(function: Callable[[], Any], stages: Stages
-             ) -> tuple[float, list[dict[str, Any]], dict[str, float]]:
+def profiled(
+    function: Callable[[], Any], stages: Stages
+) -> tuple[float, list[dict[str, Any]], dict[str, float]]:
     """Run a function under cProfile; return its wall seconds, top functions and stages.
 
     Worker threads (thread pools) are profiled too; the seconds of threads add up, so a stage
@@ -177,8 +188,9 @@ def encode_properties(props: dict[str, Any]) -> struct_pb2.Struct:
         loop.close()
 
 
-def profile_set_create(api: DoubleProcess, reg: Registration, job_id: str,
-                       pool_id: str) -> dict[str, Any]:
+def profile_set_create(
+    api: DoubleProcess, reg: Registration, job_id: str, pool_id: str
+) -> dict[str, Any]:
     """Profile a task set's Check and Create as the provider host runs them, in this process.
 
     Parameters
@@ -201,8 +213,7 @@ def profile_set_create(api: DoubleProcess, reg: Registration, job_id: str,
     api.add_job(job_id, pool_id)
     provider = BatchTaskSetProvider()
     # One request in flight at a time, so the profile reads as one sequence of work.
-    request = encode_properties({**strip_secrets(reg.inputs),
-                                 "retryPolicy": {"concurrency": 1}})
+    request = encode_properties({**strip_secrets(reg.inputs), "retryPolicy": {"concurrency": 1}})
 
     def check_and_create() -> None:
         # What pulumi.dynamic's Check and Create handlers do around the provider's methods.
@@ -217,5 +228,10 @@ def profile_set_create(api: DoubleProcess, reg: Registration, job_id: str,
 
     with client_environment(api.client_env()):
         wall, top, stages = profiled(check_and_create, SET_STAGES)
-    return {"wall_s": round(wall, 3), "requests": api.total_requests(),
-            "concurrency": 1, "stages": stages, "top": top}
+    return {
+        "wall_s": round(wall, 3),
+        "requests": api.total_requests(),
+        "concurrency": 1,
+        "stages": stages,
+        "top": top,
+    }

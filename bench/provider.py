@@ -90,9 +90,14 @@ class Step:
 
     def as_dict(self) -> dict[str, Any]:
         """Return the step as plain data for results.json."""
-        return {"requests": self.requests.total(), "reads": self.reads, "writes": self.writes,
-                "by_route": dict(sorted(self.requests.items())), "wall_s": round(self.wall_s, 3),
-                "host_s": round(self.host_s, 3)}
+        return {
+            "requests": self.requests.total(),
+            "reads": self.reads,
+            "writes": self.writes,
+            "by_route": dict(sorted(self.requests.items())),
+            "wall_s": round(self.wall_s, 3),
+            "host_s": round(self.host_s, 3),
+        }
 
 
 @contextmanager
@@ -128,7 +133,9 @@ def registrations(n: int, endpoint: str) -> dict[str, Registration]:
     pulumi.runtime.reset_options(project=PROJECT, stack=STACK, preview=False)
     found = capture_registrations(
         lambda: declare_stack(config, lambda key: pulumi.Output.secret(f"unused-{key}")),
-        project=PROJECT, stack=STACK)
+        project=PROJECT,
+        stack=STACK,
+    )
     return {reg.type.rsplit(":", 1)[1]: reg for reg in found}
 
 
@@ -137,9 +144,11 @@ def stored_bytes_per_task(inputs: dict[str, Any], n: int) -> dict[str, float]:
     serialized provider (what Pulumi keeps in state for the resource's inputs)."""
     plain = strip_secrets(inputs)
     without = {key: value for key, value in plain.items() if key != PROVIDER_KEY}
-    return {"bytes_per_task": len(json.dumps(without)) / n,
-            "bytes_per_task_with_provider": len(json.dumps(plain)) / n,
-            "provider_bytes": len(str(plain.get(PROVIDER_KEY, "")))}
+    return {
+        "bytes_per_task": len(json.dumps(without)) / n,
+        "bytes_per_task_with_provider": len(json.dumps(plain)) / n,
+        "provider_bytes": len(str(plain.get(PROVIDER_KEY, ""))),
+    }
 
 
 def with_task(inputs: dict[str, Any], task_id: str, **changes: Any) -> dict[str, Any]:
@@ -200,14 +209,23 @@ def timed_diff(host: EngineSizedHost, engine: _Engine, news: dict[str, Any]) -> 
     check_s, check_host_s = time.perf_counter() - start, host.host_seconds - before
     before, start = host.host_seconds, time.perf_counter()
     diff = host.diff(engine.reg.urn, engine.id, engine.outputs, checked)
-    return {"check_s": round(check_s, 3), "check_host_s": round(check_host_s, 3),
-            "diff_s": round(time.perf_counter() - start, 3),
-            "diff_host_s": round(host.host_seconds - before, 3), "changes": bool(diff.changes)}
+    return {
+        "check_s": round(check_s, 3),
+        "check_host_s": round(check_host_s, 3),
+        "diff_s": round(time.perf_counter() - start, 3),
+        "diff_host_s": round(host.host_seconds - before, 3),
+        "changes": bool(diff.changes),
+    }
 
 
-def measure_provider(api: DoubleProcess, regs: dict[str, Registration], n: int,
-                     latency: float, project_dir: Path,
-                     log: Callable[[str], None] = print) -> dict[str, Any]:
+def measure_provider(
+    api: DoubleProcess,
+    regs: dict[str, Registration],
+    n: int,
+    latency: float,
+    project_dir: Path,
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
     """Create, re-apply, change and destroy the N-task stack through the provider host.
 
     Parameters
@@ -250,11 +268,12 @@ def measure_provider(api: DoubleProcess, regs: dict[str, Registration], n: int,
         results["first_task"] = api.task(JOB_ID, first_task)
         if stored != n:
             raise RuntimeError(f"the set created {stored} tasks, not {n}")
-        results["set_create"]["state_outputs_bytes_per_task"] = len(
-            json.dumps(tasks.outputs)) / n
-        log(f"  create: job {results['job_create']['wall_s']} s, "
+        results["set_create"]["state_outputs_bytes_per_task"] = len(json.dumps(tasks.outputs)) / n
+        log(
+            f"  create: job {results['job_create']['wall_s']} s, "
             f"set {results['set_create']['requests']} requests, "
-            f"{results['set_create']['wall_s']} s")
+            f"{results['set_create']['wall_s']} s"
+        )
 
         with step(api, host) as measured:
             changed = [job.up(regs["Job"].inputs), tasks.up(regs["TaskSet"].inputs)]
@@ -265,7 +284,8 @@ def measure_provider(api: DoubleProcess, regs: dict[str, Registration], n: int,
         # task's command changed (what a preview of a big sweep waits for).
         results["set_diff_noop"] = timed_diff(host, tasks, tasks.inputs)
         results["set_diff_one_change"] = timed_diff(
-            host, tasks, with_task(tasks.inputs, first_task, command=CHANGED_COMMAND))
+            host, tasks, with_task(tasks.inputs, first_task, command=CHANGED_COMMAND)
+        )
         with step(api, host) as measured:
             if tasks.read() == "":
                 raise RuntimeError("refresh lost the task set")
@@ -279,11 +299,15 @@ def measure_provider(api: DoubleProcess, regs: dict[str, Registration], n: int,
         results["retries_changed"] = measured.as_dict()
         live = api.task(JOB_ID, first_task) or {}
         if (live["commandLine"], live["constraints"]["maxTaskRetryCount"]) != (
-                CHANGED_COMMAND, CHANGED_RETRIES):
+            CHANGED_COMMAND,
+            CHANGED_RETRIES,
+        ):
             raise RuntimeError(f"the changes did not reach task {first_task!r}")
-        log(f"  no-op up {results['noop_up']['requests']}, refresh "
+        log(
+            f"  no-op up {results['noop_up']['requests']}, refresh "
             f"{results['refresh']['requests']}, command {results['command_changed']['requests']},"
-            f" retries {results['retries_changed']['requests']} requests")
+            f" retries {results['retries_changed']['requests']} requests"
+        )
 
         if n > DESTROY_LIMIT:
             return results  # destroying so many tasks in the double outlasts the host's deadline
@@ -302,7 +326,9 @@ def measure_provider(api: DoubleProcess, regs: dict[str, Registration], n: int,
             tasks.delete()
         results["set_delete"] = measured.as_dict()
         job.delete()
-        log(f"  destroy {results['destroy']['requests']} requests "
+        log(
+            f"  destroy {results['destroy']['requests']} requests "
             f"{results['destroy']['wall_s']} s; set alone {results['set_delete']['requests']} "
-            f"requests {results['set_delete']['wall_s']} s")
+            f"requests {results['set_delete']['wall_s']} s"
+        )
     return results

@@ -28,8 +28,9 @@ def _count(number: int, noun: str) -> str:
     return f"{number} {noun}" + ("" if number == 1 else "s")
 
 
-def _find(rows: Sequence[Mapping[str, Any]], n: int,
-          latency: float | None = None) -> Mapping[str, Any] | None:
+def _find(
+    rows: Sequence[Mapping[str, Any]], n: int, latency: float | None = None
+) -> Mapping[str, Any] | None:
     for row in rows:
         if row["n"] == n and (latency is None or row["latency_s"] == latency):
             return row
@@ -51,8 +52,9 @@ def create_requests(row: Mapping[str, Any]) -> int:
     return row["job_create"]["requests"] + row["set_create"]["requests"]
 
 
-def speedup(provider: Mapping[str, Any], baseline: Mapping[str, Any] | None, *,
-            host_only: bool = False) -> float | None:
+def speedup(
+    provider: Mapping[str, Any], baseline: Mapping[str, Any] | None, *, host_only: bool = False
+) -> float | None:
     """Baseline wall time over batchtasks' create time, or None without a baseline.
 
     Parameters
@@ -91,10 +93,12 @@ def growth(results: Mapping[str, Any]) -> dict[str, float]:
         small = _find(results["provider"], GROWTH_FROM, latency)
         large = _find(results["provider"], GROWTH_TO, latency)
         if small and large:
-            ratios[f"create wall time at {latency * 1000:g} ms"] = (
-                create_wall(large) / create_wall(small))
+            ratios[f"create wall time at {latency * 1000:g} ms"] = create_wall(large) / create_wall(
+                small
+            )
             ratios[f"no-op up wall time at {latency * 1000:g} ms"] = (
-                large["noop_up"]["wall_s"] / small["noop_up"]["wall_s"])
+                large["noop_up"]["wall_s"] / small["noop_up"]["wall_s"]
+            )
     return {key: round(value, 2) for key, value in ratios.items()}
 
 
@@ -123,65 +127,93 @@ def evaluate_targets(results: Mapping[str, Any]) -> list[dict[str, Any]]:
         add("create, no-op up and changes at 10,000 tasks, 50 ms", "not measured", None)
     else:
         requests = create_requests(provider)
-        add(f"create: at most {MAX_CREATE_REQUESTS} requests", _count(requests, "request"),
-            requests <= MAX_CREATE_REQUESTS)
+        add(
+            f"create: at most {MAX_CREATE_REQUESTS} requests",
+            _count(requests, "request"),
+            requests <= MAX_CREATE_REQUESTS,
+        )
         ratio = speedup(provider, baseline)
         if ratio is None:
             add(f"create: at least {MIN_SPEEDUP:g}x faster than the loop", "not measured", None)
         else:
             mark = ", loop extrapolated" if baseline and baseline["extrapolated"] else ""
             host = speedup(provider, baseline, host_only=True) or 0.0
-            add(f"create: at least {MIN_SPEEDUP:g}x faster than the loop",
+            add(
+                f"create: at least {MIN_SPEEDUP:g}x faster than the loop",
                 f"{ratio:.1f}x on wall time ({host:.1f}x on the provider host's time{mark})",
-                ratio >= MIN_SPEEDUP)
+                ratio >= MIN_SPEEDUP,
+            )
         writes = provider["noop_up"]["writes"] + provider["refresh"]["writes"]
         reads = provider["noop_up"]["reads"] + provider["refresh"]["reads"]
         add("no-op up: no write request", _count(writes, "write"), writes == 0)
-        add(f"no-op up: at most {MAX_NOOP_READS_PER_SET} read request per task set",
+        add(
+            f"no-op up: at most {MAX_NOOP_READS_PER_SET} read request per task set",
             f"{provider['noop_up']['reads']} in check and diff, "
-            f"{provider['refresh']['reads']} in read (1 set)", reads <= MAX_NOOP_READS_PER_SET)
+            f"{provider['refresh']['reads']} in read (1 set)",
+            reads <= MAX_NOOP_READS_PER_SET,
+        )
         command = provider["command_changed"]["requests"]
-        add(f"one changed command: at most {MAX_COMMAND_REQUESTS} requests",
-            _count(command, "request"), command <= MAX_COMMAND_REQUESTS)
+        add(
+            f"one changed command: at most {MAX_COMMAND_REQUESTS} requests",
+            _count(command, "request"),
+            command <= MAX_COMMAND_REQUESTS,
+        )
         retries = provider["retries_changed"]["requests"]
-        add(f"one changed retry count: {RETRIES_REQUESTS} request", _count(retries, "request"),
-            retries == RETRIES_REQUESTS)
+        add(
+            f"one changed retry count: {RETRIES_REQUESTS} request",
+            _count(retries, "request"),
+            retries == RETRIES_REQUESTS,
+        )
     large_preview = _find(results["preview"], LARGE_N)
     if large_preview is None:
         add(f"preview of {LARGE_N:,} tasks", "not measured", None)
     else:
-        add(f"preview of {LARGE_N:,} tasks: under {MAX_PREVIEW_S:g} s",
-            f"{large_preview['wall_s']:.2f} s", large_preview["wall_s"] < MAX_PREVIEW_S)
-        add(f"preview of {LARGE_N:,} tasks: under {MAX_PREVIEW_MB:g} MB peak",
-            f"{large_preview['peak_mb']:.0f} MB", large_preview["peak_mb"] < MAX_PREVIEW_MB)
+        add(
+            f"preview of {LARGE_N:,} tasks: under {MAX_PREVIEW_S:g} s",
+            f"{large_preview['wall_s']:.2f} s",
+            large_preview["wall_s"] < MAX_PREVIEW_S,
+        )
+        add(
+            f"preview of {LARGE_N:,} tasks: under {MAX_PREVIEW_MB:g} MB peak",
+            f"{large_preview['peak_mb']:.0f} MB",
+            large_preview["peak_mb"] < MAX_PREVIEW_MB,
+        )
     large = _find(results["provider"], LARGE_N, TARGET_LATENCY)
-    for key, what in (("set_diff_noop", "no-op diff"),
-                      ("set_diff_one_change", "one-task-change diff")):
+    for key, what in (
+        ("set_diff_noop", "no-op diff"),
+        ("set_diff_one_change", "one-task-change diff"),
+    ):
         if large is None or key not in large:
             add(f"{what} at {LARGE_N:,} tasks: under {MAX_DIFF_S:g} s", "not measured", None)
             continue
         diff = large[key]
-        add(f"{what} at {LARGE_N:,} tasks: under {MAX_DIFF_S:g} s",
+        add(
+            f"{what} at {LARGE_N:,} tasks: under {MAX_DIFF_S:g} s",
             f"Diff {diff['diff_host_s']:.2f} s in the provider host ({diff['diff_s']:.2f} s with "
             f"the engine's encoding in Python); Check {diff['check_host_s']:.2f} s",
-            diff["diff_host_s"] < MAX_DIFF_S)
+            diff["diff_host_s"] < MAX_DIFF_S,
+        )
     if preview is None:
         add("state per task", "not measured", None)
     else:
         outputs = provider["set_create"].get("state_outputs_bytes_per_task") if provider else None
         total = preview["bytes_per_task_with_provider"] + (outputs or 0.0)
-        add(f"state: at most {MAX_BYTES_PER_TASK} B per task (inputs and outputs)",
+        add(
+            f"state: at most {MAX_BYTES_PER_TASK} B per task (inputs and outputs)",
             f"{total:.0f} B ({preview['bytes_per_task']:.0f} B of inputs, "
-            f"{outputs or 0:.0f} B of outputs)", total <= MAX_BYTES_PER_TASK if outputs else None)
+            f"{outputs or 0:.0f} B of outputs)",
+            total <= MAX_BYTES_PER_TASK if outputs else None,
+        )
     ratios = results.get("growth") or {}
     if ratios:
         worst_key = max(ratios, key=lambda key: ratios[key])
-        add("time and memory grow about linearly from 1,000 to 10,000 tasks",
+        add(
+            "time and memory grow about linearly from 1,000 to 10,000 tasks",
             f"at most {ratios[worst_key]:.1f}x for 10x the tasks ({worst_key})",
-            ratios[worst_key] <= LINEAR_LIMIT)
+            ratios[worst_key] <= LINEAR_LIMIT,
+        )
     else:
-        add("time and memory grow about linearly from 1,000 to 10,000 tasks",
-            "not measured", None)
+        add("time and memory grow about linearly from 1,000 to 10,000 tasks", "not measured", None)
     return targets
 
 
@@ -244,16 +276,32 @@ def render_markdown(results: Mapping[str, Any]) -> str:
         "## Targets (10,000 tasks at 50 ms per request unless stated)",
         "",
     ]
-    lines += _table(["target", "measured", "result"],
-                    [[t["target"], t["measured"], _mark(t["passed"])]
-                     for t in results["targets"]])
+    lines += _table(
+        ["target", "measured", "result"],
+        [[t["target"], t["measured"], _mark(t["passed"])] for t in results["targets"]],
+    )
     lines += ["", "## Program: `batchtasks preview`", ""]
     lines += _table(
-        ["tasks", "wall s", "peak MB", "stored inputs B/task", "with `__provider` B/task",
-         "JSON output MB"],
-        [[f"{row['n']:,}", _seconds(row["wall_s"]), f"{row['peak_mb']:.0f}",
-          f"{row['bytes_per_task']:.0f}", f"{row['bytes_per_task_with_provider']:.0f}",
-          f"{row['output_mb']:.1f}"] for row in results["preview"]])
+        [
+            "tasks",
+            "wall s",
+            "peak MB",
+            "stored inputs B/task",
+            "with `__provider` B/task",
+            "JSON output MB",
+        ],
+        [
+            [
+                f"{row['n']:,}",
+                _seconds(row["wall_s"]),
+                f"{row['peak_mb']:.0f}",
+                f"{row['bytes_per_task']:.0f}",
+                f"{row['bytes_per_task_with_provider']:.0f}",
+                f"{row['output_mb']:.1f}",
+            ]
+            for row in results["preview"]
+        ],
+    )
     lines += [
         "",
         "Wall time is the whole `batchtasks preview --format json` process, interpreter start "
@@ -272,30 +320,49 @@ def render_markdown(results: Mapping[str, Any]) -> str:
         if baseline is not None:
             star = "*" if baseline["extrapolated"] else ""
             loop = f"{baseline['requests']:,}{star} / {_seconds(baseline['wall_s'])}{star}"
-        rows.append([
-            f"{row['n']:,}", _ms(row["latency_s"]),
-            f"{create_requests(row)} / {_seconds(create_wall(row))} "
-            f"({_seconds(create_host(row))})",
-            f"{_requests(row['noop_up'])} / {_seconds(row['noop_up']['wall_s'])} "
-            f"({_seconds(row['noop_up'].get('host_s', 0.0))})",
-            f"{_requests(row['refresh'])} / {_seconds(row['refresh']['wall_s'])}",
-            f"{row['command_changed']['requests']} / "
-            f"{_seconds(row['command_changed']['wall_s'])}",
-            f"{row['retries_changed']['requests']} / "
-            f"{_seconds(row['retries_changed']['wall_s'])}",
-            (f"{row['destroy']['requests']} / {_seconds(row['destroy']['wall_s'])}"
-             if "destroy" in row else "n/a"),
-            loop,
-            "n/a" if ratio is None else f"{ratio:.1f}x",
-            (f"{row['set_delete']['requests']:,} / {_seconds(row['set_delete']['wall_s'])}"
-             if "set_delete" in row else "n/a"),
-        ])
+        rows.append(
+            [
+                f"{row['n']:,}",
+                _ms(row["latency_s"]),
+                f"{create_requests(row)} / {_seconds(create_wall(row))} "
+                f"({_seconds(create_host(row))})",
+                f"{_requests(row['noop_up'])} / {_seconds(row['noop_up']['wall_s'])} "
+                f"({_seconds(row['noop_up'].get('host_s', 0.0))})",
+                f"{_requests(row['refresh'])} / {_seconds(row['refresh']['wall_s'])}",
+                f"{row['command_changed']['requests']} / "
+                f"{_seconds(row['command_changed']['wall_s'])}",
+                f"{row['retries_changed']['requests']} / "
+                f"{_seconds(row['retries_changed']['wall_s'])}",
+                (
+                    f"{row['destroy']['requests']} / {_seconds(row['destroy']['wall_s'])}"
+                    if "destroy" in row
+                    else "n/a"
+                ),
+                loop,
+                "n/a" if ratio is None else f"{ratio:.1f}x",
+                (
+                    f"{row['set_delete']['requests']:,} / {_seconds(row['set_delete']['wall_s'])}"
+                    if "set_delete" in row
+                    else "n/a"
+                ),
+            ]
+        )
     lines += _table(
-        ["tasks", "latency", "create: requests / s (host s)", "no-op up: requests / s (host s)",
-         "read: requests / s", "one command changed: requests / s",
-         "one retry count changed: requests / s", "destroy: requests / s",
-         "loop of create_task: requests / s", "loop / batchtasks", "(set deleted alone)"],
-        rows)
+        [
+            "tasks",
+            "latency",
+            "create: requests / s (host s)",
+            "no-op up: requests / s (host s)",
+            "read: requests / s",
+            "one command changed: requests / s",
+            "one retry count changed: requests / s",
+            "destroy: requests / s",
+            "loop of create_task: requests / s",
+            "loop / batchtasks",
+            "(set deleted alone)",
+        ],
+        rows,
+    )
     limit = settings.get("baseline_limit")
     lines += [
         "",
@@ -309,37 +376,61 @@ def render_markdown(results: Mapping[str, Any]) -> str:
         "last column, for information, is what deleting the set on its own costs.",
         "- The loop is what users do today: one `create_task` per task, each built with the "
         "seed's functions, one client, the same double and latency. "
-        + ("Its tasks are the set's (the bodies the service holds compared, displayName aside)."
-           if all(row.get("same_task_body") for row in results["baseline"])
-           else "**Its tasks differ from the set's**: see same_task_body in results.json.")
-        + (f" `*` = measured on the first {limit:,} tasks and extrapolated linearly."
-           if limit else ""),
+        + (
+            "Its tasks are the set's (the bodies the service holds compared, displayName aside)."
+            if all(row.get("same_task_body") for row in results["baseline"])
+            else "**Its tasks differ from the set's**: see same_task_body in results.json."
+        )
+        + (
+            f" `*` = measured on the first {limit:,} tasks and extrapolated linearly."
+            if limit
+            else ""
+        ),
         "- Wall times include the engine's side, played here by Python (it encodes every "
         "request's properties and decodes every answer): "
-        + ", ".join(f"{codec['seconds']:.2f} s per round trip of the {codec['n']:,}-task set"
-                    for codec in results.get("engine_codec", []))
-        + ". The Pulumi engine does that part in Go; \"host s\" is the time spent waiting for "
+        + ", ".join(
+            f"{codec['seconds']:.2f} s per round trip of the {codec['n']:,}-task set"
+            for codec in results.get("engine_codec", [])
+        )
+        + '. The Pulumi engine does that part in Go; "host s" is the time spent waiting for '
         "the provider host alone (its own decoding, the provider's work, the requests, its "
         "encoding of the answer). The loop / batchtasks ratio uses the wall time.",
         "",
         "## Growth from 1,000 to 10,000 tasks",
         "",
     ]
-    lines += _table(["metric", "10,000 / 1,000 (10 = linear)"],
-                    [[key, f"{value:.1f}x"] for key, value in results["growth"].items()])
+    lines += _table(
+        ["metric", "10,000 / 1,000 (10 = linear)"],
+        [[key, f"{value:.1f}x"] for key, value in results["growth"].items()],
+    )
     lines += ["", "## Where the time goes", ""]
     profiles = results.get("profiles") or {}
     lines += results.get("profile_notes", [])
-    for key, title in (("preview", "`batchtasks preview`"),
-                       ("set_create", "task set Check + Create, in process")):
+    for key, title in (
+        ("preview", "`batchtasks preview`"),
+        ("set_create", "task set Check + Create, in process"),
+    ):
         profile = profiles.get(key)
         if not profile:
             continue
-        lines += ["", f"<details><summary>{title}, {profile['n']:,} tasks: top "
-                      f"{len(profile['top'])} by cumulative time ({profile['wall_s']:.1f} s "
-                      "under the profiler)</summary>", ""]
-        lines += _table(["function", "calls", "own s", "cumulative s"],
-                        [[f"`{row['function']}`", row["calls"], f"{row['own_s']:.2f}",
-                          f"{row['cumulative_s']:.2f}"] for row in profile["top"]])
+        lines += [
+            "",
+            f"<details><summary>{title}, {profile['n']:,} tasks: top "
+            f"{len(profile['top'])} by cumulative time ({profile['wall_s']:.1f} s "
+            "under the profiler)</summary>",
+            "",
+        ]
+        lines += _table(
+            ["function", "calls", "own s", "cumulative s"],
+            [
+                [
+                    f"`{row['function']}`",
+                    row["calls"],
+                    f"{row['own_s']:.2f}",
+                    f"{row['cumulative_s']:.2f}",
+                ]
+                for row in profile["top"]
+            ],
+        )
         lines += ["", "</details>"]
     return "\n".join(lines) + "\n"

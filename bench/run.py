@@ -46,9 +46,19 @@ BASELINE_LIMIT = 10_000
 PROFILE_LIMIT = 10_000
 DEFAULT_SIZES = [100, 1_000, 10_000, 100_000]
 # Fields the service adds to a task, and the set's marker: not part of what was declared.
-SERVICE_FIELDS = frozenset({"url", "creationTime", "state", "stateTransitionTime",
-                            "executionInfo", "eTag", "lastModified", "displayName",
-                            "requiredSlots"})
+SERVICE_FIELDS = frozenset(
+    {
+        "url",
+        "creationTime",
+        "state",
+        "stateTransitionTime",
+        "executionInfo",
+        "eTag",
+        "lastModified",
+        "displayName",
+        "requiredSlots",
+    }
+)
 
 
 def _numbers(text: str, kind: type) -> list[Any]:
@@ -63,22 +73,41 @@ def _numbers(text: str, kind: type) -> list[Any]:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """Parse the command line (see the module docstring)."""
-    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split(
-        "\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sizes", type=lambda text: _numbers(text, int),
-                        default=DEFAULT_SIZES,
-                        help="task counts (default 100,1000,10000,100000; add 1000000 for the "
-                             "sharded sweep, which takes several minutes more)")
-    parser.add_argument("--latencies", type=lambda text: _numbers(text, float),
-                        default=[0.05, 0.0], help="seconds per request (default 0.05,0)")
-    parser.add_argument("--quick", action="store_true",
-                        help=f"measure the per-task loop on at most {QUICK_BASELINE_LIMIT:,} "
-                             "tasks and extrapolate")
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.run",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--sizes",
+        type=lambda text: _numbers(text, int),
+        default=DEFAULT_SIZES,
+        help="task counts (default 100,1000,10000,100000; add 1000000 for the "
+        "sharded sweep, which takes several minutes more)",
+    )
+    parser.add_argument(
+        "--latencies",
+        type=lambda text: _numbers(text, float),
+        default=[0.05, 0.0],
+        help="seconds per request (default 0.05,0)",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"measure the per-task loop on at most {QUICK_BASELINE_LIMIT:,} tasks and extrapolate",
+    )
     parser.add_argument("--no-profile", action="store_true", help="skip the profiles")
-    parser.add_argument("--output-dir", type=Path, default=BENCH_DIR,
-                        help="where results.md and results.json go (default bench/)")
-    parser.add_argument("--render-only", action="store_true",
-                        help="measure nothing: rewrite results.md from results.json")
+    parser.add_argument(
+        "--output-dir",
+        type=Path,
+        default=BENCH_DIR,
+        help="where results.md and results.json go (default bench/)",
+    )
+    parser.add_argument(
+        "--render-only",
+        action="store_true",
+        help="measure nothing: rewrite results.md from results.json",
+    )
     args = parser.parse_args(argv)
     if any(n < 1 for n in args.sizes):
         parser.error("--sizes must be at least 1")
@@ -94,10 +123,16 @@ def source_state() -> tuple[str, str]:
     """Return the checked-out revision (noting local changes) and a fingerprint of the tree's
     tracked files, so a run can tell whether the code changed while it ran."""
     try:
-        revision = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=PROJECT_DIR,
-                                  capture_output=True, text=True, check=True).stdout.strip()
-        diff = subprocess.run(["git", "diff", "HEAD"], cwd=PROJECT_DIR, capture_output=True,
-                              check=True).stdout
+        revision = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=PROJECT_DIR,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        diff = subprocess.run(
+            ["git", "diff", "HEAD"], cwd=PROJECT_DIR, capture_output=True, check=True
+        ).stdout
     except (OSError, subprocess.CalledProcessError):
         return "unknown", ""
     fingerprint = hashlib.sha256(revision.encode() + diff).hexdigest()
@@ -142,20 +177,26 @@ def engine_codec_seconds(inputs: dict[str, Any]) -> float:
 def profile_notes(profiles: dict[str, Any]) -> list[str]:
     """Summarise the profiles' stages as Markdown bullets."""
     lines = []
-    for key, what in (("preview", "`batchtasks preview`"),
-                      ("set_create", "the set's Check + Create (one request in flight, "
-                                     "0 ms latency)")):
+    for key, what in (
+        ("preview", "`batchtasks preview`"),
+        ("set_create", "the set's Check + Create (one request in flight, 0 ms latency)"),
+    ):
         profile = profiles.get(key)
         if not profile:
             continue
         total = profile["wall_s"]
-        parts = "; ".join(f"{label} {seconds:.1f} s ({seconds / total:.0%})"
-                          for label, seconds in profile["stages"].items())
-        lines.append(f"- {what} of {profile['n']:,} tasks, {total:.1f} s under the profiler: "
-                     f"{parts}.")
-    lines.append("- Cumulative times overlap (a stage can contain another, and threads that "
-                 "run side by side add up); the profiler slows everything down, so read the "
-                 "shares, not the seconds.")
+        parts = "; ".join(
+            f"{label} {seconds:.1f} s ({seconds / total:.0%})"
+            for label, seconds in profile["stages"].items()
+        )
+        lines.append(
+            f"- {what} of {profile['n']:,} tasks, {total:.1f} s under the profiler: {parts}."
+        )
+    lines.append(
+        "- Cumulative times overlap (a stage can contain another, and threads that "
+        "run side by side add up); the profiler slows everything down, so read the "
+        "shares, not the seconds."
+    )
     return lines
 
 
@@ -177,10 +218,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     limit = QUICK_BASELINE_LIMIT if args.quick else None
     results: dict[str, Any] = {
         "machine": machine_facts(),
-        "settings": {"sizes": sizes, "latencies_s": latencies, "quick": args.quick,
-                     "baseline_limit": limit if limit is not None and max(sizes) > limit
-                     else None},
-        "preview": [], "provider": [], "baseline": [], "engine_codec": [], "profiles": {},
+        "settings": {
+            "sizes": sizes,
+            "latencies_s": latencies,
+            "quick": args.quick,
+            "baseline_limit": limit if limit is not None and max(sizes) > limit else None,
+        },
+        "preview": [],
+        "provider": [],
+        "baseline": [],
+        "engine_codec": [],
+        "profiles": {},
     }
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="batchtasks-bench-") as workdir:
@@ -199,7 +247,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 # the specs decoded for reading and leaves out `__provider`).
                 preview.update({key: round(value, 1) for key, value in stored.items()})
                 results["engine_codec"].append(
-                    {"n": n, "seconds": round(engine_codec_seconds(regs["TaskSet"].inputs), 3)})
+                    {"n": n, "seconds": round(engine_codec_seconds(regs["TaskSet"].inputs), 3)}
+                )
                 identity = regs["TaskSet"].inputs["identityResourceId"]
                 for latency in latencies:
                     log(f"provider, {n:,} tasks, {latency * 1000:g} ms")
@@ -208,19 +257,26 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     results["provider"].append(row)
                     if n > BASELINE_LIMIT:
                         continue
-                    log(f"loop of create_task, {n:,} tasks, {latency * 1000:g} ms"
-                        + (f" (first {limit:,})" if limit is not None and n > limit else ""))
+                    log(
+                        f"loop of create_task, {n:,} tasks, {latency * 1000:g} ms"
+                        + (f" (first {limit:,})" if limit is not None and n > limit else "")
+                    )
                     baseline = measure_baseline(api, n, latency, identity, limit)
                     loop_body = baseline.pop("first_task")
                     baseline["same_task_body"] = body_matches(
-                        declared_part(set_body), declared_part(loop_body)) and body_matches(
-                        declared_part(loop_body), declared_part(set_body))
+                        declared_part(set_body), declared_part(loop_body)
+                    ) and body_matches(declared_part(loop_body), declared_part(set_body))
                     results["baseline"].append(baseline)
-                    log(f"  {baseline['wall_s']} s"
-                        + (" (extrapolated)" if baseline["extrapolated"] else ""))
+                    log(
+                        f"  {baseline['wall_s']} s"
+                        + (" (extrapolated)" if baseline["extrapolated"] else "")
+                    )
             if not args.no_profile:
-                largest = max(n for n in sizes if n <= PROFILE_LIMIT) if min(
-                    sizes) <= PROFILE_LIMIT else min(sizes)
+                largest = (
+                    max(n for n in sizes if n <= PROFILE_LIMIT)
+                    if min(sizes) <= PROFILE_LIMIT
+                    else min(sizes)
+                )
                 log(f"profiling the {largest:,}-task preview and set create")
                 profile = profile_preview(stack_files[largest])
                 results["profiles"]["preview"] = {"n": largest, **profile}
@@ -265,8 +321,7 @@ def main(argv: list[str] | None = None) -> int:
     args.output_dir.mkdir(parents=True, exist_ok=True)
     json_path.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     markdown_path.write_text(render_markdown(results), encoding="utf-8")
-    log(f"wrote {markdown_path} and {json_path.name} "
-        f"in {results['settings']['duration_s']:.0f} s")
+    log(f"wrote {markdown_path} and {json_path.name} in {results['settings']['duration_s']:.0f} s")
     return 0
 
 

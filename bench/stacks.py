@@ -27,9 +27,11 @@ INPUT_MOUNTS = (("nssp-etl", "/data/nssp"), ("population", "/data/population"))
 RETRIES = 2
 MAX_WALL_CLOCK = "PT2H"
 RETENTION = "P7D"
-COMMAND_TEMPLATE = ("python -m forecast.run --location {location} --scenario {scenario} "
-                    "--data /data/nssp --population /data/population --out output "
-                    "--draws 4000 --chains 4")
+COMMAND_TEMPLATE = (
+    "python -m forecast.run --location {location} --scenario {scenario} "
+    "--data /data/nssp --population /data/population --out output "
+    "--draws 4000 --chains 4"
+)
 
 
 def matrix_shape(n: int) -> tuple[int, int]:
@@ -70,15 +72,18 @@ def axis_values(n: int) -> dict[str, list[str]]:
         Axis name -> values; the product of the lengths is n.
     """
     locations, scenarios = matrix_shape(n)
-    return {"location": [f"loc{i:05d}" for i in range(locations)],
-            "scenario": [f"sc{i:04d}" for i in range(scenarios)]}
+    return {
+        "location": [f"loc{i:05d}" for i in range(locations)],
+        "scenario": [f"sc{i:04d}" for i in range(scenarios)],
+    }
 
 
 def task_ids(n: int) -> list[str]:
     """Return the ids the sweep gives its N tasks, in matrix order."""
     axes = axis_values(n)
-    return [f"{location}-{scenario}" for location in axes["location"]
-            for scenario in axes["scenario"]]
+    return [
+        f"{location}-{scenario}" for location in axes["location"] for scenario in axes["scenario"]
+    ]
 
 
 def stack_settings(n: int, endpoint: str = PREVIEW_ENDPOINT) -> dict[str, Any]:
@@ -98,45 +103,72 @@ def stack_settings(n: int, endpoint: str = PREVIEW_ENDPOINT) -> dict[str, Any]:
     """
     return {
         "resourceGroup": "rg-bench",
-        "storage": {"account": "stbench", "create": True, "containers": [
-            {"name": INPUT_MOUNTS[0][0], "access": "read"},
-            {"name": INPUT_MOUNTS[1][0], "access": "read"},
-            {"name": OUTPUT_CONTAINER, "access": "write"},
-            {"name": LOG_CONTAINER, "access": "write"},
-        ]},
+        "storage": {
+            "account": "stbench",
+            "create": True,
+            "containers": [
+                {"name": INPUT_MOUNTS[0][0], "access": "read"},
+                {"name": INPUT_MOUNTS[1][0], "access": "read"},
+                {"name": OUTPUT_CONTAINER, "access": "write"},
+                {"name": LOG_CONTAINER, "access": "write"},
+            ],
+        },
         "identity": {"name": "id-bench"},
         "registry": {"server": REGISTRY_SERVER},
-        "batch": {"account": "babench", "endpoint": endpoint, "pool": {
-            "id": POOL_ID, "create": True, "vmSize": "Standard_D4s_v3", "maxNodes": 10,
-            "image": {"publisher": "microsoft-dsvm", "offer": "ubuntu-hpc", "sku": "2204",
-                      "version": "latest"},
-            "nodeAgentSkuId": "batch.node.ubuntu 22.04"}},
-        "jobs": [{
-            "id": JOB_ID,
-            "onAllTasksComplete": "noAction",
-            "priority": 100,
-            "maxParallelTasks": 40,
-            "logs": {"container": LOG_CONTAINER},
-            "defaults": {
-                "image": IMAGE,
-                "workingDirectory": "taskWorkingDirectory",
-                "mounts": [{"source": source, "target": target}
-                           for source, target in INPUT_MOUNTS],
-                "env": {"MODEL_SEED": "20250601", "REPORT_DATE": "2025-06-02"},
-                "maxWallClockTime": MAX_WALL_CLOCK,
-                "retention": RETENTION,
-                "retries": RETRIES,
+        "batch": {
+            "account": "babench",
+            "endpoint": endpoint,
+            "pool": {
+                "id": POOL_ID,
+                "create": True,
+                "vmSize": "Standard_D4s_v3",
+                "maxNodes": 10,
+                "image": {
+                    "publisher": "microsoft-dsvm",
+                    "offer": "ubuntu-hpc",
+                    "sku": "2204",
+                    "version": "latest",
+                },
+                "nodeAgentSkuId": "batch.node.ubuntu 22.04",
             },
-            "sweeps": [{
-                "id": SWEEP_ID,
-                "taskId": "{location}-{scenario}",
-                "matrix": axis_values(n),
-                "command": COMMAND_TEMPLATE,
-                "env": {"LOCATION": "{location}", "SCENARIO": "{scenario}"},
-                "outputs": [{"pattern": "output/**/*", "container": OUTPUT_CONTAINER,
-                             "path": "{location}/{scenario}", "when": "taskSuccess"}],
-            }],
-        }],
+        },
+        "jobs": [
+            {
+                "id": JOB_ID,
+                "onAllTasksComplete": "noAction",
+                "priority": 100,
+                "maxParallelTasks": 40,
+                "logs": {"container": LOG_CONTAINER},
+                "defaults": {
+                    "image": IMAGE,
+                    "workingDirectory": "taskWorkingDirectory",
+                    "mounts": [
+                        {"source": source, "target": target} for source, target in INPUT_MOUNTS
+                    ],
+                    "env": {"MODEL_SEED": "20250601", "REPORT_DATE": "2025-06-02"},
+                    "maxWallClockTime": MAX_WALL_CLOCK,
+                    "retention": RETENTION,
+                    "retries": RETRIES,
+                },
+                "sweeps": [
+                    {
+                        "id": SWEEP_ID,
+                        "taskId": "{location}-{scenario}",
+                        "matrix": axis_values(n),
+                        "command": COMMAND_TEMPLATE,
+                        "env": {"LOCATION": "{location}", "SCENARIO": "{scenario}"},
+                        "outputs": [
+                            {
+                                "pattern": "output/**/*",
+                                "container": OUTPUT_CONTAINER,
+                                "path": "{location}/{scenario}",
+                                "when": "taskSuccess",
+                            }
+                        ],
+                    }
+                ],
+            }
+        ],
     }
 
 
@@ -158,8 +190,9 @@ def write_stack_file(directory: Path, n: int, endpoint: str = PREVIEW_ENDPOINT) 
         The stack file.
     """
     config: dict[str, Any] = {"azure-native:location": LOCATION}
-    config.update({f"batchtasks:{key}": value
-                   for key, value in stack_settings(n, endpoint).items()})
+    config.update(
+        {f"batchtasks:{key}": value for key, value in stack_settings(n, endpoint).items()}
+    )
     path = Path(directory) / f"Pulumi.bench{n}.yaml"
     path.write_text(yaml.safe_dump({"config": config}, sort_keys=False), encoding="utf-8")
     return path

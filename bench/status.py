@@ -64,7 +64,8 @@ def measure(tasks: int, failed: int, latency: float) -> dict[str, Any]:
         with make_client(declared.endpoint) as client:
             reader = Reader(client, RetryPolicy())
             requests, seconds, report = _timed(
-                api, lambda: read_status(reader, declared.jobs, check_ids=False))
+                api, lambda: read_status(reader, declared.jobs, check_ids=False)
+            )
             assert report.jobs[0].counts.failed == failed
             results["status"] = {"requests": requests, "seconds": seconds}
             requests, seconds, _ = _timed(api, lambda: list(client.list_tasks(JOB_ID)))
@@ -73,7 +74,8 @@ def measure(tasks: int, failed: int, latency: float) -> dict[str, Any]:
             api.delete_task_out_of_band(JOB_ID, ids[-1])
             api.latency = latency
             requests, seconds, report = _timed(
-                api, lambda: read_status(reader, declared.jobs, check_ids=False))
+                api, lambda: read_status(reader, declared.jobs, check_ids=False)
+            )
             assert report.jobs[0].missing == (ids[-1],)
             results["status_one_missing"] = {"requests": requests, "seconds": seconds}
     return results
@@ -84,8 +86,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.status")
     parser.add_argument("--tasks", type=int, default=10_000)
     parser.add_argument("--failed", type=int, default=20)
-    parser.add_argument("--latency", type=float, default=0.05,
-                        help="seconds the double waits per request (default 0.05)")
+    parser.add_argument(
+        "--latency",
+        type=float,
+        default=0.05,
+        help="seconds the double waits per request (default 0.05)",
+    )
     args = parser.parse_args(argv)
     results = measure(args.tasks, args.failed, args.latency)
     print(f"{args.tasks} tasks, {args.failed} failed, {args.latency * 1000:g} ms per request:")

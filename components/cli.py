@@ -30,36 +30,59 @@ _STACK_NAME = re.compile(r"(?!.*\.\.)[A-Za-z0-9_.-]{1,100}")
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="batchtasks",
-        description="Azure Batch container workloads declared as code, with Pulumi.")
+        description="Azure Batch container workloads declared as code, with Pulumi.",
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     preview = commands.add_parser(
-        "preview", help="render what a stack declares, offline (no Azure, no Pulumi CLI)",
+        "preview",
+        help="render what a stack declares, offline (no Azure, no Pulumi CLI)",
         description="Run the program under Pulumi mocks and show its resources, jobs and "
-                    "tasks. Secret values are never decrypted; they show as [secret].")
+        "tasks. Secret values are never decrypted; they show as [secret].",
+    )
     _add_source(preview)
-    preview.add_argument("--format", choices=("markdown", "json"), default="markdown",
-                         help="output format (default: markdown)")
-    preview.add_argument("--against", metavar="FILE_OR_REVISION",
-                         help="a stack file, or a git revision of this stack file, to show "
-                              "the changes against")
-    preview.add_argument("--output", metavar="FILE", type=Path,
-                         help="write the preview to FILE instead of standard output")
-    preview.add_argument("--fail-on", choices=("destructive",),
-                         help="with --against: exit 4 when the change replaces or removes "
-                              "tasks, or replaces or removes a job (the preview is still "
-                              "written)")
+    preview.add_argument(
+        "--format",
+        choices=("markdown", "json"),
+        default="markdown",
+        help="output format (default: markdown)",
+    )
+    preview.add_argument(
+        "--against",
+        metavar="FILE_OR_REVISION",
+        help="a stack file, or a git revision of this stack file, to show the changes against",
+    )
+    preview.add_argument(
+        "--output",
+        metavar="FILE",
+        type=Path,
+        help="write the preview to FILE instead of standard output",
+    )
+    preview.add_argument(
+        "--fail-on",
+        choices=("destructive",),
+        help="with --against: exit 4 when the change replaces or removes "
+        "tasks, or replaces or removes a job (the preview is still "
+        "written)",
+    )
     pin = commands.add_parser(
-        "pin", help="pin every task image of the stack file to its digest (asks the registry)",
+        "pin",
+        help="pin every task image of the stack file to its digest (asks the registry)",
         description="Resolve each image tag to its manifest digest and write "
-                    "name:tag@sha256:... into the stack file, keeping its comments and layout. "
-                    "Azure Container Registry is reached with DefaultAzureCredential, other "
-                    "registries anonymously.")
+        "name:tag@sha256:... into the stack file, keeping its comments and layout. "
+        "Azure Container Registry is reached with DefaultAzureCredential, other "
+        "registries anonymously.",
+    )
     _add_source(pin)
-    pin.add_argument("--check", action="store_true",
-                     help="change nothing; exit 1 when a tag has moved since pinned, or an "
-                          "image is not pinned")
-    commands.add_parser("schema", help="print the stack file's JSON Schema",
-                        description="Print the JSON Schema of the batchtasks: settings.")
+    pin.add_argument(
+        "--check",
+        action="store_true",
+        help="change nothing; exit 1 when a tag has moved since pinned, or an image is not pinned",
+    )
+    commands.add_parser(
+        "schema",
+        help="print the stack file's JSON Schema",
+        description="Print the JSON Schema of the batchtasks: settings.",
+    )
     add_ops_commands(commands, _add_source)
     return parser
 
@@ -73,8 +96,11 @@ def _add_source(parser: argparse.ArgumentParser) -> None:
 def _bad_stack_name(args: argparse.Namespace) -> bool:
     """Say so and return True when --stack is not a stack name (it names a file)."""
     if args.stack is not None and not _STACK_NAME.fullmatch(args.stack):
-        print(f"batchtasks: --stack {args.stack!r} is not a stack name (letters, digits, "
-              "'-', '_' and '.', not '..')", file=sys.stderr)
+        print(
+            f"batchtasks: --stack {args.stack!r} is not a stack name (letters, digits, "
+            "'-', '_' and '.', not '..')",
+            file=sys.stderr,
+        )
         return True
     return False
 
@@ -129,8 +155,10 @@ def _failure(error: Exception, where: str) -> int:
         _print_problems(error, where)
         return EXIT_INVALID
     if isinstance(error, ValueError):
-        print(f"batchtasks: invalid configuration in {visible(where)}: {visible(error)}",
-              file=sys.stderr)
+        print(
+            f"batchtasks: invalid configuration in {visible(where)}: {visible(error)}",
+            file=sys.stderr,
+        )
         return EXIT_INVALID
     print(f"batchtasks: cannot read {visible(where)}: {visible(error)}", file=sys.stderr)
     return EXIT_USAGE
@@ -141,8 +169,10 @@ def _preview(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     path, stack = _stack_file(args)
     if args.fail_on is not None and args.against is None:
-        print("batchtasks: --fail-on destructive needs --against (what to compare with)",
-              file=sys.stderr)
+        print(
+            "batchtasks: --fail-on destructive needs --against (what to compare with)",
+            file=sys.stderr,
+        )
         return EXIT_USAGE
     if not path.is_file():
         hint = " (run from the project root, or give --config-file)" if args.stack else ""
@@ -180,12 +210,17 @@ def _preview(args: argparse.Namespace) -> int:
     try:
         write_output(render(preview, changes), args.output)
     except OSError as error:
-        print(f"batchtasks: cannot write {visible(str(args.output))}: {visible(error)}",
-              file=sys.stderr)
+        print(
+            f"batchtasks: cannot write {visible(str(args.output))}: {visible(error)}",
+            file=sys.stderr,
+        )
         return EXIT_USAGE
     if args.fail_on == "destructive" and changes is not None and changes.destructive:
-        print("batchtasks: the change is destructive (tasks or jobs are replaced or removed; "
-              "see the warnings)", file=sys.stderr)
+        print(
+            "batchtasks: the change is destructive (tasks or jobs are replaced or removed; "
+            "see the warnings)",
+            file=sys.stderr,
+        )
         return EXIT_DESTRUCTIVE
     return EXIT_OK
 

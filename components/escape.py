@@ -48,8 +48,9 @@ def visible(text: object) -> str:
     line = str(text)
     if line.isprintable():
         return line
-    return "".join(_escape(char) if unicodedata.category(char) in _HIDDEN else char
-                   for char in line)
+    return "".join(
+        _escape(char) if unicodedata.category(char) in _HIDDEN else char for char in line
+    )
 
 
 def one_line(text: object, limit: int) -> str:

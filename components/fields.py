@@ -83,8 +83,9 @@ def obj(doc: str, fields: Mapping[str, Field], **kwargs: Any) -> Field:
 
 def integer(doc: str, bounds: rules.Range, **kwargs: Any) -> Field:
     """Return an integer field whose range is a rule of the rule book."""
-    return Field("integer", doc, minimum=bounds.minimum, maximum=bounds.maximum,
-                 also=bounds.also, **kwargs)
+    return Field(
+        "integer", doc, minimum=bounds.minimum, maximum=bounds.maximum, also=bounds.also, **kwargs
+    )
 
 
 def _duration(doc: str) -> Field:
@@ -156,36 +157,60 @@ def _templated(field: Field) -> Field:
     return replace(field, doc=field.doc + _PLACEHOLDERS)
 
 
-MOUNT = obj("A blob container (or a folder of one) bind-mounted into the task's container.", {
-    "source": string("Declared container name, optionally followed by /folder inside it.",
-                     required=True, rule=rules.MOUNT_SOURCE),
-    "target": string("Absolute path inside the task's container.", required=True,
-                     rule=rules.MOUNT_TARGET),
-})
+MOUNT = obj(
+    "A blob container (or a folder of one) bind-mounted into the task's container.",
+    {
+        "source": string(
+            "Declared container name, optionally followed by /folder inside it.",
+            required=True,
+            rule=rules.MOUNT_SOURCE,
+        ),
+        "target": string(
+            "Absolute path inside the task's container.", required=True, rule=rules.MOUNT_TARGET
+        ),
+    },
+)
 
 
 def _output(templated: bool) -> Field:
     doc = "Blob path in the container (a folder when the pattern has wildcards)."
-    path = (string(doc + _PLACEHOLDERS) if templated else string(doc, rule=rules.BLOB_PATH))
-    return Field("list", "Files uploaded after the task runs.", item=obj(
-        "Files uploaded to a writable container after the task runs.", {
-            "pattern": string("File pattern, relative to the task's working directory (at most "
-                              "one '..', to the task's own directory)."
-                              + (_PLACEHOLDERS if templated else ""), required=True,
-                              **({} if templated else {"rule": rules.OUTPUT_PATTERN})),
-            "container": string("Declared container with access write.", required=True,
-                                rule=rules.CONTAINER_NAME),
-            "path": path,
-            "when": string("When to upload.", rule=rules.UPLOAD_CONDITION,
-                           default="taskCompletion"),
-        }))
+    path = string(doc + _PLACEHOLDERS) if templated else string(doc, rule=rules.BLOB_PATH)
+    return Field(
+        "list",
+        "Files uploaded after the task runs.",
+        item=obj(
+            "Files uploaded to a writable container after the task runs.",
+            {
+                "pattern": string(
+                    "File pattern, relative to the task's working directory (at most "
+                    "one '..', to the task's own directory)."
+                    + (_PLACEHOLDERS if templated else ""),
+                    required=True,
+                    **({} if templated else {"rule": rules.OUTPUT_PATTERN}),
+                ),
+                "container": string(
+                    "Declared container with access write.",
+                    required=True,
+                    rule=rules.CONTAINER_NAME,
+                ),
+                "path": path,
+                "when": string(
+                    "When to upload.", rule=rules.UPLOAD_CONDITION, default="taskCompletion"
+                ),
+            },
+        ),
+    )
 
 
-LOGS = obj("Where each task's stdout and stderr are uploaded.", {
-    "container": string("Declared container with access write.", required=True,
-                        rule=rules.CONTAINER_NAME),
-    "subdir": string("Folder in the container (default: the job id).", rule=rules.BLOB_PATH),
-})
+LOGS = obj(
+    "Where each task's stdout and stderr are uploaded.",
+    {
+        "container": string(
+            "Declared container with access write.", required=True, rule=rules.CONTAINER_NAME
+        ),
+        "subdir": string("Folder in the container (default: the job id).", rule=rules.BLOB_PATH),
+    },
+)
 
 
 def exit_conditions(on_failure: Mapping[str, Any]) -> dict[str, Any]:
@@ -208,8 +233,11 @@ def exit_conditions(on_failure: Mapping[str, Any]) -> dict[str, Any]:
         ...}``.
     """
     action = {"dependencyAction": on_failure["dependents"]}
-    return {"default": dict(action), "preProcessingError": dict(action),
-            "fileUploadError": dict(action)}
+    return {
+        "default": dict(action),
+        "preProcessingError": dict(action),
+        "fileUploadError": dict(action),
+    }
 
 
 def _mount_cells(mounts: Any) -> tuple[str, ...]:
@@ -225,92 +253,215 @@ def _output_cells(outputs: Any) -> tuple[str, ...]:
 
 
 TASK_FIELDS: tuple[TaskField, ...] = (
-    TaskField("image", string("Container image, e.g. myregistry.azurecr.io/model:1.2.",
-                              rule=rules.IMAGE),
-              rest="containerSettings.imageName", via="container", column="Image",
-              seed_arg="container_image_name", example="myregistry.azurecr.io/model:1.2"),
-    TaskField("command", string("Command line run inside the container.",
-                                rule=rules.COMMAND_LINE),
-              rest="commandLine", via="command", column="Command",
-              sweep_field=_templated(string("Command line run inside the container.",
-                                            rule=rules.COMMAND_LINE)),
-              example="python -m model --state ca"),
-    TaskField("workingDirectory", string("Where the command starts.",
-                                         rule=rules.WORKING_DIRECTORY),
-              rest="containerSettings.workingDirectory", via="container",
-              seed_arg="working_directory", example="containerImageDefault"),
-    TaskField("mounts", Field("list", "Containers bind-mounted into the task.", item=MOUNT),
-              rest="containerSettings.containerRunOptions", via="container", column="Mounts",
-              cell=_mount_cells, seed_arg="mount_pairs",
-              example=[{"source": "inputs", "target": "/data"}]),
-    TaskField("runOptions", string("Extra docker run options, from an allow-list: "
-                                   + ", ".join(f"--{name}" for name in rules.RUN_OPTION_TABLE)
-                                   + " (see the README).", rule=rules.RUN_OPTIONS),
-              rest="containerSettings.containerRunOptions", via="container",
-              seed_arg="additional_options", example="--rm --shm-size=1g"),
-    TaskField("env", Field("map", "Environment variables (numbers become strings, booleans "
-                                  "true/false).", item=Field("scalar", "Value."),
-                           key_rule=rules.VARIABLE_NAME),
-              rest="environmentSettings", via="env",
-              sweep_field=_templated(Field("map", "Environment variables (numbers become "
-                                                  "strings, booleans true/false).",
-                                           item=Field("scalar", "Value."),
-                                           key_rule=rules.VARIABLE_NAME)),
-              example={"MODE": "full"}),
-    TaskField("secretEnv", Field("map", "Environment variables read from secret config keys: "
-                                        "NAME: key of a `batchtasks:<key>: {secure: ...}` entry.",
-                                 item=string("Config key holding a secret.",
-                                             rule=rules.SECRET_KEY),
-                                 key_rule=rules.VARIABLE_NAME),
-              rest="environmentSettings", via="env", example={"TOKEN": "apiToken"}),
-    TaskField("outputs", _output(templated=False), rest="outputFiles", via="outputs",
-              column="Outputs", cell=_output_cells, sweep_field=_output(templated=True),
-              example=[{"pattern": "out/*.csv", "container": "results", "path": "flu/ca",
-                        "when": "taskSuccess"}]),
-    TaskField("maxWallClockTime", _duration("Longest the task may run, ISO 8601 (e.g. PT2H)."),
-              rest="constraints.maxWallClockTime", via="direct", in_place=True,
-              to_rest=str, example="PT2H"),
-    TaskField("retention", _duration("How long the node keeps the task's files, ISO 8601 "
-                                     "(e.g. P7D)."),
-              rest="constraints.retentionTime", via="direct", in_place=True, to_rest=str,
-              example="P7D"),
-    TaskField("retries", integer("Retries after a failure (-1: without limit).",
-                                 rules.RETRIES),
-              rest="constraints.maxTaskRetryCount", via="direct", in_place=True, to_rest=int,
-              example=3),
-    TaskField("requiredSlots", integer("Scheduling slots the task takes on a node (default 1); "
-                                       "at most the pool's taskSlotsPerNode.",
-                                       rules.REQUIRED_SLOTS),
-              rest="requiredSlots", via="direct", to_rest=int, column="Slots",
-              column_when_set=True, example=2),
-    TaskField("dependsOn", Field("list", "Ids of tasks of the same job that must succeed "
-                                         "first.", item=string("Task id.", rule=rules.BATCH_ID)),
-              rest="dependsOn.taskIds", via="direct", in_defaults=False,
-              sweep_field=_templated(Field("list", "Ids of tasks of the same job that must "
-                                                   "succeed first.",
-                                           item=string("Task id template."))),
-              to_rest=list, example=["prepare"]),
-    TaskField("onFailure", obj("What the task's failure does to the tasks that depend on it "
-                               "(dependsOn). Without it Batch blocks them: they wait until the "
-                               "task is rerun and succeeds.", {
-                                   "dependents": string("block: they keep waiting; satisfy: "
-                                                        "they run as if it had succeeded.",
-                                                        required=True,
-                                                        rule=rules.DEPENDENCY_ACTION),
-                               }),
-              rest="exitConditions", via="direct", to_rest=exit_conditions,
-              column="Dependents on failure", column_when_set=True,
-              cell=lambda value: (str(value.get("dependents")),),
-              example={"dependents": "satisfy"}),
-    TaskField("elevation", string("User the task runs as.", rule=rules.ELEVATION,
-                                  default="admin"),
-              rest="userIdentity.autoUser.elevationLevel", via="identity",
-              seed_arg="elevation_level", example="nonadmin"),
-    TaskField("scope", string("Auto-user scope.", rule=rules.SCOPE, default="pool"),
-              rest="userIdentity.autoUser.scope", via="identity", seed_arg="scope",
-              example="task"),
-    TaskField("logs", LOGS, rest="outputFiles", via="outputs", in_task=False,
-              in_defaults=False, example={"container": "logs", "subdir": "weekly"}),
+    TaskField(
+        "image",
+        string("Container image, e.g. myregistry.azurecr.io/model:1.2.", rule=rules.IMAGE),
+        rest="containerSettings.imageName",
+        via="container",
+        column="Image",
+        seed_arg="container_image_name",
+        example="myregistry.azurecr.io/model:1.2",
+    ),
+    TaskField(
+        "command",
+        string("Command line run inside the container.", rule=rules.COMMAND_LINE),
+        rest="commandLine",
+        via="command",
+        column="Command",
+        sweep_field=_templated(
+            string("Command line run inside the container.", rule=rules.COMMAND_LINE)
+        ),
+        example="python -m model --state ca",
+    ),
+    TaskField(
+        "workingDirectory",
+        string("Where the command starts.", rule=rules.WORKING_DIRECTORY),
+        rest="containerSettings.workingDirectory",
+        via="container",
+        seed_arg="working_directory",
+        example="containerImageDefault",
+    ),
+    TaskField(
+        "mounts",
+        Field("list", "Containers bind-mounted into the task.", item=MOUNT),
+        rest="containerSettings.containerRunOptions",
+        via="container",
+        column="Mounts",
+        cell=_mount_cells,
+        seed_arg="mount_pairs",
+        example=[{"source": "inputs", "target": "/data"}],
+    ),
+    TaskField(
+        "runOptions",
+        string(
+            "Extra docker run options, from an allow-list: "
+            + ", ".join(f"--{name}" for name in rules.RUN_OPTION_TABLE)
+            + " (see the README).",
+            rule=rules.RUN_OPTIONS,
+        ),
+        rest="containerSettings.containerRunOptions",
+        via="container",
+        seed_arg="additional_options",
+        example="--rm --shm-size=1g",
+    ),
+    TaskField(
+        "env",
+        Field(
+            "map",
+            "Environment variables (numbers become strings, booleans true/false).",
+            item=Field("scalar", "Value."),
+            key_rule=rules.VARIABLE_NAME,
+        ),
+        rest="environmentSettings",
+        via="env",
+        sweep_field=_templated(
+            Field(
+                "map",
+                "Environment variables (numbers become strings, booleans true/false).",
+                item=Field("scalar", "Value."),
+                key_rule=rules.VARIABLE_NAME,
+            )
+        ),
+        example={"MODE": "full"},
+    ),
+    TaskField(
+        "secretEnv",
+        Field(
+            "map",
+            "Environment variables read from secret config keys: "
+            "NAME: key of a `batchtasks:<key>: {secure: ...}` entry.",
+            item=string("Config key holding a secret.", rule=rules.SECRET_KEY),
+            key_rule=rules.VARIABLE_NAME,
+        ),
+        rest="environmentSettings",
+        via="env",
+        example={"TOKEN": "apiToken"},
+    ),
+    TaskField(
+        "outputs",
+        _output(templated=False),
+        rest="outputFiles",
+        via="outputs",
+        column="Outputs",
+        cell=_output_cells,
+        sweep_field=_output(templated=True),
+        example=[
+            {
+                "pattern": "out/*.csv",
+                "container": "results",
+                "path": "flu/ca",
+                "when": "taskSuccess",
+            }
+        ],
+    ),
+    TaskField(
+        "maxWallClockTime",
+        _duration("Longest the task may run, ISO 8601 (e.g. PT2H)."),
+        rest="constraints.maxWallClockTime",
+        via="direct",
+        in_place=True,
+        to_rest=str,
+        example="PT2H",
+    ),
+    TaskField(
+        "retention",
+        _duration("How long the node keeps the task's files, ISO 8601 (e.g. P7D)."),
+        rest="constraints.retentionTime",
+        via="direct",
+        in_place=True,
+        to_rest=str,
+        example="P7D",
+    ),
+    TaskField(
+        "retries",
+        integer("Retries after a failure (-1: without limit).", rules.RETRIES),
+        rest="constraints.maxTaskRetryCount",
+        via="direct",
+        in_place=True,
+        to_rest=int,
+        example=3,
+    ),
+    TaskField(
+        "requiredSlots",
+        integer(
+            "Scheduling slots the task takes on a node (default 1); "
+            "at most the pool's taskSlotsPerNode.",
+            rules.REQUIRED_SLOTS,
+        ),
+        rest="requiredSlots",
+        via="direct",
+        to_rest=int,
+        column="Slots",
+        column_when_set=True,
+        example=2,
+    ),
+    TaskField(
+        "dependsOn",
+        Field(
+            "list",
+            "Ids of tasks of the same job that must succeed first.",
+            item=string("Task id.", rule=rules.BATCH_ID),
+        ),
+        rest="dependsOn.taskIds",
+        via="direct",
+        in_defaults=False,
+        sweep_field=_templated(
+            Field(
+                "list",
+                "Ids of tasks of the same job that must succeed first.",
+                item=string("Task id template."),
+            )
+        ),
+        to_rest=list,
+        example=["prepare"],
+    ),
+    TaskField(
+        "onFailure",
+        obj(
+            "What the task's failure does to the tasks that depend on it "
+            "(dependsOn). Without it Batch blocks them: they wait until the "
+            "task is rerun and succeeds.",
+            {
+                "dependents": string(
+                    "block: they keep waiting; satisfy: they run as if it had succeeded.",
+                    required=True,
+                    rule=rules.DEPENDENCY_ACTION,
+                ),
+            },
+        ),
+        rest="exitConditions",
+        via="direct",
+        to_rest=exit_conditions,
+        column="Dependents on failure",
+        column_when_set=True,
+        cell=lambda value: (str(value.get("dependents")),),
+        example={"dependents": "satisfy"},
+    ),
+    TaskField(
+        "elevation",
+        string("User the task runs as.", rule=rules.ELEVATION, default="admin"),
+        rest="userIdentity.autoUser.elevationLevel",
+        via="identity",
+        seed_arg="elevation_level",
+        example="nonadmin",
+    ),
+    TaskField(
+        "scope",
+        string("Auto-user scope.", rule=rules.SCOPE, default="pool"),
+        rest="userIdentity.autoUser.scope",
+        via="identity",
+        seed_arg="scope",
+        example="task",
+    ),
+    TaskField(
+        "logs",
+        LOGS,
+        rest="outputFiles",
+        via="outputs",
+        in_task=False,
+        in_defaults=False,
+        example={"container": "logs", "subdir": "weekly"},
+    ),
 )
 BY_KEY: dict[str, TaskField] = {field.key: field for field in TASK_FIELDS}
 # Fields a task, sweep or job default writes in the stack file, in the order a spec lists them.
@@ -325,5 +476,6 @@ SEED_ARGS = {field.key: field.seed_arg for field in TASK_FIELDS if field.seed_ar
 DIRECT_FIELDS = tuple(field for field in TASK_FIELDS if field.via == "direct")
 INTEGER_KEYS = tuple(field.key for field in TASK_FIELDS if field.field.kind == "integer")
 # Values left out of a spec: the service's own default.
-OMITTED = {field.key: field.field.default for field in TASK_FIELDS
-           if field.field.default is not None}
+OMITTED = {
+    field.key: field.field.default for field in TASK_FIELDS if field.field.default is not None
+}

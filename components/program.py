@@ -46,8 +46,9 @@ def storage_args(config: StackConfig) -> BatchStorageArgs:
     pool = config.batch.pool
     pool_args = None
     if pool.create:
-        images = sorted({task["image"] for job in config.jobs
-                         for task in _all_tasks(job) if task.get("image")})
+        images = sorted(
+            {task["image"] for job in config.jobs for task in _all_tasks(job) if task.get("image")}
+        )
         optional: dict[str, Any] = {}
         if pool.vm_size:
             optional["vm_size"] = pool.vm_size
@@ -61,8 +62,12 @@ def storage_args(config: StackConfig) -> BatchStorageArgs:
             optional["node_agent_sku_id"] = pool.node_agent_sku_id
         if pool.task_slots_per_node:
             optional["task_slots_per_node"] = pool.task_slots_per_node
-        pool_args = PoolArgs(batch_account_name=config.batch.account, pool_id=pool.id,
-                             prefetch_images=tuple(images), **optional)
+        pool_args = PoolArgs(
+            batch_account_name=config.batch.account,
+            pool_id=pool.id,
+            prefetch_images=tuple(images),
+            **optional,
+        )
     registry = config.registry
     return BatchStorageArgs(
         resource_group_name=config.resource_group,
@@ -135,11 +140,18 @@ def declare_stack(config: StackConfig, read_secret: SecretReader) -> DeclaredSta
     counts: dict[str, int] = {}
     for job in config.jobs:
         batch_job = BatchJob(
-            f"job-{job.id}", job_id=job.id, endpoint=endpoint, pool_id=pool_id,
-            priority=job.priority, max_parallel_tasks=job.max_parallel_tasks,
-            constraints=job.constraints, uses_task_dependencies=job.uses_task_dependencies,
+            f"job-{job.id}",
+            job_id=job.id,
+            endpoint=endpoint,
+            pool_id=pool_id,
+            priority=job.priority,
+            max_parallel_tasks=job.max_parallel_tasks,
+            constraints=job.constraints,
+            uses_task_dependencies=job.uses_task_dependencies,
             on_all_tasks_complete=job.on_all_tasks_complete,
-            replace_running_tasks=job.replace_running_tasks, adopt=job.adopt)
+            replace_running_tasks=job.replace_running_tasks,
+            adopt=job.adopt,
+        )
         # Tasks go when their job goes: deleting the job deletes them in one call.
         task_options = pulumi.ResourceOptions(depends_on=[batch_job], deleted_with=batch_job)
         # The job id comes from the job's output, not the config: that property dependency is
@@ -148,28 +160,46 @@ def declare_stack(config: StackConfig, read_secret: SecretReader) -> DeclaredSta
         # follows property dependencies only).
         job_id = batch_job.jobId
         target = TaskTarget(
-            job_id=job_id, endpoint=endpoint, identity_resource_id=storage.identity_id,
+            job_id=job_id,
+            endpoint=endpoint,
+            identity_resource_id=storage.identity_id,
             container_urls=storage.container_urls,
             # Mount sources are <fsmounts dir>/<container> on the node (README, Design notes).
             mounts_dir=MOUNTS_DIR,
             registry_server=config.registry.server if config.registry else None,
             replace_running_tasks=job.replace_running_tasks,
-            owner={"project": pulumi.get_project(), "stack": pulumi.get_stack()})
+            owner={"project": pulumi.get_project(), "stack": pulumi.get_stack()},
+        )
         task_resources: list[pulumi.Resource] = []
         for task in job.tasks:
-            task_resources.append(BatchTask(
-                f"{job.id}.{task['id']}", target, task["id"], _without_id(task),
-                secrets=_secrets_for([task], read_secret), opts=task_options))
+            task_resources.append(
+                BatchTask(
+                    f"{job.id}.{task['id']}",
+                    target,
+                    task["id"],
+                    _without_id(task),
+                    secrets=_secrets_for([task], read_secret),
+                    opts=task_options,
+                )
+            )
         for sweep in job.sweeps:
-            task_resources.append(BatchTaskSet(
-                f"{job.id}.{sweep.id}", target,
-                {task["id"]: _without_id(task) for task in sweep.tasks},
-                secrets=_secrets_for(list(sweep.tasks), read_secret), opts=task_options))
+            task_resources.append(
+                BatchTaskSet(
+                    f"{job.id}.{sweep.id}",
+                    target,
+                    {task["id"]: _without_id(task) for task in sweep.tasks},
+                    secrets=_secrets_for(list(sweep.tasks), read_secret),
+                    opts=task_options,
+                )
+            )
         if job.on_all_tasks_complete == "terminateJob":
             BatchJobCompletion(
-                f"{job.id}.completion", job_id=job_id, endpoint=endpoint,
+                f"{job.id}.completion",
+                job_id=job_id,
+                endpoint=endpoint,
                 on_all_tasks_complete=job.on_all_tasks_complete,
-                opts=pulumi.ResourceOptions(depends_on=[batch_job, *task_resources]))
+                opts=pulumi.ResourceOptions(depends_on=[batch_job, *task_resources]),
+            )
         jobs[job.id] = batch_job
         counts[job.id] = len(_all_tasks(job))
     return DeclaredStack(storage, jobs, counts)
@@ -209,9 +239,10 @@ def runtime_config() -> tuple[dict[str, Any], str | None, set[str]]:
         if isinstance(value, str) and value.lstrip()[:1] in ("{", "["):
             with contextlib.suppress(ValueError):
                 value = json.loads(value)
-        raw[key[len(prefix):]] = value
-    secret_keys = {key[len(prefix):] for key in secret_config_keys(set(merged))
-                   if key.startswith(prefix)}
+        raw[key[len(prefix) :]] = value
+    secret_keys = {
+        key[len(prefix) :] for key in secret_config_keys(set(merged)) if key.startswith(prefix)
+    }
     return raw, merged.get("azure-native:location"), secret_keys
 
 

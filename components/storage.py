@@ -89,8 +89,12 @@ class BatchStorageArgs:
 
 def _container_output(located: dict[str, Any], access: str, mount_path: str) -> dict[str, str]:
     """Return one entry of `BatchStorage.containers` from the container's resolved name and URL."""
-    return {"name": located["name"], "url": located["url"], "access": access,
-            "mountPath": mount_path}
+    return {
+        "name": located["name"],
+        "url": located["url"],
+        "access": access,
+        "mountPath": mount_path,
+    }
 
 
 def role_definition_id(subscription_id: str, role_id: str) -> str:
@@ -108,8 +112,10 @@ def role_definition_id(subscription_id: str, role_id: str) -> str:
     str
         "/subscriptions/<sub>/providers/Microsoft.Authorization/roleDefinitions/<role>".
     """
-    return (f"/subscriptions/{subscription_id}/providers/Microsoft.Authorization"
-            f"/roleDefinitions/{role_id}")
+    return (
+        f"/subscriptions/{subscription_id}/providers/Microsoft.Authorization"
+        f"/roleDefinitions/{role_id}"
+    )
 
 
 def role_assignment_guid(scope: str, principal: str, role_id: str) -> str:
@@ -146,8 +152,10 @@ def container_scope_key(resource_group_name: str, account_name: str, container_n
         "resourceGroups/<rg>/providers/Microsoft.Storage/storageAccounts/<account>/blobServices/
         default/containers/<container>".
     """
-    return (f"resourceGroups/{resource_group_name}/providers/Microsoft.Storage/storageAccounts/"
-            f"{account_name}/blobServices/default/containers/{container_name}")
+    return (
+        f"resourceGroups/{resource_group_name}/providers/Microsoft.Storage/storageAccounts/"
+        f"{account_name}/blobServices/default/containers/{container_name}"
+    )
 
 
 def autoscale_formula(max_nodes: int) -> str:
@@ -166,14 +174,17 @@ def autoscale_formula(max_nodes: int) -> str:
     str
         The formula text.
     """
-    return "\n".join((
-        "$samples = $PendingTasks.GetSamplePercent(TimeInterval_Minute * 5);",
-        "$tasks = $samples < 70 ? max(0, $PendingTasks.GetSample(1)) : "
-        "max($PendingTasks.GetSample(1), avg($PendingTasks.GetSample(TimeInterval_Minute * 5)));",
-        f"$TargetDedicatedNodes = max(0, min($tasks, {max_nodes}));",
-        "$TargetLowPriorityNodes = 0;",
-        "$NodeDeallocationOption = taskcompletion;",
-    ))
+    return "\n".join(
+        (
+            "$samples = $PendingTasks.GetSamplePercent(TimeInterval_Minute * 5);",
+            "$tasks = $samples < 70 ? max(0, $PendingTasks.GetSample(1)) : "
+            "max($PendingTasks.GetSample(1), "
+            "avg($PendingTasks.GetSample(TimeInterval_Minute * 5)));",
+            f"$TargetDedicatedNodes = max(0, min($tasks, {max_nodes}));",
+            "$TargetLowPriorityNodes = 0;",
+            "$NodeDeallocationOption = taskcompletion;",
+        )
+    )
 
 
 def registry_server_for(args: BatchStorageArgs) -> str | None:
@@ -206,20 +217,28 @@ def _pool_problems(pool: Any) -> list[str]:
         problems.append(f"pool.batch_account_name: {pool.batch_account_name!r} {problem}")
     if problem := rules.BATCH_ID.problem(pool.pool_id):
         problems.append(f"pool.pool_id: {pool.pool_id!r} {problem}")
-    for field, bounds in (("max_nodes", rules.MAX_NODES),
-                          ("task_slots_per_node", rules.TASK_SLOTS_PER_NODE)):
+    for field, bounds in (
+        ("max_nodes", rules.MAX_NODES),
+        ("task_slots_per_node", rules.TASK_SLOTS_PER_NODE),
+    ):
         value = getattr(pool, field)
         if problem := bounds.problem(value):
             problems.append(f"pool.{field}: {value!r} {problem}")
-    for field, rule in (("vm_size", rules.VM_SIZE), ("image_publisher", rules.TEXT),
-                        ("image_offer", rules.TEXT), ("image_sku", rules.TEXT),
-                        ("image_version", rules.TEXT), ("node_agent_sku_id", rules.TEXT)):
+    for field, rule in (
+        ("vm_size", rules.VM_SIZE),
+        ("image_publisher", rules.TEXT),
+        ("image_offer", rules.TEXT),
+        ("image_sku", rules.TEXT),
+        ("image_version", rules.TEXT),
+        ("node_agent_sku_id", rules.TEXT),
+    ):
         value = getattr(pool, field)
         if problem := rule.problem(value):
             problems.append(f"pool.{field}: {value!r} {problem}")
     if isinstance(pool.prefetch_images, str) or not isinstance(pool.prefetch_images, Sequence):
-        problems.append(f"pool.prefetch_images: {pool.prefetch_images!r} must be a tuple of "
-                        "image names")
+        problems.append(
+            f"pool.prefetch_images: {pool.prefetch_images!r} must be a tuple of image names"
+        )
     else:
         for i, image in enumerate(pool.prefetch_images):
             if problem := rules.IMAGE.problem(image):
@@ -275,32 +294,41 @@ def batch_storage_problems(args: BatchStorageArgs) -> list[str]:
         problems.append(f"sku: {args.sku!r} must be one of {', '.join(_STORAGE_SKUS)}")
 
     if args.identity_name is not None and args.identity_resource_id is not None:
-        problems.append(f"identity_name: {args.identity_name!r} and identity_resource_id: "
-                        f"{args.identity_resource_id!r} are both given; give a new identity's "
-                        "name or an existing identity's resource id, not both")
+        problems.append(
+            f"identity_name: {args.identity_name!r} and identity_resource_id: "
+            f"{args.identity_resource_id!r} are both given; give a new identity's "
+            "name or an existing identity's resource id, not both"
+        )
     elif args.identity_name is None and args.identity_resource_id is None:
         problems.append("identity_name: None needs a value, or give identity_resource_id")
     elif args.identity_name is not None and (
-            problem := rules.IDENTITY_NAME.problem(args.identity_name)):
+        problem := rules.IDENTITY_NAME.problem(args.identity_name)
+    ):
         problems.append(f"identity_name: {args.identity_name!r} {problem}")
     elif args.identity_resource_id is not None and (
-            problem := rules.IDENTITY_ID.problem(args.identity_resource_id)):
+        problem := rules.IDENTITY_ID.problem(args.identity_resource_id)
+    ):
         problems.append(f"identity_resource_id: {args.identity_resource_id!r} {problem}")
 
     if args.registry_resource_id is not None and (
-            problem := rules.REGISTRY_ID.problem(args.registry_resource_id)):
+        problem := rules.REGISTRY_ID.problem(args.registry_resource_id)
+    ):
         problems.append(f"registry_resource_id: {args.registry_resource_id!r} {problem}")
     if args.registry_server is not None and (
-            problem := rules.REGISTRY_SERVER.problem(args.registry_server)):
+        problem := rules.REGISTRY_SERVER.problem(args.registry_server)
+    ):
         problems.append(f"registry_server: {args.registry_server!r} {problem}")
 
     if args.pool is not None:
         problems.extend(_pool_problems(args.pool))
         if args.existing_pool_id is not None:
-            problems.append(f"existing_pool_id: {args.existing_pool_id!r} cannot be given with a "
-                            "pool to create; give one or the other")
+            problems.append(
+                f"existing_pool_id: {args.existing_pool_id!r} cannot be given with a "
+                "pool to create; give one or the other"
+            )
     elif args.existing_pool_id is not None and (
-            problem := rules.BATCH_ID.problem(args.existing_pool_id)):
+        problem := rules.BATCH_ID.problem(args.existing_pool_id)
+    ):
         problems.append(f"existing_pool_id: {args.existing_pool_id!r} {problem}")
     return problems
 
@@ -349,17 +377,20 @@ class BatchStorage(pulumi.ComponentResource):
     containers: dict[str, pulumi.Output[dict[str, str]]]
     mount_paths: dict[str, str]
 
-    def __init__(self, name: str, args: BatchStorageArgs,
-                 opts: pulumi.ResourceOptions | None = None) -> None:
+    def __init__(
+        self, name: str, args: BatchStorageArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
         problems = batch_storage_problems(args)
         if problems:
-            raise ValueError(f"BatchStorage {name!r}: invalid arguments:\n- "
-                             + "\n- ".join(problems))
+            raise ValueError(
+                f"BatchStorage {name!r}: invalid arguments:\n- " + "\n- ".join(problems)
+            )
         super().__init__(TYPE_TOKEN, name, None, opts)
         self._name = name
         self._args = args
         subscription = authorization.get_client_config_output(
-            opts=pulumi.InvokeOutputOptions(parent=self)).subscription_id
+            opts=pulumi.InvokeOutputOptions(parent=self)
+        ).subscription_id
 
         self._make_account(subscription)
         blob_containers = {
@@ -369,7 +400,8 @@ class BatchStorage(pulumi.ComponentResource):
                 container_name=c.name,
                 resource_group_name=args.resource_group_name,
                 public_access=storage.PublicAccess.NONE,
-                opts=pulumi.ResourceOptions(parent=self))
+                opts=pulumi.ResourceOptions(parent=self),
+            )
             for c in args.containers
         }
         self._make_identity()
@@ -377,27 +409,34 @@ class BatchStorage(pulumi.ComponentResource):
         self._make_pool(blob_containers, assignments)
 
         self.mount_paths = {c.name: f"{MOUNTS_DIR}/{c.name}" for c in args.containers}
-        urls = {c: pulumi.Output.concat("https://", self.account_name, ".blob.core.windows.net/",
-                                        blob.name)
-                for c, blob in blob_containers.items()}
+        urls = {
+            c: pulumi.Output.concat(
+                "https://", self.account_name, ".blob.core.windows.net/", blob.name
+            )
+            for c, blob in blob_containers.items()
+        }
         self.container_urls = pulumi.Output.all(**urls)
         self.containers = {
             c.name: pulumi.Output.all(name=blob_containers[c.name].name, url=urls[c.name]).apply(
-                functools.partial(_container_output, access=c.access,
-                                  mount_path=self.mount_paths[c.name]))
+                functools.partial(
+                    _container_output, access=c.access, mount_path=self.mount_paths[c.name]
+                )
+            )
             for c in args.containers
         }
-        self.register_outputs({
-            "account_name": self.account_name,
-            "account_id": self.account_id,
-            "identity_id": self.identity_id,
-            "identity_client_id": self.identity_client_id,
-            "identity_principal_id": self.identity_principal_id,
-            "pool_id": self.pool_id,
-            "container_urls": self.container_urls,
-            "containers": self.containers,
-            "mount_paths": self.mount_paths,
-        })
+        self.register_outputs(
+            {
+                "account_name": self.account_name,
+                "account_id": self.account_id,
+                "identity_id": self.identity_id,
+                "identity_client_id": self.identity_client_id,
+                "identity_principal_id": self.identity_principal_id,
+                "pool_id": self.pool_id,
+                "container_urls": self.container_urls,
+                "containers": self.containers,
+                "mount_paths": self.mount_paths,
+            }
+        )
 
     def _make_account(self, subscription: pulumi.Output[str]) -> None:
         args = self._args
@@ -405,8 +444,11 @@ class BatchStorage(pulumi.ComponentResource):
             # An existing account is referenced, never adopted: destroying the stack leaves it.
             self.account_name = pulumi.Output.from_input(args.account_name)
             self.account_id = subscription.apply(
-                lambda sub: f"/subscriptions/{sub}/resourceGroups/{args.resource_group_name}"
-                            f"/providers/Microsoft.Storage/storageAccounts/{args.account_name}")
+                lambda sub: (
+                    f"/subscriptions/{sub}/resourceGroups/{args.resource_group_name}"
+                    f"/providers/Microsoft.Storage/storageAccounts/{args.account_name}"
+                )
+            )
             return
         account = storage.StorageAccount(
             f"{self._name}-account",
@@ -421,7 +463,8 @@ class BatchStorage(pulumi.ComponentResource):
             allow_blob_public_access=False,
             allow_shared_key_access=False,
             default_to_o_auth_authentication=True,
-            opts=pulumi.ResourceOptions(parent=self))
+            opts=pulumi.ResourceOptions(parent=self),
+        )
         self.account_name = account.name
         self.account_id = account.id
 
@@ -432,8 +475,10 @@ class BatchStorage(pulumi.ComponentResource):
             _, group, identity_name = rules.arm_id_parts(args.identity_resource_id)
             # The lookup runs in the provider's subscription, where the identity must live.
             found = managedidentity.get_user_assigned_identity_output(
-                resource_group_name=group, resource_name=identity_name,
-                opts=pulumi.InvokeOutputOptions(parent=self))
+                resource_group_name=group,
+                resource_name=identity_name,
+                opts=pulumi.InvokeOutputOptions(parent=self),
+            )
             self.identity_id = pulumi.Output.from_input(args.identity_resource_id)
             self.identity_client_id = found.client_id
             self.identity_principal_id = found.principal_id
@@ -443,7 +488,8 @@ class BatchStorage(pulumi.ComponentResource):
             resource_name_=args.identity_name,
             resource_group_name=args.resource_group_name,
             location=args.location,
-            opts=pulumi.ResourceOptions(parent=self))
+            opts=pulumi.ResourceOptions(parent=self),
+        )
         self.identity_id = identity.id
         self.identity_client_id = identity.client_id
         self.identity_principal_id = identity.principal_id
@@ -452,12 +498,16 @@ class BatchStorage(pulumi.ComponentResource):
         args = self._args
         if args.identity_resource_id is not None:
             return args.identity_resource_id
-        return (f"resourceGroups/{args.resource_group_name}/providers/"
-                f"Microsoft.ManagedIdentity/userAssignedIdentities/{args.identity_name}")
+        return (
+            f"resourceGroups/{args.resource_group_name}/providers/"
+            f"Microsoft.ManagedIdentity/userAssignedIdentities/{args.identity_name}"
+        )
 
-    def _assign_roles(self, subscription: pulumi.Output[str],
-                      blob_containers: dict[str, storage.BlobContainer],
-                      ) -> list[authorization.RoleAssignment]:
+    def _assign_roles(
+        self,
+        subscription: pulumi.Output[str],
+        blob_containers: dict[str, storage.BlobContainer],
+    ) -> list[authorization.RoleAssignment]:
         """Grant the identity its roles, under names that are GUIDs fixed by the arguments.
 
         A Pulumi resource name and the ARM name must be plain strings when the program starts,
@@ -474,31 +524,42 @@ class BatchStorage(pulumi.ComponentResource):
         for c in args.containers:
             role = ROLE_FOR_ACCESS[c.access]
             scope = container_scope_key(args.resource_group_name, args.account_name, c.name)
-            assignments.append(authorization.RoleAssignment(
-                f"{self._name}-{c.name}-{_ROLE_LABEL[c.access]}",
-                role_assignment_name=role_assignment_guid(scope, principal, role),
-                principal_id=self.identity_principal_id,
-                principal_type=authorization.PrincipalType.SERVICE_PRINCIPAL,
-                role_definition_id=subscription.apply(
-                    functools.partial(role_definition_id, role_id=role)),
-                scope=blob_containers[c.name].id,
-                opts=opts))
+            assignments.append(
+                authorization.RoleAssignment(
+                    f"{self._name}-{c.name}-{_ROLE_LABEL[c.access]}",
+                    role_assignment_name=role_assignment_guid(scope, principal, role),
+                    principal_id=self.identity_principal_id,
+                    principal_type=authorization.PrincipalType.SERVICE_PRINCIPAL,
+                    role_definition_id=subscription.apply(
+                        functools.partial(role_definition_id, role_id=role)
+                    ),
+                    scope=blob_containers[c.name].id,
+                    opts=opts,
+                )
+            )
         if args.registry_resource_id is not None:
             registry_subscription = rules.arm_id_parts(args.registry_resource_id)[0]
             # The role definition comes from the registry's own subscription, which may differ.
-            assignments.append(authorization.RoleAssignment(
-                f"{self._name}-acrpull",
-                role_assignment_name=role_assignment_guid(args.registry_resource_id, principal,
-                                                          ACR_PULL),
-                principal_id=self.identity_principal_id,
-                principal_type=authorization.PrincipalType.SERVICE_PRINCIPAL,
-                role_definition_id=role_definition_id(registry_subscription, ACR_PULL),
-                scope=args.registry_resource_id,
-                opts=opts))
+            assignments.append(
+                authorization.RoleAssignment(
+                    f"{self._name}-acrpull",
+                    role_assignment_name=role_assignment_guid(
+                        args.registry_resource_id, principal, ACR_PULL
+                    ),
+                    principal_id=self.identity_principal_id,
+                    principal_type=authorization.PrincipalType.SERVICE_PRINCIPAL,
+                    role_definition_id=role_definition_id(registry_subscription, ACR_PULL),
+                    scope=args.registry_resource_id,
+                    opts=opts,
+                )
+            )
         return assignments
 
-    def _make_pool(self, blob_containers: dict[str, storage.BlobContainer],
-                   assignments: list[authorization.RoleAssignment]) -> None:
+    def _make_pool(
+        self,
+        blob_containers: dict[str, storage.BlobContainer],
+        assignments: list[authorization.RoleAssignment],
+    ) -> None:
         args = self._args
         if args.pool is None:
             self.pool_id = pulumi.Output.from_input(args.existing_pool_id)
@@ -506,16 +567,20 @@ class BatchStorage(pulumi.ComponentResource):
         pool = args.pool
         node_identity = batch.ComputeNodeIdentityReferenceArgs(resource_id=self.identity_id)
         server = registry_server_for(args)
-        registries = ([batch.ContainerRegistryArgs(registry_server=server,
-                                                   identity_reference=node_identity)]
-                      if server else None)
+        registries = (
+            [batch.ContainerRegistryArgs(registry_server=server, identity_reference=node_identity)]
+            if server
+            else None
+        )
         mounts = [
             batch.MountConfigurationArgs(
                 azure_blob_file_system_configuration=batch.AzureBlobFileSystemConfigurationArgs(
                     account_name=self.account_name,
                     container_name=blob.name,
                     relative_mount_path=c,
-                    identity_reference=node_identity))
+                    identity_reference=node_identity,
+                )
+            )
             for c, blob in blob_containers.items()
         ]
         created = batch.Pool(
@@ -527,23 +592,33 @@ class BatchStorage(pulumi.ComponentResource):
             task_slots_per_node=pool.task_slots_per_node,
             identity=batch.BatchPoolIdentityArgs(
                 type=batch.PoolIdentityType.USER_ASSIGNED,
-                user_assigned_identities=[self.identity_id]),
+                user_assigned_identities=[self.identity_id],
+            ),
             deployment_configuration=batch.DeploymentConfigurationArgs(
                 virtual_machine_configuration=batch.VirtualMachineConfigurationArgs(
                     image_reference=batch.ImageReferenceArgs(
                         publisher=pool.image_publisher,
                         offer=pool.image_offer,
                         sku=pool.image_sku,
-                        version=pool.image_version),
+                        version=pool.image_version,
+                    ),
                     node_agent_sku_id=pool.node_agent_sku_id,
                     container_configuration=batch.ContainerConfigurationArgs(
                         type=batch.ContainerType.DOCKER_COMPATIBLE,
                         container_image_names=list(pool.prefetch_images) or None,
-                        container_registries=registries))),
+                        container_registries=registries,
+                    ),
+                )
+            ),
             mount_configuration=mounts,
-            scale_settings=batch.ScaleSettingsArgs(auto_scale=batch.AutoScaleSettingsArgs(
-                formula=autoscale_formula(pool.max_nodes), evaluation_interval="PT5M")),
+            scale_settings=batch.ScaleSettingsArgs(
+                auto_scale=batch.AutoScaleSettingsArgs(
+                    formula=autoscale_formula(pool.max_nodes), evaluation_interval="PT5M"
+                )
+            ),
             # Nodes mount the containers and pull images as they start: the roles come first.
-            opts=pulumi.ResourceOptions(parent=self, depends_on=assignments,
-                                        delete_before_replace=True))
+            opts=pulumi.ResourceOptions(
+                parent=self, depends_on=assignments, delete_before_replace=True
+            ),
+        )
         self.pool_id = created.name

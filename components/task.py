@@ -465,9 +465,7 @@ def _output_file_list(output_files: Sequence[OutputFile] | OutputFile | None) ->
         return [output_files]
     # A model is itself a Mapping, so test Sequence only after ruling out a single OutputFile.
     if isinstance(output_files, str | bytes) or not isinstance(output_files, Sequence):
-        raise ValueError(
-            f"output_files: {output_files!r} must be an OutputFile or a list of them"
-        )
+        raise ValueError(f"output_files: {output_files!r} must be an OutputFile or a list of them")
     for index, item in enumerate(output_files):
         if not isinstance(item, OutputFile):
             raise ValueError(

@@ -41,8 +41,10 @@ START_TIMEOUT_SECONDS = 30.0
 CALL_TIMEOUT_SECONDS = 120.0
 # The engine takes gRPC messages of up to 400 MiB from providers (as the SDK's own clients do).
 MAX_MESSAGE_BYTES = 400 * 1024 * 1024
-CHANNEL_OPTIONS = [("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-                   ("grpc.max_send_message_length", MAX_MESSAGE_BYTES)]
+CHANNEL_OPTIONS = [
+    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+]
 
 
 class HostCallError(Exception):
@@ -219,8 +221,13 @@ class ProviderHost:
         values, so this class strips secret markers from requests too.
     """
 
-    def __init__(self, cwd: str | os.PathLike[str], env: Mapping[str, str] | None = None, *,
-                 start_timeout: float = START_TIMEOUT_SECONDS) -> None:
+    def __init__(
+        self,
+        cwd: str | os.PathLike[str],
+        env: Mapping[str, str] | None = None,
+        *,
+        start_timeout: float = START_TIMEOUT_SECONDS,
+    ) -> None:
         self.cwd = Path(cwd)
         self.env = dict(env or {})
         self.start_timeout = start_timeout
@@ -252,16 +259,28 @@ class ProviderHost:
         self._stderr = []
         # Unbuffered, as the language host runs it: the port must reach the pipe at once.
         self._process = subprocess.Popen(
-            [sys.executable, "-u", "-m", "pulumi.dynamic"], cwd=self.cwd,
-            env={**os.environ, **self.env}, stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            [sys.executable, "-u", "-m", "pulumi.dynamic"],
+            cwd=self.cwd,
+            env={**os.environ, **self.env},
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
         lines: queue.Queue[bytes] = queue.Queue()
         # Both pipes are read all the time, so a chatty provider never blocks on a full pipe.
         self._pumps = [
-            threading.Thread(target=_pump, args=(self._process.stdout, lines.put),
-                             name="providerhost-stdout", daemon=True),
-            threading.Thread(target=_pump, args=(self._process.stderr, self._stderr.append),
-                             name="providerhost-stderr", daemon=True),
+            threading.Thread(
+                target=_pump,
+                args=(self._process.stdout, lines.put),
+                name="providerhost-stdout",
+                daemon=True,
+            ),
+            threading.Thread(
+                target=_pump,
+                args=(self._process.stderr, self._stderr.append),
+                name="providerhost-stderr",
+                daemon=True,
+            ),
         ]
         for pump in self._pumps:
             pump.start()
@@ -269,8 +288,7 @@ class ProviderHost:
             self.port = int(self._first_line(lines).strip())
             # The engine's own message size limits: a big task set's answer exceeds gRPC's
             # default 4 MB.
-            self._channel = grpc.insecure_channel(f"127.0.0.1:{self.port}",
-                                                  options=CHANNEL_OPTIONS)
+            self._channel = grpc.insecure_channel(f"127.0.0.1:{self.port}", options=CHANNEL_OPTIONS)
             grpc.channel_ready_future(self._channel).result(timeout=self.start_timeout)
         except (queue.Empty, ValueError, grpc.FutureTimeoutError):
             self.stop()
@@ -322,8 +340,12 @@ class ProviderHost:
     def __enter__(self) -> Self:
         return self.start()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.stop()
 
     def stderr_text(self) -> str:
@@ -366,13 +388,17 @@ class ProviderHost:
         config = dict(config or {})
         request = provider_pb2.ConfigureRequest(
             variables={key: str(value) for key, value in config.items()},
-            args=_to_struct(config), acceptSecrets=True, acceptResources=True)
+            args=_to_struct(config),
+            acceptSecrets=True,
+            acceptResources=True,
+        )
         response = self._call("Configure", request)
         self.accept_secrets = response.acceptSecrets
         return self.accept_secrets
 
-    def check(self, urn: str, olds: Mapping[str, Any] | None,
-              news: Mapping[str, Any]) -> CheckOutcome:
+    def check(
+        self, urn: str, olds: Mapping[str, Any] | None, news: Mapping[str, Any]
+    ) -> CheckOutcome:
         """Validate new inputs against the old ones.
 
         Parameters
@@ -387,13 +413,16 @@ class ProviderHost:
         CheckOutcome
             The checked inputs and any failures.
         """
-        response = self._call("Check", provider_pb2.CheckRequest(
-            urn=urn, olds=self._wire(olds), news=self._wire(news)))
+        response = self._call(
+            "Check",
+            provider_pb2.CheckRequest(urn=urn, olds=self._wire(olds), news=self._wire(news)),
+        )
         inputs, _ = _from_struct(response.inputs)
         return CheckOutcome(inputs, [(f.property, f.reason) for f in response.failures])
 
-    def diff(self, urn: str, id_: str, olds: Mapping[str, Any],
-             news: Mapping[str, Any]) -> DiffOutcome:
+    def diff(
+        self, urn: str, id_: str, olds: Mapping[str, Any], news: Mapping[str, Any]
+    ) -> DiffOutcome:
         """Compare the old outputs with the new (checked) inputs.
 
         Returns
@@ -401,14 +430,17 @@ class ProviderHost:
         DiffOutcome
             Whether anything changes and what forces a replacement.
         """
-        response = self._call("Diff", provider_pb2.DiffRequest(
-            id=id_, urn=urn, olds=self._wire(olds), news=self._wire(news)))
-        changes = {provider_pb2.DiffResponse.DIFF_SOME: True,
-                   provider_pb2.DiffResponse.DIFF_NONE: False}.get(response.changes)
+        response = self._call(
+            "Diff",
+            provider_pb2.DiffRequest(id=id_, urn=urn, olds=self._wire(olds), news=self._wire(news)),
+        )
+        changes = {
+            provider_pb2.DiffResponse.DIFF_SOME: True,
+            provider_pb2.DiffResponse.DIFF_NONE: False,
+        }.get(response.changes)
         return DiffOutcome(changes, list(response.replaces), response.deleteBeforeReplace)
 
-    def create(self, urn: str, props: Mapping[str, Any], *,
-               preview: bool = False) -> ResourceState:
+    def create(self, urn: str, props: Mapping[str, Any], *, preview: bool = False) -> ResourceState:
         """Create the resource from its checked inputs.
 
         Returns
@@ -416,13 +448,16 @@ class ProviderHost:
         ResourceState
             The new id and outputs.
         """
-        response = self._call("Create", provider_pb2.CreateRequest(
-            urn=urn, properties=self._wire(props), preview=preview))
+        response = self._call(
+            "Create",
+            provider_pb2.CreateRequest(urn=urn, properties=self._wire(props), preview=preview),
+        )
         outputs, secrets = _from_struct(response.properties)
         return ResourceState(response.id, outputs, secrets)
 
-    def read(self, urn: str, id_: str, props: Mapping[str, Any],
-             inputs: Mapping[str, Any] | None = None) -> ResourceState:
+    def read(
+        self, urn: str, id_: str, props: Mapping[str, Any], inputs: Mapping[str, Any] | None = None
+    ) -> ResourceState:
         """Read the resource's live state (refresh, or import when `props` is empty).
 
         Returns
@@ -430,15 +465,22 @@ class ProviderHost:
         ResourceState
             The id ("" when gone), outputs and any inputs the provider returned.
         """
-        response = self._call("Read", provider_pb2.ReadRequest(
-            id=id_, urn=urn, properties=self._wire(props),
-            inputs=self._wire(inputs) if inputs is not None else None))
+        response = self._call(
+            "Read",
+            provider_pb2.ReadRequest(
+                id=id_,
+                urn=urn,
+                properties=self._wire(props),
+                inputs=self._wire(inputs) if inputs is not None else None,
+            ),
+        )
         outputs, secrets = _from_struct(response.properties)
         new_inputs = _from_struct(response.inputs)[0] if response.HasField("inputs") else None
         return ResourceState(response.id, outputs, secrets, new_inputs)
 
-    def update(self, urn: str, id_: str, olds: Mapping[str, Any],
-               news: Mapping[str, Any]) -> ResourceState:
+    def update(
+        self, urn: str, id_: str, olds: Mapping[str, Any], news: Mapping[str, Any]
+    ) -> ResourceState:
         """Update the resource in place from old outputs to new (checked) inputs.
 
         Returns
@@ -446,15 +488,20 @@ class ProviderHost:
         ResourceState
             The same id and the new outputs.
         """
-        response = self._call("Update", provider_pb2.UpdateRequest(
-            id=id_, urn=urn, olds=self._wire(olds), news=self._wire(news)))
+        response = self._call(
+            "Update",
+            provider_pb2.UpdateRequest(
+                id=id_, urn=urn, olds=self._wire(olds), news=self._wire(news)
+            ),
+        )
         outputs, secrets = _from_struct(response.properties)
         return ResourceState(id_, outputs, secrets)
 
     def delete(self, urn: str, id_: str, props: Mapping[str, Any]) -> None:
         """Delete the resource, given its outputs."""
-        self._call("Delete", provider_pb2.DeleteRequest(
-            id=id_, urn=urn, properties=self._wire(props)))
+        self._call(
+            "Delete", provider_pb2.DeleteRequest(id=id_, urn=urn, properties=self._wire(props))
+        )
 
 
 def _pump(stream: IO[bytes], sink: Callable[[bytes], None]) -> None:
@@ -499,8 +546,13 @@ class Registration:
         return self.inputs[PROVIDER_KEY]
 
 
-def capture_registrations(program: Callable[[], Any], *, project: str = "batchtasks",
-                          stack: str = "dev", preview: bool = False) -> list[Registration]:
+def capture_registrations(
+    program: Callable[[], Any],
+    *,
+    project: str = "batchtasks",
+    stack: str = "dev",
+    preview: bool = False,
+) -> list[Registration]:
     """Run a program under `AzureMocks` and return its dynamic resources' registrations.
 
     Parameters
@@ -532,7 +584,13 @@ def capture_registrations(program: Callable[[], Any], *, project: str = "batchta
         inputs = dict(resource["inputs"])
         # A provider that captured a secret is registered as a secret; the host wants the string.
         inputs[PROVIDER_KEY] = strip_secrets(inputs[PROVIDER_KEY])
-        found.append(Registration(type_, resource["name"],
-                                  resource_urn(stack, project, type_, resource["name"]), inputs,
-                                  dict(mocks.property_dependencies.get(resource["urn"], {}))))
+        found.append(
+            Registration(
+                type_,
+                resource["name"],
+                resource_urn(stack, project, type_, resource["name"]),
+                inputs,
+                dict(mocks.property_dependencies.get(resource["urn"], {})),
+            )
+        )
     return found

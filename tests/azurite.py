@@ -59,8 +59,10 @@ def require_azurite() -> str:
     node = shutil.which("node")
     if binary and node:
         return binary
-    reason = ("Azurite is not installed (run `bash .ci/run`, or `npm install --prefix .tools "
-              "azurite@3`; it needs node)")
+    reason = (
+        "Azurite is not installed (run `bash .ci/run`, or `npm install --prefix .tools "
+        "azurite@3`; it needs node)"
+    )
     if os.environ.get("CI", "").lower() == "true":
         pytest.fail(f"{reason}: CI must run the blob storage tests")
     pytest.skip(reason)
@@ -82,12 +84,31 @@ def running_azurite(binary: str) -> Iterator[Azurite]:
     cert.cert_chain_pems[0].write_to_path(str(workdir / "cert.pem"))
     ca.cert_pem.write_to_path(str(workdir / "ca.pem"))
     process = subprocess.Popen(
-        [binary, "--blobHost", "127.0.0.1", "--blobPort", "0",
-         "--cert", str(workdir / "cert.pem"), "--key", str(workdir / "key.pem"),
-         "--oauth", "basic", "--inMemoryPersistence", "--extentMemoryLimit", "64",
-         "--skipApiVersionCheck", "--disableTelemetry", "--silent"],
-        cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        preexec_fn=_die_with_parent if os.name == "posix" else None)
+        [
+            binary,
+            "--blobHost",
+            "127.0.0.1",
+            "--blobPort",
+            "0",
+            "--cert",
+            str(workdir / "cert.pem"),
+            "--key",
+            str(workdir / "key.pem"),
+            "--oauth",
+            "basic",
+            "--inMemoryPersistence",
+            "--extentMemoryLimit",
+            "64",
+            "--skipApiVersionCheck",
+            "--disableTelemetry",
+            "--silent",
+        ],
+        cwd=workdir,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        preexec_fn=_die_with_parent if os.name == "posix" else None,
+    )
     endpoint: list[str] = []
     seen: list[str] = []
     found = threading.Event()

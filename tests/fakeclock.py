@@ -21,8 +21,7 @@ class FakeClock(Clock):
         Called after each sleep (outside the lock): what happens in the world meanwhile.
     """
 
-    def __init__(self, start: float = 1000.0,
-                 on_sleep: Callable[[], None] | None = None) -> None:
+    def __init__(self, start: float = 1000.0, on_sleep: Callable[[], None] | None = None) -> None:
         self.now = start
         self.sleeps: list[float] = []
         self.on_sleep = on_sleep

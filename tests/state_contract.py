@@ -49,24 +49,51 @@ def stack_settings() -> dict[str, Any]:
     sweep (BatchTaskSet) and a single task reading a secret (BatchTask)."""
     return {
         "resourceGroup": "rg-fixture",
-        "storage": {"account": "stfixture", "create": True, "containers": [
-            {"name": "inputs", "access": "read"}, {"name": "results", "access": "write"}]},
+        "storage": {
+            "account": "stfixture",
+            "create": True,
+            "containers": [
+                {"name": "inputs", "access": "read"},
+                {"name": "results", "access": "write"},
+            ],
+        },
         "identity": {"name": "id-fixture"},
         "batch": {"account": "batest", "endpoint": ENDPOINT, "pool": {"id": "pool-1"}},
-        "jobs": [{
-            "id": "weekly", "onAllTasksComplete": "terminateJob", "priority": 10,
-            "defaults": {"image": "example.azurecr.io/model:1", "maxWallClockTime": "PT1H",
-                         "retries": 1, "mounts": [{"source": "inputs", "target": "/data"}]},
-            "sweeps": [{
-                "id": "grid", "taskId": "{disease}-{state}",
-                "matrix": {"disease": ["covid", "flu"], "state": ["ca", "ny"]},
-                "command": "python -m model --disease {disease} --state {state}",
-                "outputs": [{"pattern": "out/*", "container": "results",
-                             "path": "{disease}/{state}"}],
-            }],
-            "tasks": [{"id": "summary", "command": "python -m summary",
-                       "secretEnv": {"API_TOKEN": "apiToken"}}],
-        }],
+        "jobs": [
+            {
+                "id": "weekly",
+                "onAllTasksComplete": "terminateJob",
+                "priority": 10,
+                "defaults": {
+                    "image": "example.azurecr.io/model:1",
+                    "maxWallClockTime": "PT1H",
+                    "retries": 1,
+                    "mounts": [{"source": "inputs", "target": "/data"}],
+                },
+                "sweeps": [
+                    {
+                        "id": "grid",
+                        "taskId": "{disease}-{state}",
+                        "matrix": {"disease": ["covid", "flu"], "state": ["ca", "ny"]},
+                        "command": "python -m model --disease {disease} --state {state}",
+                        "outputs": [
+                            {
+                                "pattern": "out/*",
+                                "container": "results",
+                                "path": "{disease}/{state}",
+                            }
+                        ],
+                    }
+                ],
+                "tasks": [
+                    {
+                        "id": "summary",
+                        "command": "python -m summary",
+                        "secretEnv": {"API_TOKEN": "apiToken"},
+                    }
+                ],
+            }
+        ],
         "apiToken": {"secure": "v1:not-read"},
     }
 
@@ -76,7 +103,9 @@ def registrations() -> list[Registration]:
     config = parse_stack_config(stack_settings(), location="eastus")
     return capture_registrations(
         lambda: declare_stack(config, lambda _key: pulumi.Output.secret(SECRET_VALUE)),
-        project="batchtasks", stack="fixture")
+        project="batchtasks",
+        stack="fixture",
+    )
 
 
 def provider_class(provider: str) -> str:
@@ -85,8 +114,9 @@ def provider_class(provider: str) -> str:
     for opcode, argument, _position in pickletools.genops(base64.b64decode(provider)):
         if isinstance(argument, str):
             strings.append(argument)
-        elif opcode.name == "STACK_GLOBAL" and len(strings) >= 2 \
-                and strings[-1].endswith("Provider"):
+        elif (
+            opcode.name == "STACK_GLOBAL" and len(strings) >= 2 and strings[-1].endswith("Provider")
+        ):
             return f"{strings[-2]}.{strings[-1]}"
     return ""
 
@@ -108,7 +138,7 @@ def _changed(key: str, value: Any) -> Callable[[dict[str, Any]], dict[str, Any]]
 
     def change(inputs: dict[str, Any]) -> dict[str, Any]:
         if key.startswith("task."):
-            return {**inputs, "task": {**inputs["task"], key[len("task."):]: value}}
+            return {**inputs, "task": {**inputs["task"], key[len("task.") :]: value}}
         return {**inputs, key: value}
 
     return change
@@ -119,8 +149,10 @@ CHANGES: dict[str, dict[str, Callable[[dict[str, Any]], dict[str, Any]]]] = {
     "Job": {"priority": _changed("priority", 20.0), "pool": _changed("poolId", "pool-2")},
     "JobCompletion": {"mode": _changed("onAllTasksComplete", "noAction")},
     "Task": {"command": _changed("task.command", "python -m summary --again")},
-    "TaskSet": {"command": _changed_task("command", "python -m model --again"),
-                "retries": _changed_task("retries", 3)},
+    "TaskSet": {
+        "command": _changed_task("command", "python -m model --again"),
+        "retries": _changed_task("retries", 3),
+    },
 }
 
 
@@ -134,11 +166,18 @@ def _answers(host: ProviderHost, reg: Registration, inputs: dict[str, Any]) -> d
         news = change(copy.deepcopy(inputs))
         checked = host.check(reg.urn, stored, news)
         diff = host.diff(reg.urn, reg.name, stored, checked.inputs)
-        diffs[label] = {"news": news, "checkFailures": [list(f) for f in checked.failures],
-                        "changes": diff.changes, "replaces": sorted(diff.replaces),
-                        "deleteBeforeReplace": diff.delete_before_replace}
-    return {"checkedInputs": stored, "checkFailures": [list(f) for f in check.failures],
-            "diffs": diffs}
+        diffs[label] = {
+            "news": news,
+            "checkFailures": [list(f) for f in checked.failures],
+            "changes": diff.changes,
+            "replaces": sorted(diff.replaces),
+            "deleteBeforeReplace": diff.delete_before_replace,
+        }
+    return {
+        "checkedInputs": stored,
+        "checkFailures": [list(f) for f in check.failures],
+        "diffs": diffs,
+    }
 
 
 def record() -> dict[str, Any]:
@@ -150,13 +189,19 @@ def record() -> dict[str, Any]:
         for reg in registrations():
             # The engine strips secret markers before the host sees them (it accepts none).
             inputs = strip_secrets(reg.inputs)
-            resources.append({
-                "type": reg.type, "name": reg.name, "urn": reg.urn,
-                "providerClass": provider_class(reg.provider), "provider": reg.provider,
-                "inputNames": sorted(key for key in inputs if key != PROVIDER_KEY),
-                "inputs": inputs, **_answers(host, reg, inputs)})
-    return {"stackSettings": stack_settings(), "hostConfig": HOST_CONFIG,
-            "resources": resources}
+            resources.append(
+                {
+                    "type": reg.type,
+                    "name": reg.name,
+                    "urn": reg.urn,
+                    "providerClass": provider_class(reg.provider),
+                    "provider": reg.provider,
+                    "inputNames": sorted(key for key in inputs if key != PROVIDER_KEY),
+                    "inputs": inputs,
+                    **_answers(host, reg, inputs),
+                }
+            )
+    return {"stackSettings": stack_settings(), "hostConfig": HOST_CONFIG, "resources": resources}
 
 
 def main(argv: list[str]) -> int:

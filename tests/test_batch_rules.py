@@ -17,21 +17,35 @@ from batchtasks.batch.job import BatchJobProvider
 from batchtasks.batch.spec import UNKNOWN, TaskContext, build_job_body, build_task_body
 from batchtasks.batch.tasks import BatchTaskProvider, BatchTaskSetProvider
 
-IDENTITY = ("/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg/providers/"
-            "Microsoft.ManagedIdentity/userAssignedIdentities/batch")
-URLS = {"forecasts": "https://acct.blob.core.windows.net/forecasts",
-        "logs": "https://acct.blob.core.windows.net/logs"}
-SPEC = {"command": "python -m model --state ca", "image": "cr.azurecr.io/model:1",
-        "mounts": [{"source": "forecasts", "target": "/out"}],
-        "outputs": [{"pattern": "out/*.csv", "container": "forecasts", "path": "flu/ca",
-                     "when": "taskSuccess"}],
-        "maxWallClockTime": "PT1H", "retries": 2}
+IDENTITY = (
+    "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg/providers/"
+    "Microsoft.ManagedIdentity/userAssignedIdentities/batch"
+)
+URLS = {
+    "forecasts": "https://acct.blob.core.windows.net/forecasts",
+    "logs": "https://acct.blob.core.windows.net/logs",
+}
+SPEC = {
+    "command": "python -m model --state ca",
+    "image": "cr.azurecr.io/model:1",
+    "mounts": [{"source": "forecasts", "target": "/out"}],
+    "outputs": [
+        {"pattern": "out/*.csv", "container": "forecasts", "path": "flu/ca", "when": "taskSuccess"}
+    ],
+    "maxWallClockTime": "PT1H",
+    "retries": 2,
+}
 
 
 def shared(**changes: object) -> dict:
-    base = {"endpoint": "https://acct.eastus.batch.azure.com", "jobId": "weekly",
-            "identityResourceId": IDENTITY, "containerUrls": URLS,
-            "mountsDir": "/mnt/batch/tasks/fsmounts", "secrets": {}}
+    base = {
+        "endpoint": "https://acct.eastus.batch.azure.com",
+        "jobId": "weekly",
+        "identityResourceId": IDENTITY,
+        "containerUrls": URLS,
+        "mountsDir": "/mnt/batch/tasks/fsmounts",
+        "secrets": {},
+    }
     return {**base, **changes}
 
 
@@ -59,11 +73,16 @@ class TestTaskChange:
 class TestPlanTasks:
     def test_reports_each_task_id_by_kind(self) -> None:
         olds = task_set({"a": SPEC, "b": SPEC, "c": SPEC, "d": SPEC})
-        news = task_set({"a": SPEC, "b": {**SPEC, "command": "x"}, "c": {**SPEC, "retries": 9},
-                         "e": SPEC})
+        news = task_set(
+            {"a": SPEC, "b": {**SPEC, "command": "x"}, "c": {**SPEC, "retries": 9}, "e": SPEC}
+        )
         plan = plan_tasks(olds, news)
         assert (plan.added, plan.removed, plan.replaced, plan.updated) == (
-            ("e",), ("d",), ("b",), ("c",))
+            ("e",),
+            ("d",),
+            ("b",),
+            ("c",),
+        )
         assert plan.unchanged == 1
         assert plan.changed_fields == {"b": ("command",), "c": ("retries",)}
 
@@ -96,15 +115,20 @@ class TestPlanTasks:
 
 
 class TestJobRules:
-    JOB: ClassVar[dict] = {"endpoint": "https://acct.eastus.batch.azure.com", "jobId": "weekly",
-                           "poolId": "pool", "priority": 10,
-                           "onAllTasksComplete": "noAction"}
+    JOB: ClassVar[dict] = {
+        "endpoint": "https://acct.eastus.batch.azure.com",
+        "jobId": "weekly",
+        "poolId": "pool",
+        "priority": 10,
+        "onAllTasksComplete": "noAction",
+    }
 
     def test_in_place_and_replacing_changes(self) -> None:
         assert job_change(self.JOB, {**self.JOB, "priority": 20}) == (["priority"], [])
         assert job_change(self.JOB, {**self.JOB, "poolId": "other"}) == ([], ["poolId"])
         assert job_change(self.JOB, {**self.JOB, "usesTaskDependencies": True})[1] == [
-            "usesTaskDependencies"]
+            "usesTaskDependencies"
+        ]
 
     def test_terminate_to_noaction_is_refused_in_check(self) -> None:
         olds = {**self.JOB, "onAllTasksComplete": "terminateJob"}
@@ -114,34 +138,55 @@ class TestJobRules:
 
     def test_noaction_to_terminate_updates_in_place(self) -> None:
         provider = BatchJobProvider()
-        result = provider.diff("weekly", self.JOB, {**self.JOB, "onAllTasksComplete":
-                                                    "terminateJob"})
+        result = provider.diff(
+            "weekly", self.JOB, {**self.JOB, "onAllTasksComplete": "terminateJob"}
+        )
         assert result.changes and result.replaces == []
 
     def test_job_body_is_created_noaction_but_shows_declared(self) -> None:
-        job = {**self.JOB, "onAllTasksComplete": "terminateJob", "maxParallelTasks": 4.0,
-               "constraints": {"maxWallClockTime": "P1D", "maxTaskRetryCount": 2.0}}
+        job = {
+            **self.JOB,
+            "onAllTasksComplete": "terminateJob",
+            "maxParallelTasks": 4.0,
+            "constraints": {"maxWallClockTime": "P1D", "maxTaskRetryCount": 2.0},
+        }
         assert build_job_body(job)["onAllTasksComplete"] == "noaction"
         declared = build_job_body(job, create=False)
-        assert declared == {"id": "weekly", "poolInfo": {"poolId": "pool"}, "priority": 10,
-                            "maxParallelTasks": 4, "usesTaskDependencies": False,
-                            "constraints": {"maxWallClockTime": "P1D", "maxTaskRetryCount": 2},
-                            "onAllTasksComplete": "terminatejob"}
+        assert declared == {
+            "id": "weekly",
+            "poolInfo": {"poolId": "pool"},
+            "priority": 10,
+            "maxParallelTasks": 4,
+            "usesTaskDependencies": False,
+            "constraints": {"maxWallClockTime": "P1D", "maxTaskRetryCount": 2},
+            "onAllTasksComplete": "terminatejob",
+        }
 
 
 class TestChecks:
     def test_reports_every_bad_property_at_once(self) -> None:
-        bad = {**SPEC, "command": " ", "retries": "many", "maxWallClockTime": "1 hour",
-               "mounts": [{"source": "../etc", "target": "data"}],
-               "outputs": [{"pattern": "*.csv", "container": "nowhere", "when": "always"}],
-               "colour": "blue"}
+        bad = {
+            **SPEC,
+            "command": " ",
+            "retries": "many",
+            "maxWallClockTime": "1 hour",
+            "mounts": [{"source": "../etc", "target": "data"}],
+            "outputs": [{"pattern": "*.csv", "container": "nowhere", "when": "always"}],
+            "colour": "blue",
+        }
         result = BatchTaskSetProvider().check({}, task_set({"bad id!": bad}))
         paths = {failure.property for failure in result.failures}
         assert paths == {
-            "tasks.bad id!.id", "tasks.bad id!.colour", "tasks.bad id!.command",
-            "tasks.bad id!.mounts[0].source", "tasks.bad id!.mounts[0].target",
-            "tasks.bad id!.outputs[0].container", "tasks.bad id!.outputs[0].when",
-            "tasks.bad id!.maxWallClockTime", "tasks.bad id!.retries"}
+            "tasks.bad id!.id",
+            "tasks.bad id!.colour",
+            "tasks.bad id!.command",
+            "tasks.bad id!.mounts[0].source",
+            "tasks.bad id!.mounts[0].target",
+            "tasks.bad id!.outputs[0].container",
+            "tasks.bad id!.outputs[0].when",
+            "tasks.bad id!.maxWallClockTime",
+            "tasks.bad id!.retries",
+        }
 
     def test_unknown_values_during_preview_are_pending_not_errors(self) -> None:
         news = task_set({"a": SPEC}, identityResourceId=UNKNOWN, containerUrls=UNKNOWN)
@@ -186,8 +231,9 @@ class TestTaskResourceDiff:
 
     def test_moving_to_another_job_replaces_the_resource(self) -> None:
         provider = BatchTaskSetProvider()
-        result = provider.diff("weekly/forecast", task_set({"a": SPEC}),
-                               task_set({"a": SPEC}, jobId="monthly"))
+        result = provider.diff(
+            "weekly/forecast", task_set({"a": SPEC}), task_set({"a": SPEC}, jobId="monthly")
+        )
         assert result.replaces == ["jobId"] and result.delete_before_replace
 
 
@@ -200,9 +246,11 @@ def test_chunks_respect_count_and_size_limits() -> None:
     sent = [collection_body([task.data for task in chunk]) for chunk in chunks]
     assert all(len(payload) < 1_000_000 for payload in sent)
     assert [len(payload) for payload in sent] == [
-        collection_size(len(chunk), sum(len(task.data) for task in chunk)) for chunk in chunks]
+        collection_size(len(chunk), sum(len(task.data) for task in chunk)) for chunk in chunks
+    ]
     assert [task.body() for chunk in chunks for task in chunk] == big
-    assert json.loads(sent[0])["value"] == big[:len(chunks[0])]
+    assert json.loads(sent[0])["value"] == big[: len(chunks[0])]
+
     # Three bodies whose request would be exactly 1,000,000 bytes go as two requests; one byte
     # less and they go as one.
     def bodies(total: int) -> list[dict[str, Any]]:
@@ -210,8 +258,9 @@ def test_chunks_respect_count_and_size_limits() -> None:
         empty = len(json.dumps({"id": "t0", "commandLine": ""}, separators=(",", ":")))
         sizes = [(total - envelope) // 3] * 3
         sizes[0] += (total - envelope) - sum(sizes)
-        return [{"id": f"t{i}", "commandLine": "x" * (size - empty)}
-                for i, size in enumerate(sizes)]
+        return [
+            {"id": f"t{i}", "commandLine": "x" * (size - empty)} for i, size in enumerate(sizes)
+        ]
 
     assert len(collection_body([t.data for t in next(chunk_bodies(bodies(999_999)))])) == 999_999
     assert [len(chunk) for chunk in chunk_bodies(bodies(999_999))] == [3]
@@ -219,26 +268,48 @@ def test_chunks_respect_count_and_size_limits() -> None:
 
 
 def test_body_matching_ignores_service_fields_and_duration_spelling() -> None:
-    declared = {"id": "a", "constraints": {"maxWallClockTime": "PT60M"},
-                "outputFiles": [{"uploadOptions": {"uploadCondition": "taskCompletion"}}]}
-    live = {"id": "a", "state": "active", "url": "https://x",
-            "constraints": {"maxWallClockTime": "PT1H", "retentionTime": "P7D"},
-            "outputFiles": [{"uploadOptions": {"uploadCondition": "taskcompletion"}}]}
+    declared = {
+        "id": "a",
+        "constraints": {"maxWallClockTime": "PT60M"},
+        "outputFiles": [{"uploadOptions": {"uploadCondition": "taskCompletion"}}],
+    }
+    live = {
+        "id": "a",
+        "state": "active",
+        "url": "https://x",
+        "constraints": {"maxWallClockTime": "PT1H", "retentionTime": "P7D"},
+        "outputFiles": [{"uploadOptions": {"uploadCondition": "taskcompletion"}}],
+    }
     assert body_matches(declared, live)
     assert not body_matches({**declared, "commandLine": "other"}, {**live, "commandLine": "x"})
 
 
 def test_task_body_uses_mount_dir_identity_and_masks_missing_secrets() -> None:
-    context = TaskContext(job_id="weekly", identity_resource_id=IDENTITY, container_urls=URLS,
-                          mounts_dir="/mnt/batch/tasks/fsmounts", display_name="forecast")
-    body = build_task_body("flu-ca", {**SPEC, "secretEnv": {"TOKEN": "apiToken"},
-                                      "logs": {"container": "logs", "subdir": "weekly"}}, context)
+    context = TaskContext(
+        job_id="weekly",
+        identity_resource_id=IDENTITY,
+        container_urls=URLS,
+        mounts_dir="/mnt/batch/tasks/fsmounts",
+        display_name="forecast",
+    )
+    body = build_task_body(
+        "flu-ca",
+        {
+            **SPEC,
+            "secretEnv": {"TOKEN": "apiToken"},
+            "logs": {"container": "logs", "subdir": "weekly"},
+        },
+        context,
+    )
     assert body["containerSettings"]["containerRunOptions"] == (
-        "--mount type=bind,source=/mnt/batch/tasks/fsmounts/forecasts,target=/out")
+        "--mount type=bind,source=/mnt/batch/tasks/fsmounts/forecasts,target=/out"
+    )
     assert body["environmentSettings"] == [{"name": "TOKEN", "value": "[secret]"}]
     assert body["outputFiles"][-1]["destination"]["container"] == {
-        "containerUrl": URLS["logs"], "path": "weekly/flu-ca",
-        "identityReference": {"resourceId": IDENTITY}}
+        "containerUrl": URLS["logs"],
+        "path": "weekly/flu-ca",
+        "identityReference": {"resourceId": IDENTITY},
+    }
     assert body["constraints"] == {"maxWallClockTime": "PT1H", "maxTaskRetryCount": 2}
     assert body["displayName"] == "forecast"
 

@@ -27,8 +27,7 @@ def _job_with(batch_api: BatchApiDouble, *task_ids: str, retries: int = 0) -> No
         batch_api.add_task("job1", task_id, constraints={"maxTaskRetryCount": retries})
 
 
-def test_a_task_runs_on_a_node_and_succeeds(batch_client: BatchClient,
-                                            batch_api: BatchApiDouble):
+def test_a_task_runs_on_a_node_and_succeeds(batch_client: BatchClient, batch_api: BatchApiDouble):
     _job_with(batch_api, "a")
     batch_api.start_task("job1", "a", node_id="tvm-7")
     running = batch_client.get_task("job1", "a")
@@ -45,7 +44,8 @@ def test_a_task_runs_on_a_node_and_succeeds(batch_client: BatchClient,
 
 
 def test_a_failed_attempt_is_retried_within_the_budget_then_fails(
-        batch_client: BatchClient, batch_api: BatchApiDouble):
+    batch_client: BatchClient, batch_api: BatchApiDouble
+):
     _job_with(batch_api, "a", retries=1)
     batch_api.start_task("job1", "a")
     assert batch_api.finish_task("job1", "a", exit_code=2) == "active"
@@ -62,13 +62,21 @@ def test_a_failed_attempt_is_retried_within_the_budget_then_fails(
     assert failed.execution_info.failure_info.code == "FailureExitCode"
 
 
-def test_a_failure_before_the_process_ran_has_no_exit_code(batch_client: BatchClient,
-                                                           batch_api: BatchApiDouble):
+def test_a_failure_before_the_process_ran_has_no_exit_code(
+    batch_client: BatchClient, batch_api: BatchApiDouble
+):
     _job_with(batch_api, "a")
     batch_api.start_task("job1", "a", preparing=True)
-    batch_api.finish_task("job1", "a", exit_code=None, failure={
-        "category": "servererror", "code": "ContainerPullFailed",
-        "message": "pull access denied"})
+    batch_api.finish_task(
+        "job1",
+        "a",
+        exit_code=None,
+        failure={
+            "category": "servererror",
+            "code": "ContainerPullFailed",
+            "message": "pull access denied",
+        },
+    )
     task = batch_client.get_task("job1", "a")
     assert task.execution_info.exit_code is None
     assert task.execution_info.failure_info.code == "ContainerPullFailed"
@@ -91,15 +99,15 @@ def test_task_counts_follow_execution(batch_client: BatchClient, batch_api: Batc
     assert result.task_slot_counts.running == 2
 
 
-def test_lists_filter_failed_tasks_and_select_properties(batch_client: BatchClient,
-                                                         batch_api: BatchApiDouble):
+def test_lists_filter_failed_tasks_and_select_properties(
+    batch_client: BatchClient, batch_api: BatchApiDouble
+):
     _job_with(batch_api, "ok", "bad", "waiting")
     for task_id, code in (("ok", 0), ("bad", 3)):
         batch_api.start_task("job1", task_id)
         batch_api.finish_task("job1", task_id, exit_code=code)
 
-    failed = list(batch_client.list_tasks("job1", filter=FAILED,
-                                          select=["id", "executionInfo"]))
+    failed = list(batch_client.list_tasks("job1", filter=FAILED, select=["id", "executionInfo"]))
     assert [task.id for task in failed] == ["bad"]
     assert set(failed[0].as_dict()) == {"id", "executionInfo"}
     # Enum literals compare ignoring case, as the service's do.
@@ -114,7 +122,8 @@ def test_lists_filter_failed_tasks_and_select_properties(batch_client: BatchClie
 
 
 def test_task_files_are_read_whole_or_by_range_until_the_node_goes(
-        batch_client: BatchClient, batch_api: BatchApiDouble):
+    batch_client: BatchClient, batch_api: BatchApiDouble
+):
     _job_with(batch_api, "a", "never")
     batch_api.start_task("job1", "a", node_id="tvm-3")
     batch_api.write_task_file("job1", "a", "stdout.txt", b"hello\n")
@@ -125,18 +134,23 @@ def test_task_files_are_read_whole_or_by_range_until_the_node_goes(
     assert properties.is_directory is False
     whole = b"".join(batch_client.download_task_file("job1", "a", "stdout.txt"))
     assert whole == b"hello\nworld\n"
-    part = b"".join(batch_client.download_task_file("job1", "a", "stdout.txt",
-                                                    ocp_range="bytes=6-11"))
+    part = b"".join(
+        batch_client.download_task_file("job1", "a", "stdout.txt", ocp_range="bytes=6-11")
+    )
     assert part == b"world\n"
-    past_end = _error(lambda: b"".join(batch_client.download_task_file(
-        "job1", "a", "stdout.txt", ocp_range="bytes=12-20")))
+    past_end = _error(
+        lambda: b"".join(
+            batch_client.download_task_file("job1", "a", "stdout.txt", ocp_range="bytes=12-20")
+        )
+    )
     assert past_end.status_code == 416
 
     # (azure-batch never reads the body of a failed streamed download: only the status shows.)
     missing = _error(lambda: b"".join(batch_client.download_task_file("job1", "a", "x.txt")))
     assert missing.status_code == 404
-    unscheduled = _error(lambda: b"".join(batch_client.download_task_file(
-        "job1", "never", "stdout.txt")))
+    unscheduled = _error(
+        lambda: b"".join(batch_client.download_task_file("job1", "never", "stdout.txt"))
+    )
     assert unscheduled.status_code == 409
 
     batch_api.lose_node("tvm-3")
@@ -147,7 +161,8 @@ def test_task_files_are_read_whole_or_by_range_until_the_node_goes(
 
 
 def test_reactivate_reruns_a_failed_task_with_a_fresh_retry_budget(
-        batch_client: BatchClient, batch_api: BatchApiDouble):
+    batch_client: BatchClient, batch_api: BatchApiDouble
+):
     _job_with(batch_api, "a", retries=1)
     for _ in range(2):
         batch_api.start_task("job1", "a")
@@ -162,8 +177,9 @@ def test_reactivate_reruns_a_failed_task_with_a_fresh_retry_budget(
     assert batch_client.get_job_task_counts("job1").task_counts.active == 1
 
 
-def test_reactivate_refuses_what_the_service_refuses(batch_client: BatchClient,
-                                                     batch_api: BatchApiDouble):
+def test_reactivate_refuses_what_the_service_refuses(
+    batch_client: BatchClient, batch_api: BatchApiDouble
+):
     _job_with(batch_api, "ok", "running", "failed")
     batch_api.start_task("job1", "ok")
     batch_api.finish_task("job1", "ok", exit_code=0)
@@ -173,7 +189,8 @@ def test_reactivate_refuses_what_the_service_refuses(batch_client: BatchClient,
 
     assert error_code(_error(batch_client.reactivate_task, "job1", "ok")) == "TaskSucceeded"
     assert error_code(_error(batch_client.reactivate_task, "job1", "running")) == (
-        "TaskNotCompleted")
+        "TaskNotCompleted"
+    )
     batch_api.set_job_state("job1", "completed")
     refused = _error(batch_client.reactivate_task, "job1", "failed")
     assert (refused.status_code, error_code(refused)) == (409, "JobCompleted")

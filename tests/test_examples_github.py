@@ -22,17 +22,29 @@ from tests.test_preview import DEV_STACK, job, write_stack
 PROJECT = Path(__file__).resolve().parents[1]
 EXAMPLES = PROJECT / "examples" / "github"
 MARKER = "<!-- batchtasks-preview:dev -->"
-GIT = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", "-c",
-       "commit.gpgsign=false", "-c", "init.defaultBranch=main"]
+GIT = [
+    "git",
+    "-c",
+    "user.name=t",
+    "-c",
+    "user.email=t@example.com",
+    "-c",
+    "commit.gpgsign=false",
+    "-c",
+    "init.defaultBranch=main",
+]
 
-pytestmark = pytest.mark.skipif(shutil.which("bash") is None or shutil.which("git") is None,
-                                reason="needs bash and git")
+pytestmark = pytest.mark.skipif(
+    shutil.which("bash") is None or shutil.which("git") is None, reason="needs bash and git"
+)
 
 
-def run(command: list[str], cwd: Path, env: dict[str, str] | None = None
-        ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True,
-                          timeout=300, check=False)
+def run(
+    command: list[str], cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        command, cwd=cwd, env=env, capture_output=True, text=True, timeout=300, check=False
+    )
 
 
 def test_workflow_runs_the_extracted_scripts() -> None:
@@ -66,12 +78,17 @@ def pull_request(tmp_path: Path) -> Path:
 
 def preview_env(clone: Path) -> dict[str, str]:
     batchtasks = Path(sys.executable).parent / "batchtasks"
-    return {"PATH": "/usr/bin:/bin", "HOME": str(clone), "STACK": "dev", "BASE_REF": "main",
-            "BODY_FILE": str(clone / "body.md"), "BATCHTASKS": str(batchtasks)}
+    return {
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(clone),
+        "STACK": "dev",
+        "BASE_REF": "main",
+        "BODY_FILE": str(clone / "body.md"),
+        "BATCHTASKS": str(batchtasks),
+    }
 
 
-def test_preview_step_writes_the_marked_body_and_exits_4_on_destructive(
-        pull_request: Path) -> None:
+def test_preview_step_writes_the_marked_body_and_exits_4_on_destructive(pull_request: Path) -> None:
     done = run(["bash", str(EXAMPLES / "preview.sh")], pull_request, preview_env(pull_request))
     assert done.returncode == 4, done.stderr
     body = (pull_request / "body.md").read_text()
@@ -111,8 +128,9 @@ class GitHubStandIn:
 
             def _write(self) -> None:
                 length = int(self.headers["Content-Length"])
-                stand_in.calls.append((self.command, self.path,
-                                       json.loads(self.rfile.read(length))))
+                stand_in.calls.append(
+                    (self.command, self.path, json.loads(self.rfile.read(length)))
+                )
                 self._answer(201 if self.command == "POST" else 200, {"id": 9})
 
             do_POST = do_PATCH = _write
@@ -144,9 +162,15 @@ def github() -> Iterator[Any]:
 
 def comment(tmp_path: Path, api: str) -> subprocess.CompletedProcess[str]:
     body = tmp_path / "body.md"
-    body.write_text(f"{MARKER}\n# Preview\n\n`quotes \" and \\ stay`\n")
-    env = {"PATH": "/usr/bin:/bin", "GITHUB_API_URL": api, "GITHUB_TOKEN": "t0ken",
-           "GITHUB_REPOSITORY": "acme/forecasts", "PR_NUMBER": "7", "BODY_FILE": str(body)}
+    body.write_text(f'{MARKER}\n# Preview\n\n`quotes " and \\ stay`\n')
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "GITHUB_API_URL": api,
+        "GITHUB_TOKEN": "t0ken",
+        "GITHUB_REPOSITORY": "acme/forecasts",
+        "PR_NUMBER": "7",
+        "BODY_FILE": str(body),
+    }
     return run(["bash", str(EXAMPLES / "comment.sh")], tmp_path, env)
 
 
@@ -159,8 +183,10 @@ def test_comment_step_updates_the_marked_comment(tmp_path: Path, github: Any) ->
     method, path, payload = api.calls[-1]
     assert (method, path) == ("PATCH", "/repos/acme/forecasts/issues/comments/5")
     assert payload["body"] == (tmp_path / "body.md").read_text()
-    assert api.calls[0][:2] == ("GET", "/repos/acme/forecasts/issues/7/comments?per_page=100"
-                                       "&page=1")
+    assert api.calls[0][:2] == (
+        "GET",
+        "/repos/acme/forecasts/issues/7/comments?per_page=100&page=1",
+    )
     assert api.calls[0][2] == "Bearer t0ken"
 
 

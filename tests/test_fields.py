@@ -27,12 +27,20 @@ from batchtasks.storage import (
     batch_storage_problems,
 )
 
-IDENTITY = ("/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg/providers/"
-            "Microsoft.ManagedIdentity/userAssignedIdentities/batch")
-URLS = {name: f"https://sttest.blob.core.windows.net/{name}"
-        for name in ("inputs", "results", "logs")}
-CONTEXT = TaskContext(job_id="weekly", identity_resource_id=IDENTITY, container_urls=URLS,
-                      mounts_dir="/mnt/batch/tasks/fsmounts", secrets={"apiToken": "s3cret"})
+IDENTITY = (
+    "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg/providers/"
+    "Microsoft.ManagedIdentity/userAssignedIdentities/batch"
+)
+URLS = {
+    name: f"https://sttest.blob.core.windows.net/{name}" for name in ("inputs", "results", "logs")
+}
+CONTEXT = TaskContext(
+    job_id="weekly",
+    identity_resource_id=IDENTITY,
+    container_urls=URLS,
+    mounts_dir="/mnt/batch/tasks/fsmounts",
+    secrets={"apiToken": "s3cret"},
+)
 BASE = {"command": "true", "image": "base.azurecr.io/base:1"}
 TASK_PATH = ("batchtasks:jobs", "items", "properties", "tasks", "items", "properties")
 
@@ -45,23 +53,32 @@ def at(body: Mapping[str, Any], path: str) -> Any:
     return value
 
 
-def stack(*, pool: dict[str, Any] | None = None,
-          task: dict[str, Any] | None = None,
-          prepare: bool = True) -> dict[str, Any]:
+def stack(
+    *, pool: dict[str, Any] | None = None, task: dict[str, Any] | None = None, prepare: bool = True
+) -> dict[str, Any]:
     """A stack whose job holds `summary` (with `task`'s fields) and, if asked, `prepare`."""
     tasks = [{"id": "summary", **BASE, **(task or {})}]
     if prepare:
         tasks.insert(0, {"id": "prepare", **BASE})
     return {
         "resourceGroup": "rg-test",
-        "storage": {"account": "sttest", "containers": [
-            {"name": "inputs", "access": "read"}, {"name": "results"}, {"name": "logs"}]},
+        "storage": {
+            "account": "sttest",
+            "containers": [
+                {"name": "inputs", "access": "read"},
+                {"name": "results"},
+                {"name": "logs"},
+            ],
+        },
         "identity": {"name": "id-test"},
-        "batch": {"endpoint": "https://batest.eastus.batch.azure.com",
-                  "pool": pool or {"id": "pool-1"}},
+        "batch": {
+            "endpoint": "https://batest.eastus.batch.azure.com",
+            "pool": pool or {"id": "pool-1"},
+        },
         **({"apiToken": {"secure": "v1:abc"}} if "secretEnv" in (task or {}) else {}),
-        "jobs": [{"id": "weekly", "logs": {"container": "logs", "subdir": "weekly"},
-                  "tasks": tasks}],
+        "jobs": [
+            {"id": "weekly", "logs": {"container": "logs", "subdir": "weekly"}, "tasks": tasks}
+        ],
     }
 
 
@@ -111,8 +128,7 @@ def test_table_and_json_schema_agree() -> None:
     assert set(task_schema) == {"id", *(field.key for field in fields.STACK_TASK_FIELDS)}
     job = schema["batchtasks:jobs"]["items"]["properties"]
     defaults = job["defaults"]["properties"]
-    assert set(defaults) == {field.key for field in fields.STACK_TASK_FIELDS
-                             if field.in_defaults}
+    assert set(defaults) == {field.key for field in fields.STACK_TASK_FIELDS if field.in_defaults}
     sweep = job["sweeps"]["items"]["properties"]
     assert {field.key for field in fields.STACK_TASK_FIELDS} <= set(sweep)
     for field in fields.STACK_TASK_FIELDS:
@@ -125,10 +141,16 @@ def test_the_providers_check_takes_exactly_the_table() -> None:
     assert frozenset(fields.BY_KEY) == checks.TASK_SPEC_KEYS
     provider = BatchTaskProvider()
     spec = {**BASE, **{field.key: field.example for field in fields.TASK_FIELDS}}
-    props = {"endpoint": "https://acct.eastus.batch.azure.com", "jobId": "weekly",
-             "identityResourceId": IDENTITY, "mountsDir": "/mnt/batch/tasks/fsmounts",
-             "containerUrls": URLS, "secrets": {"apiToken": "s3cret"},
-             "taskId": "summary", "task": spec}
+    props = {
+        "endpoint": "https://acct.eastus.batch.azure.com",
+        "jobId": "weekly",
+        "identityResourceId": IDENTITY,
+        "mountsDir": "/mnt/batch/tasks/fsmounts",
+        "containerUrls": URLS,
+        "secrets": {"apiToken": "s3cret"},
+        "taskId": "summary",
+        "task": spec,
+    }
     assert provider.check({}, props).failures == []
 
 
@@ -141,10 +163,17 @@ def test_a_change_updates_in_place_exactly_when_the_table_says(field: fields.Tas
 
 class TestRequiredSlots:
     def test_reaches_the_body_and_the_pool_gets_its_slots(self) -> None:
-        raw = stack(pool={"id": "pool-1", "create": True, "vmSize": "Standard_D4s_v3",
-                          "image": {"publisher": "p", "offer": "o", "sku": "s"},
-                          "nodeAgentSkuId": "batch.node.ubuntu 22.04", "taskSlotsPerNode": 4},
-                    task={"requiredSlots": 4})
+        raw = stack(
+            pool={
+                "id": "pool-1",
+                "create": True,
+                "vmSize": "Standard_D4s_v3",
+                "image": {"publisher": "p", "offer": "o", "sku": "s"},
+                "nodeAgentSkuId": "batch.node.ubuntu 22.04",
+                "taskSlotsPerNode": 4,
+            },
+            task={"requiredSlots": 4},
+        )
         raw["batch"]["account"] = "batest"
         preview = build.preview_stack(parse_stack_config(raw, "eastus"))
         pool = next(r for r in preview.resources if r["type"] == "azure-native:batch:Pool")
@@ -156,15 +185,17 @@ class TestRequiredSlots:
         assert "| `summary` | `base.azurecr.io/base:1` | `true` |  |  | `4` |" in markdown
 
     def test_more_slots_than_a_node_has_is_a_config_error(self) -> None:
-        found = problems_at(stack(pool={"id": "pool-1", "taskSlotsPerNode": 2},
-                                  task={"requiredSlots": 3}))
-        assert "more than batch.pool.taskSlotsPerNode (2)" in found[
-            "batchtasks:jobs[0].tasks[1].requiredSlots"]
+        found = problems_at(
+            stack(pool={"id": "pool-1", "taskSlotsPerNode": 2}, task={"requiredSlots": 3})
+        )
+        assert (
+            "more than batch.pool.taskSlotsPerNode (2)"
+            in found["batchtasks:jobs[0].tasks[1].requiredSlots"]
+        )
 
     def test_an_existing_pool_must_state_its_slots(self) -> None:
         found = problems_at(stack(task={"requiredSlots": 2}))
-        assert "state the pool's value there" in found[
-            "batchtasks:jobs[0].tasks[1].requiredSlots"]
+        assert "state the pool's value there" in found["batchtasks:jobs[0].tasks[1].requiredSlots"]
 
     def test_slots_in_the_defaults_are_checked_for_every_task(self) -> None:
         raw = stack(pool={"id": "pool-1", "taskSlotsPerNode": 2})
@@ -174,9 +205,15 @@ class TestRequiredSlots:
     @pytest.mark.parametrize("slots", [0, 257, 1.5, "4"])
     def test_the_pool_takes_1_to_256_slots(self, slots: Any) -> None:
         assert "batchtasks:batch.pool.taskSlotsPerNode" in problems_at(
-            stack(pool={"id": "pool-1", "taskSlotsPerNode": slots}))
-        args = BatchStorageArgs("rg", "sttest", (ContainerArgs("inputs"),), identity_name="idx",
-                                pool=PoolArgs("batest", "pool-1", task_slots_per_node=slots))
+            stack(pool={"id": "pool-1", "taskSlotsPerNode": slots})
+        )
+        args = BatchStorageArgs(
+            "rg",
+            "sttest",
+            (ContainerArgs("inputs"),),
+            identity_name="idx",
+            pool=PoolArgs("batest", "pool-1", task_slots_per_node=slots),
+        )
         assert any(p.startswith("pool.task_slots_per_node") for p in batch_storage_problems(args))
 
 
@@ -189,7 +226,8 @@ class TestOnFailure:
         assert prepare.body["exitConditions"] == {
             "default": {"dependencyAction": "satisfy"},
             "preProcessingError": {"dependencyAction": "satisfy"},
-            "fileUploadError": {"dependencyAction": "satisfy"}}
+            "fileUploadError": {"dependencyAction": "satisfy"},
+        }
         assert preview.jobs[0].inputs["usesTaskDependencies"] is True
         markdown = render_markdown(preview)
         assert "| Dependents on failure |" in markdown
@@ -197,13 +235,17 @@ class TestOnFailure:
 
     def test_without_dependencies_in_the_job_it_is_a_config_error(self) -> None:
         found = problems_at(stack(task={"onFailure": {"dependents": "satisfy"}}))
-        assert "no task of job 'weekly' has dependsOn" in found[
-            "batchtasks:jobs[0].tasks[1].onFailure"]
+        assert (
+            "no task of job 'weekly' has dependsOn"
+            in found["batchtasks:jobs[0].tasks[1].onFailure"]
+        )
 
     def test_only_block_or_satisfy(self) -> None:
         raw = stack(task={"dependsOn": ["prepare"], "onFailure": {"dependents": "cancel"}})
-        assert "must be one of block, satisfy" in problems_at(raw)[
-            "batchtasks:jobs[0].tasks[1].onFailure.dependents"]
+        assert (
+            "must be one of block, satisfy"
+            in problems_at(raw)["batchtasks:jobs[0].tasks[1].onFailure.dependents"]
+        )
 
 
 def test_the_service_receives_slots_and_exit_conditions(batch_api: BatchApiDouble) -> None:
@@ -211,10 +253,17 @@ def test_the_service_receives_slots_and_exit_conditions(batch_api: BatchApiDoubl
     batch_api.add_job("plain", "pool")
     provider = BatchTaskProvider()
     spec = {**BASE, "requiredSlots": 2, "onFailure": {"dependents": "satisfy"}}
-    props = {"endpoint": batch_api.endpoint, "jobId": "weekly", "identityResourceId": IDENTITY,
-             "mountsDir": "/mnt/batch/tasks/fsmounts", "containerUrls": URLS, "secrets": {},
-             "retryPolicy": {"maxAttempts": 2, "baseDelay": 0.01, "maxDelay": 0.02},
-             "taskId": "prepare", "task": copy.deepcopy(spec)}
+    props = {
+        "endpoint": batch_api.endpoint,
+        "jobId": "weekly",
+        "identityResourceId": IDENTITY,
+        "mountsDir": "/mnt/batch/tasks/fsmounts",
+        "containerUrls": URLS,
+        "secrets": {},
+        "retryPolicy": {"maxAttempts": 2, "baseDelay": 0.01, "maxDelay": 0.02},
+        "taskId": "prepare",
+        "task": copy.deepcopy(spec),
+    }
     checked = provider.check({}, {**props, "task": {**spec, "requiredSlots": 2.0}})
     assert checked.failures == []
     assert checked.inputs["task"]["requiredSlots"] == 2
@@ -234,17 +283,24 @@ def test_job_input_table_covers_every_input_the_job_registers() -> None:
     from batchtasks.batch.diff import JOB_INPUTS
 
     source = inspect.getsource(job_module.BatchJob.__init__)
-    registered = set(re.findall(r'"(\w+)":', source[source.index("props = {"):]))
+    registered = set(re.findall(r'"(\w+)":', source[source.index("props = {") :]))
     assert registered - {"project", "stack", "resource"} == set(JOB_INPUTS)
 
 
-@pytest.mark.parametrize(("key", "old", "new"), [
-    ("replaceRunningTasks", False, True), ("retryPolicy", None, {"maxAttempts": 2})])
-def test_a_stored_only_job_input_change_is_an_update_that_stores_it(key: str, old: Any,
-                                                                      new: Any) -> None:
+@pytest.mark.parametrize(
+    ("key", "old", "new"),
+    [("replaceRunningTasks", False, True), ("retryPolicy", None, {"maxAttempts": 2})],
+)
+def test_a_stored_only_job_input_change_is_an_update_that_stores_it(
+    key: str, old: Any, new: Any
+) -> None:
     from batchtasks.batch.job import BatchJobProvider
 
-    olds = {"jobId": "weekly", "endpoint": "https://acct.eastus.batch.azure.com",
-            "poolId": "pool-1", key: old}
+    olds = {
+        "jobId": "weekly",
+        "endpoint": "https://acct.eastus.batch.azure.com",
+        "poolId": "pool-1",
+        key: old,
+    }
     result = BatchJobProvider().diff("weekly", olds, {**olds, key: new})
     assert result.changes is True and not result.replaces

@@ -44,31 +44,99 @@ PATHS = _paths(DOCUMENT)
 
 # Text a careless or hostile user might write: YAML 1.1 booleans and numbers, control and
 # invisible characters, Markdown and shell syntax, option-looking text, paths out of the task.
-_TRICKY_TEXT = st.sampled_from([
-    "", " ", "NO", "yes", "on", "06", "3.10", "12:30", "0x1F", "1_000", ".inf", "~", "null",
-    "--privileged", "--network=host", "-v /:/host", "/", "//", "/etc/shadow", "../../x",
-    "$AZ_BATCH_NODE_MOUNTS_DIRX", "`", "``", "a|b", "**bold**", "![x](https://e.example/x)",
-    "\x00", "\x1b[2J", "\r\n", "\u202e", "\u200b", "x" * 5000, "P9999999999W", "PT1H",
-    "{state}", "{{", "}", "{nope}", "$(id)", "; rm -rf /", "\"'", "\ud7ff", "é☃",
-])
+_TRICKY_TEXT = st.sampled_from(
+    [
+        "",
+        " ",
+        "NO",
+        "yes",
+        "on",
+        "06",
+        "3.10",
+        "12:30",
+        "0x1F",
+        "1_000",
+        ".inf",
+        "~",
+        "null",
+        "--privileged",
+        "--network=host",
+        "-v /:/host",
+        "/",
+        "//",
+        "/etc/shadow",
+        "../../x",
+        "$AZ_BATCH_NODE_MOUNTS_DIRX",
+        "`",
+        "``",
+        "a|b",
+        "**bold**",
+        "![x](https://e.example/x)",
+        "\x00",
+        "\x1b[2J",
+        "\r\n",
+        "\u202e",
+        "\u200b",
+        "x" * 5000,
+        "P9999999999W",
+        "PT1H",
+        "{state}",
+        "{{",
+        "}",
+        "{nope}",
+        "$(id)",
+        "; rm -rf /",
+        "\"'",
+        "\ud7ff",
+        "é☃",
+    ]
+)
 _VALUES = st.recursive(
     st.one_of(
-        st.none(), st.booleans(),
+        st.none(),
+        st.booleans(),
         st.integers(min_value=-(2**70), max_value=2**70),
         st.floats(allow_nan=False, allow_infinity=False),
         _TRICKY_TEXT,
         st.text(max_size=40),
     ),
-    lambda children: st.one_of(st.lists(children, max_size=4),
-                               st.dictionaries(st.one_of(_TRICKY_TEXT, st.text(max_size=10)),
-                                               children, max_size=4)),
+    lambda children: st.one_of(
+        st.lists(children, max_size=4),
+        st.dictionaries(st.one_of(_TRICKY_TEXT, st.text(max_size=10)), children, max_size=4),
+    ),
     max_leaves=12,
 )
 # Raw YAML syntax spliced into a line: anchors, aliases, tags, flow brackets, directives.
 _RAW = st.one_of(
-    st.sampled_from(["*a", "&a", "!!binary x", "!foo", "[", "]", "{", "}", "? ", ": ", "- ",
-                     "<<: *a", "%YAML 1.1", "---", "...", "'", '"', "|", ">", "#", "\t",
-                     "[" * 200, "{a: " * 100, "&a [*a]", "*" + "a" * 300]),
+    st.sampled_from(
+        [
+            "*a",
+            "&a",
+            "!!binary x",
+            "!foo",
+            "[",
+            "]",
+            "{",
+            "}",
+            "? ",
+            ": ",
+            "- ",
+            "<<: *a",
+            "%YAML 1.1",
+            "---",
+            "...",
+            "'",
+            '"',
+            "|",
+            ">",
+            "#",
+            "\t",
+            "[" * 200,
+            "{a: " * 100,
+            "&a [*a]",
+            "*" + "a" * 300,
+        ]
+    ),
     st.text(max_size=30),
 )
 
@@ -98,27 +166,34 @@ def _run(tmp_path: Path, text: str, capsys: pytest.CaptureFixture[str]) -> None:
 
 
 # More examples on demand (BATCHTASKS_FUZZ_EXAMPLES=1000); the default keeps the suite quick.
-FUZZ = settings(max_examples=int(os.environ.get("BATCHTASKS_FUZZ_EXAMPLES", "60")),
-                deadline=None, database=None,
-                derandomize=os.environ.get("BATCHTASKS_FUZZ_RANDOM") is None,
-                suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                       HealthCheck.too_slow])
+FUZZ = settings(
+    max_examples=int(os.environ.get("BATCHTASKS_FUZZ_EXAMPLES", "60")),
+    deadline=None,
+    database=None,
+    derandomize=os.environ.get("BATCHTASKS_FUZZ_RANDOM") is None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 
 
 @FUZZ
 @given(path=st.sampled_from(PATHS), value=_VALUES)
-def test_any_value_at_any_key_path(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                   path: Path_, value: Any) -> None:
+def test_any_value_at_any_key_path(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], path: Path_, value: Any
+) -> None:
     # JSON text is YAML: the value reaches the reader exactly as generated.
     document = _replaced(DOCUMENT, path, value)
     _run(tmp_path, json.dumps(document, ensure_ascii=False), capsys)
 
 
 @FUZZ
-@given(line=st.integers(min_value=0, max_value=len(LINES) - 1), raw=_RAW,
-       column=st.integers(min_value=0, max_value=80))
-def test_any_text_spliced_into_any_line(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                        line: int, raw: str, column: int) -> None:
+@given(
+    line=st.integers(min_value=0, max_value=len(LINES) - 1),
+    raw=_RAW,
+    column=st.integers(min_value=0, max_value=80),
+)
+def test_any_text_spliced_into_any_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], line: int, raw: str, column: int
+) -> None:
     lines = list(LINES)
     target = lines[line]
     lines[line] = target[:column] + raw + target[column:]

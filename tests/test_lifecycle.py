@@ -68,8 +68,11 @@ def terminating_job(api: BatchApiDouble, tasks: dict[str, Any]) -> dict[str, Any
 
 def test_created_job_records_its_owner(owned: BatchApiDouble) -> None:
     metadata = ownership.as_dict(owned.job(JOB)["metadata"])
-    assert metadata == {"batchtasks-project": "batchtasks", "batchtasks-stack": "test",
-                        "batchtasks-resource": "job-weekly"}
+    assert metadata == {
+        "batchtasks-project": "batchtasks",
+        "batchtasks-stack": "test",
+        "batchtasks-resource": "job-weekly",
+    }
 
 
 def test_job_of_this_stack_met_at_create_is_taken_as_is(owned: BatchApiDouble) -> None:
@@ -80,7 +83,8 @@ def test_job_of_this_stack_met_at_create_is_taken_as_is(owned: BatchApiDouble) -
 
 
 def test_job_of_another_stack_is_refused_even_with_the_same_settings(
-        batch_api: BatchApiDouble) -> None:
+    batch_api: BatchApiDouble,
+) -> None:
     create(BatchJobProvider(), job_props(batch_api, owner={**OWNER, "stack": "prod"}))
     batch_api.reset_counts()
     with pytest.raises(BatchOperationError) as caught:
@@ -102,8 +106,7 @@ def test_adopt_takes_over_a_job_a_script_made(batch_api: BatchApiDouble) -> None
     assert ownership.names_stack(metadata, OWNER) is True
 
 
-def test_adopted_job_keeps_equal_tasks_and_lists_different_ones(
-        batch_api: BatchApiDouble) -> None:
+def test_adopted_job_keeps_equal_tasks_and_lists_different_ones(batch_api: BatchApiDouble) -> None:
     batch_api.add_job(JOB, "pool")
     create(BatchJobProvider(), job_props(batch_api, adopt=True))
     provider = BatchTaskSetProvider()
@@ -111,8 +114,11 @@ def test_adopted_job_keeps_equal_tasks_and_lists_different_ones(
     bodies = declared_tasks(provider, checked(provider, {}, props))
     for task_id in ("run-0000", "run-0001"):
         # What an old script submitted: the same bodies, without our marker.
-        body = {key: value for key, value in bodies[task_id].items()
-                if key not in ("id", "commandLine", "displayName")}
+        body = {
+            key: value
+            for key, value in bodies[task_id].items()
+            if key not in ("id", "commandLine", "displayName")
+        }
         batch_api.add_task(JOB, task_id, bodies[task_id]["commandLine"], **body)
     batch_api.add_task(JOB, "run-0002", "python -m old-script")
     with pytest.raises(BatchOperationError) as caught:
@@ -128,7 +134,8 @@ def test_adopted_job_keeps_equal_tasks_and_lists_different_ones(
     stored = batch_api.tasks(JOB)
     assert sorted(stored) == sorted(bodies)
     assert {task_id: task["commandLine"] for task_id, task in stored.items()} == {
-        task_id: body["commandLine"] for task_id, body in bodies.items()}
+        task_id: body["commandLine"] for task_id, body in bodies.items()
+    }
     assert "displayName" not in stored["run-0000"]  # taken over as it was, not re-added
     assert batch_api.counts()["DELETE task"] == 0
 
@@ -155,8 +162,7 @@ def test_replacing_our_own_task_at_create_keeps_a_running_one(owned: BatchApiDou
     assert owned.tasks(JOB)["run-0001"]["commandLine"] == "python -m model --run 1"
 
 
-def test_task_of_another_resource_in_our_job_is_listed_not_replaced(
-        owned: BatchApiDouble) -> None:
+def test_task_of_another_resource_in_our_job_is_listed_not_replaced(owned: BatchApiDouble) -> None:
     owned.add_task(JOB, "run-0000", "python -m other", displayName="another-set")
     with pytest.raises(BatchOperationError, match="not added by this resource: run-0000"):
         create(BatchTaskSetProvider(), owned_set(owned, sweep(2)))
@@ -166,8 +172,9 @@ def test_task_of_another_resource_in_our_job_is_listed_not_replaced(
 def test_single_task_in_our_job_is_ours(owned: BatchApiDouble) -> None:
     provider = BatchTaskProvider()
     create(provider, task_props(owned, "summary", spec(1), owner=dict(TASK_OWNER)))
-    edited = task_props(owned, "summary", spec(1, command="python -m summary --v2"),
-                        owner=dict(TASK_OWNER))
+    edited = task_props(
+        owned, "summary", spec(1, command="python -m summary --v2"), owner=dict(TASK_OWNER)
+    )
     create(provider, edited)
     assert owned.tasks(JOB)["summary"]["commandLine"] == "python -m summary --v2"
 
@@ -176,7 +183,8 @@ def test_single_task_in_our_job_is_ours(owned: BatchApiDouble) -> None:
 
 
 def test_replacing_the_last_incomplete_task_of_a_self_ending_job_is_refused(
-        batch_api: BatchApiDouble) -> None:
+    batch_api: BatchApiDouble,
+) -> None:
     provider = BatchTaskSetProvider()
     olds = terminating_job(batch_api, sweep(2))
     batch_api.set_task_state(JOB, "run-0000", "completed")
@@ -190,8 +198,7 @@ def test_replacing_the_last_incomplete_task_of_a_self_ending_job_is_refused(
     assert batch_api.tasks(JOB)["run-0001"]["commandLine"] == "python -m model --run 1"
 
 
-def test_replacing_a_task_while_another_is_incomplete_goes_ahead(
-        batch_api: BatchApiDouble) -> None:
+def test_replacing_a_task_while_another_is_incomplete_goes_ahead(batch_api: BatchApiDouble) -> None:
     provider = BatchTaskSetProvider()
     olds = terminating_job(batch_api, sweep(3))
     batch_api.set_task_state(JOB, "run-0000", "completed")
@@ -202,7 +209,8 @@ def test_replacing_a_task_while_another_is_incomplete_goes_ahead(
 
 
 def test_deleting_the_last_incomplete_tasks_is_refused_until_the_job_is_released(
-        batch_api: BatchApiDouble) -> None:
+    batch_api: BatchApiDouble,
+) -> None:
     provider = BatchTaskSetProvider()
     outs = terminating_job(batch_api, sweep(2))
     batch_api.set_task_state(JOB, "run-0000", "completed")
@@ -279,9 +287,12 @@ def test_read_returns_inputs_so_refresh_shows_drift(batch_api: BatchApiDouble) -
 
 
 def test_refused_task_shows_the_services_detail_values(owned: BatchApiDouble) -> None:
-    owned.collection_client_errors(["run-0001"], "InvalidPropertyValue",
-                                   "The value provided for one of the properties is invalid.",
-                                   {"PropertyName": "commandLine", "Reason": "too long"})
+    owned.collection_client_errors(
+        ["run-0001"],
+        "InvalidPropertyValue",
+        "The value provided for one of the properties is invalid.",
+        {"PropertyName": "commandLine", "Reason": "too long"},
+    )
     with pytest.raises(BatchOperationError) as caught:
         create(BatchTaskSetProvider(), owned_set(owned, sweep(3)))
     message = str(caught.value)
@@ -338,8 +349,10 @@ def test_collections_are_sized_as_sent(owned: BatchApiDouble) -> None:
 
 def test_the_double_refuses_a_body_of_1000000_bytes(owned: BatchApiDouble) -> None:
     from batchtasks.batch.client import make_client
+
     client = make_client(owned.endpoint)
     task = {"id": "t", "commandLine": "x"}
+
     # Sent by the SDK's own serialiser (", " and ": " separators), measured as it sends it.
     def sent_size(body: dict[str, Any]) -> int:
         return len(json.dumps({"value": [body]}).encode())
@@ -348,6 +361,7 @@ def test_the_double_refuses_a_body_of_1000000_bytes(owned: BatchApiDouble) -> No
     task["commandLine"] = "x" * (1 + padding)
     assert sent_size(task) == 1_000_000
     from azure.core.exceptions import HttpResponseError
+
     with pytest.raises(HttpResponseError) as caught:
         client.create_task_collection(JOB, {"value": [task]})
     assert caught.value.status_code == 413
@@ -358,8 +372,7 @@ def test_the_double_refuses_a_body_of_1000000_bytes(owned: BatchApiDouble) -> No
 # ------------------------------------------------------------------ the double's own faults
 
 
-def test_commit_then_server_error_ends_in_exactly_the_declared_tasks(
-        owned: BatchApiDouble) -> None:
+def test_commit_then_server_error_ends_in_exactly_the_declared_tasks(owned: BatchApiDouble) -> None:
     owned.error_after_commit("POST addtaskcollection", 500, times=2)
     provider = BatchTaskSetProvider()
     props = owned_set(owned, sweep(150))
@@ -369,8 +382,9 @@ def test_commit_then_server_error_ends_in_exactly_the_declared_tasks(
 
 def test_service_spellings_read_back_without_drift(owned: BatchApiDouble) -> None:
     provider = BatchTaskProvider()
-    props = task_props(owned, "summary", spec(1, maxWallClockTime="PT90M", retention="P1W"),
-                       owner=dict(TASK_OWNER))
+    props = task_props(
+        owned, "summary", spec(1, maxWallClockTime="PT90M", retention="P1W"), owner=dict(TASK_OWNER)
+    )
     outs = create(provider, props)
     stored = owned.tasks(JOB)["summary"]["constraints"]
     assert (stored["maxWallClockTime"], stored["retentionTime"]) == ("PT1H30M", "P7D")

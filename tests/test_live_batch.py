@@ -24,20 +24,27 @@ from batchtasks.batch.client import RetryPolicy, TaskWriter, make_client
 from batchtasks.batch.job import BatchJobCompletionProvider, BatchJobProvider
 from batchtasks.batch.tasks import BatchTaskSetProvider
 
-LIVE = {name: os.environ.get(f"BATCHTASKS_LIVE_{name}") for name in
-        ("ENDPOINT", "POOL_ID", "IDENTITY_ID", "CONTAINER_URL")}
+LIVE = {
+    name: os.environ.get(f"BATCHTASKS_LIVE_{name}")
+    for name in ("ENDPOINT", "POOL_ID", "IDENTITY_ID", "CONTAINER_URL")
+}
 
 pytestmark = pytest.mark.skipif(
     not all(LIVE.values()),
     reason="set BATCHTASKS_LIVE_ENDPOINT, _POOL_ID, _IDENTITY_ID and _CONTAINER_URL to run "
-           "against a real Batch account")
+    "against a real Batch account",
+)
 
 
 @pytest.fixture
 def job() -> Iterator[dict]:
-    props = {"endpoint": LIVE["ENDPOINT"], "jobId": f"batchtasks-live-{uuid.uuid4().hex[:12]}",
-             "poolId": LIVE["POOL_ID"], "onAllTasksComplete": "terminateJob",
-             "replaceRunningTasks": True}
+    props = {
+        "endpoint": LIVE["ENDPOINT"],
+        "jobId": f"batchtasks-live-{uuid.uuid4().hex[:12]}",
+        "poolId": LIVE["POOL_ID"],
+        "onAllTasksComplete": "terminateJob",
+        "replaceRunningTasks": True,
+    }
     BatchJobProvider().create(props)
     yield props
     BatchJobProvider().delete(props["jobId"], props)
@@ -45,22 +52,33 @@ def job() -> Iterator[dict]:
 
 def task_set(job: dict, tasks: dict) -> dict:
     container = LIVE["CONTAINER_URL"].rstrip("/").rsplit("/", 1)[-1]
-    return {"endpoint": job["endpoint"], "jobId": job["jobId"], "setName": "live",
-            "identityResourceId": LIVE["IDENTITY_ID"],
-            "containerUrls": {container: LIVE["CONTAINER_URL"]},
-            "mountsDir": "/mnt/batch/tasks/fsmounts", "secrets": {},
-            "replaceRunningTasks": True, "tasks": tasks}
+    return {
+        "endpoint": job["endpoint"],
+        "jobId": job["jobId"],
+        "setName": "live",
+        "identityResourceId": LIVE["IDENTITY_ID"],
+        "containerUrls": {container: LIVE["CONTAINER_URL"]},
+        "mountsDir": "/mnt/batch/tasks/fsmounts",
+        "secrets": {},
+        "replaceRunningTasks": True,
+        "tasks": tasks,
+    }
 
 
 def test_job_with_a_sweep_lives_through_create_update_read_and_delete(job: dict) -> None:
-    spec = {"command": "/bin/sh -c 'echo hello'", "image": "docker.io/library/busybox:1.36",
-            "retries": 0}
+    spec = {
+        "command": "/bin/sh -c 'echo hello'",
+        "image": "docker.io/library/busybox:1.36",
+        "retries": 0,
+    }
     props = task_set(job, {f"hello-{n}": dict(spec) for n in range(3)})
     provider = BatchTaskSetProvider()
     assert provider.check({}, props).failures == []
     provider.create(props)
-    changed = {**props, "tasks": {**props["tasks"], "hello-0": {**spec, "retries": 2},
-                                  "hello-3": dict(spec)}}
+    changed = {
+        **props,
+        "tasks": {**props["tasks"], "hello-0": {**spec, "retries": 2}, "hello-3": dict(spec)},
+    }
     provider.update("live", props, changed)
     writer = TaskWriter(make_client(job["endpoint"]), job["jobId"], RetryPolicy())
     live = writer.existing_tasks()

@@ -28,12 +28,17 @@ def azurite_server() -> Iterator[Azurite]:
 
 
 @pytest.fixture
-def azurite(azurite_server: Azurite, batch_api: BatchApiDouble, tmp_path: Path,
-            monkeypatch: pytest.MonkeyPatch) -> Azurite:
+def azurite(
+    azurite_server: Azurite,
+    batch_api: BatchApiDouble,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Azurite:
     """Azurite, with clients trusting both its certificate and the Batch double's."""
     bundle = tmp_path / "ca-bundle.pem"
-    bundle.write_text(Path(batch_api.ca_bundle_path).read_text()
-                      + azurite_server.ca_path.read_text())
+    bundle.write_text(
+        Path(batch_api.ca_bundle_path).read_text() + azurite_server.ca_path.read_text()
+    )
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(bundle))
     return azurite_server
 
@@ -59,8 +64,9 @@ def _cli(*args: str) -> tuple[int, bytes, str]:
 def lost_task(tmp_path: Path, batch_api: BatchApiDouble, azurite: Azurite) -> Path:
     """A job whose task t-1 failed on a node that is gone since; returns the stack file."""
     stack = write_stack(tmp_path, batch_api.endpoint, sweep_job("j1", 2))
-    submit(batch_api, "j1", IDS, log_container_url=f"{azurite.account_url}/batch-logs",
-           subdir="weekly")
+    submit(
+        batch_api, "j1", IDS, log_container_url=f"{azurite.account_url}/batch-logs", subdir="weekly"
+    )
     batch_api.start_task("j1", "t-1", node_id="tvm-5")
     batch_api.write_task_file("j1", "t-1", "stdout.txt", b"from the node\n")
     batch_api.finish_task("j1", "t-1", exit_code=2)
@@ -70,8 +76,9 @@ def lost_task(tmp_path: Path, batch_api: BatchApiDouble, azurite: Azurite) -> Pa
 
 def test_logs_come_from_the_upload_once_the_node_is_gone(lost_task: Path, azurite: Azurite):
     _upload(azurite, "batch-logs", "weekly/t-1/stderr.txt", b"first\nsecond\nTraceback\n")
-    code, out, err = _cli("logs", "--config-file", str(lost_task), "j1", "t-1", "--stderr",
-                          "--tail", "2")
+    code, out, err = _cli(
+        "logs", "--config-file", str(lost_task), "j1", "t-1", "--stderr", "--tail", "2"
+    )
     assert code == 0
     assert out == b"second\nTraceback\n"
     assert f"the log upload {azurite.account_url}/batch-logs/weekly/t-1/stderr.txt" in err
@@ -89,8 +96,13 @@ def test_product_code_never_holds_a_key_or_sas():
     package = Path(__file__).resolve().parent.parent / "components"
     for path in package.rglob("*.py"):
         text = path.read_text(encoding="utf-8").lower()
-        for needle in ("account_key", "accountkey=", "generate_blob_sas", "sas_token",
-                       "from_connection_string"):
+        for needle in (
+            "account_key",
+            "accountkey=",
+            "generate_blob_sas",
+            "sas_token",
+            "from_connection_string",
+        ):
             assert needle not in text, f"{path.name} mentions {needle}"
 
 

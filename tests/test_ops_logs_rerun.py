@@ -34,13 +34,15 @@ def _cli(*args: str) -> tuple[int, str, str]:
     return code, out.getvalue(), err.getvalue()
 
 
-def _logs(stack: Path, task_id: str, options: LogsOptions,
-          step: Callable[[], None] | None = None) -> tuple[int, bytes, str]:
+def _logs(
+    stack: Path, task_id: str, options: LogsOptions, step: Callable[[], None] | None = None
+) -> tuple[int, bytes, str]:
     declared = read_declared(stack)
     out, err = io.BytesIO(), io.StringIO()
     reader = Reader(make_client(declared.endpoint), RetryPolicy(base_delay=0.01))
-    code = run_logs(reader, declared.jobs[0], task_id, options, out=out, err=err,
-                    clock=FakeClock(on_sleep=step))
+    code = run_logs(
+        reader, declared.jobs[0], task_id, options, out=out, err=err, clock=FakeClock(on_sleep=step)
+    )
     return code, out.getvalue(), err.getvalue()
 
 
@@ -72,8 +74,9 @@ def test_tail_reads_only_the_end(stack: Path, batch_api: BatchApiDouble):
     assert len(ranges) == 2
 
 
-def test_follow_prints_what_the_task_writes_until_it_completes(stack: Path,
-                                                               batch_api: BatchApiDouble):
+def test_follow_prints_what_the_task_writes_until_it_completes(
+    stack: Path, batch_api: BatchApiDouble
+):
     submit(batch_api, "j1", IDS)
     steps = [
         lambda: batch_api.start_task("j1", "t-2"),
@@ -82,8 +85,9 @@ def test_follow_prints_what_the_task_writes_until_it_completes(stack: Path,
         lambda: batch_api.write_task_file("j1", "t-2", "stdout.txt", b"step 2\n"),
         lambda: batch_api.finish_task("j1", "t-2", exit_code=0),
     ]
-    code, out, _ = _logs(stack, "t-2", LogsOptions(follow=True),
-                         step=lambda: steps.pop(0)() if steps else None)
+    code, out, _ = _logs(
+        stack, "t-2", LogsOptions(follow=True), step=lambda: steps.pop(0)() if steps else None
+    )
     assert code == 0
     assert out == b"step 1\nstep 2\n"
     assert not steps
@@ -97,7 +101,8 @@ def test_a_task_that_never_ran_has_no_logs(stack: Path, batch_api: BatchApiDoubl
 
 
 def test_a_lost_node_without_a_log_container_says_nothing_was_uploaded(
-        tmp_path: Path, batch_api: BatchApiDouble):
+    tmp_path: Path, batch_api: BatchApiDouble
+):
     stack = write_stack(tmp_path, batch_api.endpoint, sweep_job("j1", 3, logs=False))
     submit(batch_api, "j1", IDS)
     batch_api.start_task("j1", "t-1", node_id="tvm-2")
@@ -154,8 +159,7 @@ def test_rerun_dry_run_changes_nothing(stack: Path, batch_api: BatchApiDouble):
     assert batch_api.counts()["POST reactivatetask"] == 0
 
 
-def test_rerun_refuses_without_yes_when_nobody_can_be_asked(stack: Path,
-                                                            batch_api: BatchApiDouble):
+def test_rerun_refuses_without_yes_when_nobody_can_be_asked(stack: Path, batch_api: BatchApiDouble):
     submit(batch_api, "j1", IDS)
     _fail(batch_api, "t-1")
     code, _, err = _cli("rerun", "--config-file", str(stack), "--failed")
@@ -167,15 +171,17 @@ def test_rerun_refuses_without_yes_when_nobody_can_be_asked(stack: Path,
 def test_rerun_of_named_tasks_says_which_did_not_fail(stack: Path, batch_api: BatchApiDouble):
     submit(batch_api, "j1", IDS)
     _fail(batch_api, "t-1")
-    code, out, _ = _cli("rerun", "--config-file", str(stack), "--failed", "--task", "T-1",
-                        "--task", "t-2", "--yes")
+    code, out, _ = _cli(
+        "rerun", "--config-file", str(stack), "--failed", "--task", "T-1", "--task", "t-2", "--yes"
+    )
     assert code == 1
     assert "t-2: has not failed, left alone" in out
     assert batch_api.tasks("j1")["t-1"]["state"] == "active"
 
 
 def test_a_completed_job_gets_the_stack_file_edit_that_reruns_it(
-        tmp_path: Path, batch_api: BatchApiDouble):
+    tmp_path: Path, batch_api: BatchApiDouble
+):
     stack = write_stack(tmp_path, batch_api.endpoint, sweep_job("j1", 3, terminate=True))
     submit(batch_api, "j1", IDS)
     _fail(batch_api, "t-1")

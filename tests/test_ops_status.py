@@ -57,12 +57,14 @@ def test_status_reports_counts_and_each_failure(stack: Path, batch_api: BatchApi
     job = document["jobs"][0]
     assert job["state"] == "active"
     assert job["declared"] == 5
-    assert job["counts"] == {"active": 1, "preparing": 1, "running": 1, "succeeded": 1,
-                             "failed": 1}
+    assert job["counts"] == {"active": 1, "preparing": 1, "running": 1, "succeeded": 1, "failed": 1}
     [failure] = job["failures"]
     assert failure["id"] == "t-2"
     assert (failure["exitCode"], failure["category"], failure["code"]) == (
-        3, "usererror", "FailureExitCode")
+        3,
+        "usererror",
+        "FailureExitCode",
+    )
     assert failure["node"] == "tvm-9"
     assert failure["retries"] == 0
     assert failure["logs"] == "node tvm-9, then blob batch-logs/j1/t-2/"
@@ -74,8 +76,18 @@ def test_status_table_reads_in_a_terminal(stack: Path, batch_api: BatchApiDouble
     _run(batch_api, "t-2", 3)
     text = _text(stack)
     header, row = text.splitlines()[:2]
-    assert header.split() == ["job", "state", "declared", "active", "preparing", "running",
-                              "succeeded", "failed", "missing", "undeclared"]
+    assert header.split() == [
+        "job",
+        "state",
+        "declared",
+        "active",
+        "preparing",
+        "running",
+        "succeeded",
+        "failed",
+        "missing",
+        "undeclared",
+    ]
     assert row.split()[:8] == ["j1", "active", "5", "4", "0", "0", "0", "1"]
     assert "failed tasks:" in text
     assert "usererror/FailureExitCode" in text
@@ -101,7 +113,8 @@ def test_a_large_job_costs_a_handful_of_requests(tmp_path: Path, batch_api: Batc
 
 
 def test_missing_and_undeclared_tasks_are_listed_when_counts_disagree(
-        stack: Path, batch_api: BatchApiDouble):
+    stack: Path, batch_api: BatchApiDouble
+):
     submit(batch_api, "j1", ["t-1", "t-2", "t-3", "T-4"])
     batch_api.add_task("j1", "stray")
     batch_api.add_task("j1", "other")
@@ -117,7 +130,8 @@ def test_missing_and_undeclared_tasks_are_listed_when_counts_disagree(
 
 
 def test_counts_that_agree_are_trusted_unless_ids_are_checked(
-        stack: Path, batch_api: BatchApiDouble):
+    stack: Path, batch_api: BatchApiDouble
+):
     submit(batch_api, "j1", ["t-1", "t-2", "t-3", "t-4", "stray"])
     assert _status(stack, "--format", "json")["jobs"][0]["missing"] == []
     job = _status(stack, "--format", "json", "--check-ids")["jobs"][0]
@@ -134,9 +148,16 @@ def test_a_job_not_in_batch_says_so(stack: Path, batch_api: BatchApiDouble):
 def test_markdown_escapes_what_the_service_says(stack: Path, batch_api: BatchApiDouble):
     submit(batch_api, "j1", IDS)
     batch_api.start_task("j1", "t-1")
-    batch_api.finish_task("j1", "t-1", exit_code=None, failure={
-        "category": "servererror", "code": "ContainerPullFailed",
-        "message": "pull | denied <img src=x> [x](http://evil) \x1b[31mred\n# heading"})
+    batch_api.finish_task(
+        "j1",
+        "t-1",
+        exit_code=None,
+        failure={
+            "category": "servererror",
+            "code": "ContainerPullFailed",
+            "message": "pull | denied <img src=x> [x](http://evil) \x1b[31mred\n# heading",
+        },
+    )
     text = _text(stack, "--format", "markdown")
     [row] = [line for line in text.splitlines() if line.startswith("| j1 | t-1 |")]
     cells = re.split(r"(?<!\\)\|", row)[1:-1]
@@ -163,9 +184,14 @@ def _wait(stack: Path, steps: list, timeout: float | None = None) -> tuple[int, 
         if steps:
             steps.pop(0)()
 
-    code = run_status(_reader(declared.endpoint), declared.jobs,
-                      StatusOptions("markdown", wait=True, timeout=timeout, interval=5),
-                      out=out, err=err, clock=FakeClock(0.0, on_sleep=step))
+    code = run_status(
+        _reader(declared.endpoint),
+        declared.jobs,
+        StatusOptions("markdown", wait=True, timeout=timeout, interval=5),
+        out=out,
+        err=err,
+        clock=FakeClock(0.0, on_sleep=step),
+    )
     return code, out.getvalue(), err.getvalue()
 
 
@@ -174,9 +200,14 @@ def test_watch_is_a_view_not_a_gate(stack: Path, batch_api: BatchApiDouble):
     steps = [lambda t=t: _run(batch_api, t, 1) for t in IDS]
     declared = read_declared(stack)
     out, err = io.StringIO(), io.StringIO()
-    code = run_status(_reader(declared.endpoint), declared.jobs,
-                      StatusOptions("table", watch=True, interval=1), out=out, err=err,
-                      clock=FakeClock(0.0, on_sleep=lambda: steps.pop(0)() if steps else None))
+    code = run_status(
+        _reader(declared.endpoint),
+        declared.jobs,
+        StatusOptions("table", watch=True, interval=1),
+        out=out,
+        err=err,
+        clock=FakeClock(0.0, on_sleep=lambda: steps.pop(0)() if steps else None),
+    )
     # It refreshed until the job was done, then showed the table; failures are no error here.
     assert code == 0
     assert not steps
@@ -184,8 +215,7 @@ def test_watch_is_a_view_not_a_gate(stack: Path, batch_api: BatchApiDouble):
     assert out.getvalue().startswith("job ")
 
 
-def test_wait_exits_0_when_every_declared_task_succeeded(stack: Path,
-                                                         batch_api: BatchApiDouble):
+def test_wait_exits_0_when_every_declared_task_succeeded(stack: Path, batch_api: BatchApiDouble):
     submit(batch_api, "j1", IDS)
     steps = [lambda t=t: _run(batch_api, t, 0) for t in IDS]
     code, out, err = _wait(stack, steps)
@@ -196,19 +226,20 @@ def test_wait_exits_0_when_every_declared_task_succeeded(stack: Path,
     assert "j1: active, 5/5 completed (5 succeeded, 0 failed)" in err
 
 
-def test_wait_exits_1_with_the_failures_when_any_failed(stack: Path,
-                                                        batch_api: BatchApiDouble):
+def test_wait_exits_1_with_the_failures_when_any_failed(stack: Path, batch_api: BatchApiDouble):
     submit(batch_api, "j1", IDS)
-    steps = [lambda t=t, c=c: _run(batch_api, t, c) for t, c in zip(IDS, [0, 0, 4, 0, 0],
-                                                                       strict=True)]
+    steps = [
+        lambda t=t, c=c: _run(batch_api, t, c) for t, c in zip(IDS, [0, 0, 4, 0, 0], strict=True)
+    ]
     code, out, err = _wait(stack, steps)
     assert code == 1
     assert "j1/t-3: exit 4, usererror" in err
     assert "| j1 | t-3 | 4 |" in out
 
 
-def test_wait_exits_1_when_declared_tasks_never_reached_batch(stack: Path,
-                                                              batch_api: BatchApiDouble):
+def test_wait_exits_1_when_declared_tasks_never_reached_batch(
+    stack: Path, batch_api: BatchApiDouble
+):
     submit(batch_api, "j1", IDS[:3])
     steps = [lambda t=t: _run(batch_api, t, 0) for t in IDS[:3]]
     code, _, err = _wait(stack, steps)
@@ -232,20 +263,29 @@ def test_a_terminated_job_ends_the_wait(stack: Path, batch_api: BatchApiDouble):
     assert "job 'j1' is completed with 4 task(s) that never completed" in err
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--timeout", "10m", "--wait"], "--timeout: '10m' is not an ISO 8601 duration"),
-    (["--timeout", "PT1M"], "--timeout needs --wait or --watch"),
-    (["--job", "nope"], "job 'nope' is not declared"),
-    (["--interval", "0", "--watch"], "--interval: 0 must be more than 0"),
-])
-def test_usage_errors_exit_2(stack: Path, batch_api: BatchApiDouble,
-                             capsys: pytest.CaptureFixture[str], args: list[str], message: str):
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--timeout", "10m", "--wait"], "--timeout: '10m' is not an ISO 8601 duration"),
+        (["--timeout", "PT1M"], "--timeout needs --wait or --watch"),
+        (["--job", "nope"], "job 'nope' is not declared"),
+        (["--interval", "0", "--watch"], "--interval: 0 must be more than 0"),
+    ],
+)
+def test_usage_errors_exit_2(
+    stack: Path,
+    batch_api: BatchApiDouble,
+    capsys: pytest.CaptureFixture[str],
+    args: list[str],
+    message: str,
+):
     assert main(["status", "--config-file", str(stack), *args]) == 2
     assert message in capsys.readouterr().err
 
 
 def test_a_refusing_service_is_not_mistaken_for_failed_tasks(
-        stack: Path, batch_api: BatchApiDouble, capsys: pytest.CaptureFixture[str]):
+    stack: Path, batch_api: BatchApiDouble, capsys: pytest.CaptureFixture[str]
+):
     submit(batch_api, "j1", IDS)
     batch_api.inject("GET job", 403, code="Forbidden")
     assert main(["status", "--config-file", str(stack), "--wait"]) == 4

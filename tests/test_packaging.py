@@ -14,8 +14,10 @@ def test_every_subpackage_is_listed_so_the_wheel_carries_it() -> None:
     # The packages are listed by hand (the folder is mapped to another name); a subpackage
     # missing from the list installs from a checkout but is absent from the wheel.
     folder = ROOT / SETUPTOOLS["package-dir"]["batchtasks"]
-    found = {".".join(("batchtasks", *init.parent.relative_to(folder).parts))
-             for init in folder.rglob("__init__.py")}
+    found = {
+        ".".join(("batchtasks", *init.parent.relative_to(folder).parts))
+        for init in folder.rglob("__init__.py")
+    }
     assert found == set(SETUPTOOLS["packages"])
 
 
@@ -26,4 +28,5 @@ def test_the_typed_marker_ships() -> None:
 
 def test_the_test_doubles_are_not_installed() -> None:
     assert not {"batchapi", "providerhost", "tests", "bench"} & {
-        name.split(".")[0] for name in SETUPTOOLS["packages"]}
+        name.split(".")[0] for name in SETUPTOOLS["packages"]
+    }

@@ -37,22 +37,35 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, st
     cert = ca.issue_cert("127.0.0.1")
     cert.private_key_and_cert_chain_pem.write_to_path(str(directory / "server.pem"))
     ca.cert_pem.write_to_path(str(directory / "ca.pem"))
-    (directory / "config.yml").write_text(json.dumps({
-        "version": 0.1, "log": {"level": "info"},
-        "storage": {"filesystem": {"rootdirectory": str(directory / "data")}},
-        "http": {"addr": "127.0.0.1:0", "secret": "test-only",
-                 "tls": {"certificate": str(directory / "server.pem"),
-                         "key": str(directory / "server.pem")}}}))
+    (directory / "config.yml").write_text(
+        json.dumps(
+            {
+                "version": 0.1,
+                "log": {"level": "info"},
+                "storage": {"filesystem": {"rootdirectory": str(directory / "data")}},
+                "http": {
+                    "addr": "127.0.0.1:0",
+                    "secret": "test-only",
+                    "tls": {
+                        "certificate": str(directory / "server.pem"),
+                        "key": str(directory / "server.pem"),
+                    },
+                },
+            }
+        )
+    )
     log = (directory / "registry.log").open("w+")
-    process = subprocess.Popen([REGISTRY, "serve", str(directory / "config.yml")],
-                               stdout=log, stderr=subprocess.STDOUT)
+    process = subprocess.Popen(
+        [REGISTRY, "serve", str(directory / "config.yml")], stdout=log, stderr=subprocess.STDOUT
+    )
     try:
         deadline = time.monotonic() + 30
         port = None
         while port is None and time.monotonic() < deadline and process.poll() is None:
             time.sleep(0.1)
-            found = re.search(r"listening on 127\.0\.0\.1:(\d+)",
-                              (directory / "registry.log").read_text())
+            found = re.search(
+                r"listening on 127\.0\.0\.1:(\d+)", (directory / "registry.log").read_text()
+            )
             port = found.group(1) if found else None
         assert port is not None, (directory / "registry.log").read_text()
         yield f"127.0.0.1:{port}", str(directory / "ca.pem")
@@ -74,18 +87,38 @@ def push(registry: tuple[str, str], repository: str, tag: str, content: bytes) -
         location = start.headers["Location"]
         if location.startswith("/"):
             location = f"https://{host}{location}"
-        done = requests.put(location, params={"digest": digest}, data=data, verify=ca,
-                            headers={"Content-Type": "application/octet-stream"}, timeout=10)
+        done = requests.put(
+            location,
+            params={"digest": digest},
+            data=data,
+            verify=ca,
+            headers={"Content-Type": "application/octet-stream"},
+            timeout=10,
+        )
         assert done.status_code == 201, done.text
-        return {"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": digest,
-                "size": len(data)}
+        return {
+            "mediaType": "application/vnd.oci.image.layer.v1.tar",
+            "digest": digest,
+            "size": len(data),
+        }
 
     config = blob(json.dumps({"architecture": "amd64", "os": "linux"}).encode())
     config["mediaType"] = "application/vnd.oci.image.config.v1+json"
-    manifest = json.dumps({"schemaVersion": 2, "mediaType": MANIFEST_TYPE, "config": config,
-                           "layers": [blob(content)]}).encode()
-    put = requests.put(f"{base}/manifests/{tag}", data=manifest, verify=ca, timeout=10,
-                       headers={"Content-Type": MANIFEST_TYPE})
+    manifest = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": MANIFEST_TYPE,
+            "config": config,
+            "layers": [blob(content)],
+        }
+    ).encode()
+    put = requests.put(
+        f"{base}/manifests/{tag}",
+        data=manifest,
+        verify=ca,
+        timeout=10,
+        headers={"Content-Type": MANIFEST_TYPE},
+    )
     assert put.status_code == 201, put.text
     return "sha256:" + hashlib.sha256(manifest).hexdigest()
 
@@ -95,10 +128,14 @@ def stack(tmp_path: Path, registry: tuple[str, str], monkeypatch: pytest.MonkeyP
     """The dev stack file with its images in the test registry, one quoted, comments kept."""
     host, ca = registry
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", ca)
-    text = DEV_STACK.read_text().replace("cfaprdbatchcr.azurecr.io/forecast-model",
-                                         f"{host}/forecast-model")
-    text = text.replace("          dependsOn: [covid-us", f'          image: "{host}/summary:1.0"'
-                        "  # the publisher\n          dependsOn: [covid-us", 1)
+    text = DEV_STACK.read_text().replace(
+        "cfaprdbatchcr.azurecr.io/forecast-model", f"{host}/forecast-model"
+    )
+    text = text.replace(
+        "          dependsOn: [covid-us",
+        f'          image: "{host}/summary:1.0"  # the publisher\n          dependsOn: [covid-us',
+        1,
+    )
     path = tmp_path / "Pulumi.dev.yaml"
     path.write_text(text)
     return path
@@ -111,7 +148,8 @@ def pin(capsys: pytest.CaptureFixture[str], path: Path, *extra: str) -> tuple[in
 
 
 def test_pin_writes_digests_keeps_the_file_and_check_sees_a_moved_tag(
-        capsys: pytest.CaptureFixture[str], registry: tuple[str, str], stack: Path) -> None:
+    capsys: pytest.CaptureFixture[str], registry: tuple[str, str], stack: Path
+) -> None:
     host = registry[0]
     model = push(registry, "forecast-model", "2025.06.1", b"model v1")
     summary = push(registry, "summary", "1.0", b"summary v1")
@@ -122,9 +160,9 @@ def test_pin_writes_digests_keeps_the_file_and_check_sees_a_moved_tag(
     assert (code, err) == (0, ""), err
     after = stack.read_text()
     model_ref = f"{host}/forecast-model:2025.06.1"
-    assert after == before.replace(f"image: {model_ref}\n", f"image: {model_ref}@{model}\n"
-                                   ).replace(f'"{host}/summary:1.0"',
-                                             f'"{host}/summary:1.0@{summary}"')
+    assert after == before.replace(
+        f"image: {model_ref}\n", f"image: {model_ref}@{model}\n"
+    ).replace(f'"{host}/summary:1.0"', f'"{host}/summary:1.0@{summary}"')
     assert "# the publisher" in after
     assert f"pinned {model_ref}@{model}" in out
     code, out, _ = pin(capsys, stack, "--check")
@@ -142,7 +180,8 @@ def test_pin_writes_digests_keeps_the_file_and_check_sees_a_moved_tag(
 
 
 def test_pinned_images_reach_the_pool_prefetch_and_the_preview_marks_none(
-        capsys: pytest.CaptureFixture[str], registry: tuple[str, str], stack: Path) -> None:
+    capsys: pytest.CaptureFixture[str], registry: tuple[str, str], stack: Path
+) -> None:
     push(registry, "forecast-model", "2025.06.1", b"model v1")
     push(registry, "summary", "1.0", b"summary v1")
     assert pin(capsys, stack)[0] == 0
@@ -150,7 +189,8 @@ def test_pinned_images_reach_the_pool_prefetch_and_the_preview_marks_none(
     document = json.loads(capsys.readouterr().out)
     pool = next(r for r in document["resources"] if r["name"] == "storage-pool")
     prefetched = pool["inputs"]["deploymentConfiguration"]["virtualMachineConfiguration"][
-        "containerConfiguration"]["containerImageNames"]
+        "containerConfiguration"
+    ]["containerImageNames"]
     assert prefetched and all(parse_image(image).digest for image in prefetched)
     assert main(["preview", "--config-file", str(stack)]) == 0
     assert "Unpinned images" not in capsys.readouterr().out
@@ -159,12 +199,15 @@ def test_pinned_images_reach_the_pool_prefetch_and_the_preview_marks_none(
 def test_the_preview_marks_unpinned_images(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["preview", "--config-file", str(DEV_STACK)]) == 0
     out = capsys.readouterr().out
-    assert ("> **Unpinned images:** `cfaprdbatchcr.azurecr.io/forecast-model:2025.06.1` is "
-            "given by tag alone") in out
+    assert (
+        "> **Unpinned images:** `cfaprdbatchcr.azurecr.io/forecast-model:2025.06.1` is "
+        "given by tag alone"
+    ) in out
 
 
 def test_a_missing_tag_is_reported_and_nothing_is_written(
-        capsys: pytest.CaptureFixture[str], registry: tuple[str, str], stack: Path) -> None:
+    capsys: pytest.CaptureFixture[str], registry: tuple[str, str], stack: Path
+) -> None:
     push(registry, "summary", "1.0", b"summary v1")
     text = stack.read_text().replace("forecast-model:2025.06.1", "forecast-model:no-such-tag")
     stack.write_text(text)

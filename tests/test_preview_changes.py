@@ -18,10 +18,12 @@ OLD_IMAGE = "cfaprdbatchcr.azurecr.io/forecast-model:2025.06.1"
 NEW_IMAGE = "cfaprdbatchcr.azurecr.io/forecast-model:2025.07.0"
 
 
-def changes_of(capsys: pytest.CaptureFixture[str], new: Path, old: Path = DEV_STACK
-               ) -> dict[str, Any]:
-    code, out, err = cli(capsys, "preview", "--format", "json", "--config-file", str(new),
-                         "--against", str(old))
+def changes_of(
+    capsys: pytest.CaptureFixture[str], new: Path, old: Path = DEV_STACK
+) -> dict[str, Any]:
+    code, out, err = cli(
+        capsys, "preview", "--format", "json", "--config-file", str(new), "--against", str(old)
+    )
     assert (code, err) == (0, ""), err
     return json.loads(out)["changes"]
 
@@ -38,25 +40,35 @@ def new_image(config: dict[str, Any]) -> None:
 
 class TestGroups:
     def test_an_image_moving_on_38_tasks_is_one_group_with_both_values(
-            self, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+        self, capsys: pytest.CaptureFixture[str], tmp_path: Path
+    ) -> None:
         new = write_stack(tmp_path, "dev", new_image)
         (the_job,) = changes_of(capsys, new)["jobs"]
         (group,) = the_job["groups"]
         assert (group["change"], group["count"], len(group["tasks"])) == ("replaced", 38, 38)
-        assert group["fields"] == [{"field": "image", "old": OLD_IMAGE, "new": NEW_IMAGE,
-                                    "sameValues": True}]
-        assert the_job["summary"] == {"added": 0, "removed": 0, "replaced": 38, "updated": 0,
-                                      "unchanged": 0}
+        assert group["fields"] == [
+            {"field": "image", "old": OLD_IMAGE, "new": NEW_IMAGE, "sameValues": True}
+        ]
+        assert the_job["summary"] == {
+            "added": 0,
+            "removed": 0,
+            "replaced": 38,
+            "updated": 0,
+            "unchanged": 0,
+        }
         markdown = markdown_of(capsys, new)
-        assert (f"- **38 tasks replaced**\n  - `image`: `{OLD_IMAGE}` → `{NEW_IMAGE}`\n\n"
-                "  <details><summary>38 tasks</summary>\n") in markdown
+        assert (
+            f"- **38 tasks replaced**\n  - `image`: `{OLD_IMAGE}` → `{NEW_IMAGE}`\n\n"
+            "  <details><summary>38 tasks</summary>\n"
+        ) in markdown
         ids = markdown.split("<details>", 1)[1].split("</details>", 1)[0]
         assert ids.count("`, `") == 37 and "`covid-ca`" in ids and "`summary`" in ids
         # One group, not one row per task.
         assert markdown.count("tasks replaced**") == 1
 
     def test_the_same_edit_to_each_tasks_own_command_is_one_group(
-            self, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+        self, capsys: pytest.CaptureFixture[str], tmp_path: Path
+    ) -> None:
         def more_draws(config: dict[str, Any]) -> None:
             sweep = job(config)["sweeps"][0]
             sweep["command"] = sweep["command"].replace("--draws 4000", "--draws 5000")
@@ -69,33 +81,42 @@ class TestGroups:
         # The values shown are the first task's (ids sorted).
         assert group["tasks"][0] == "covid-az"
         assert field["old"].startswith("python -m forecast.run --disease covid --state az")
-        line = next(line for line in markdown_of(capsys, new).splitlines()
-                    if line.startswith("  - `command`"))
+        line = next(
+            line
+            for line in markdown_of(capsys, new).splitlines()
+            if line.startswith("  - `command`")
+        )
         assert "(each task its own value; `covid-az`'s)" in line
         old_shown, new_shown = line.split(": ", 1)[1].split(" → ")
         assert "--draws 4000" in old_shown and "--draws 5000" in new_shown
         assert old_shown.startswith("`…") and len(old_shown) < len(field["old"])
 
     def test_long_values_are_cut_around_the_difference(
-            self, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+        self, capsys: pytest.CaptureFixture[str], tmp_path: Path
+    ) -> None:
         head, tail = "python -m summarise " + "--flag " * 30, " --out summary " + "x" * 200
 
         def long_command(which: str) -> Any:
             def change(config: dict[str, Any]) -> None:
                 job(config)["tasks"][0]["command"] = f"{head}--level {which}{tail}"
+
             return change
 
         old = write_stack(tmp_path, "old", long_command("low"))
         new = write_stack(tmp_path, "new", long_command("high"))
-        line = next(line for line in markdown_of(capsys, new, old).splitlines()
-                    if line.startswith("  - `command`"))
+        line = next(
+            line
+            for line in markdown_of(capsys, new, old).splitlines()
+            if line.startswith("  - `command`")
+        )
         before, after = line.split(": ", 1)[1].split(" → ")
         assert "--level low" in before and "--level high" in after
         assert before.startswith("`…") and before.endswith("…`")
         assert len(line) < 300
 
     def test_secret_values_stay_placeholders(
-            self, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+        self, capsys: pytest.CaptureFixture[str], tmp_path: Path
+    ) -> None:
         def other_secret(config: dict[str, Any]) -> None:
             config["batchtasks:otherToken"] = {"secure": "v1:b3RoZXI=:b3RoZXItY2lwaGVydGV4dA=="}
             del config["batchtasks:dashboardToken"]
@@ -107,15 +128,17 @@ class TestGroups:
         assert fields["secretEnv.DASHBOARD_TOKEN"] == ("dashboardToken", "otherToken")
         assert fields["secrets.dashboardToken"] == ("[secret]", None)
         assert fields["secrets.otherToken"] == (None, "[secret]")
-        code, out, _ = cli(capsys, "preview", "--config-file", str(new),
-                           "--against", str(DEV_STACK))
+        code, out, _ = cli(
+            capsys, "preview", "--config-file", str(new), "--against", str(DEV_STACK)
+        )
         assert code == 0
         assert "`secrets.otherToken`: *(none)* → `[secret]`" in out
         for ciphertext in (CIPHERTEXT, "b3RoZXItY2lwaGVydGV4dA=="):
             assert ciphertext not in out
 
     def test_ids_are_listed_up_to_a_bound_and_json_has_all(
-            self, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+        self, capsys: pytest.CaptureFixture[str], tmp_path: Path
+    ) -> None:
         def big(retries: int) -> Any:
             def change(config: dict[str, Any]) -> None:
                 the_job = job(config)
@@ -128,6 +151,7 @@ class TestGroups:
                 sweep["outputs"][0]["path"] = "{run}"
                 the_job["tasks"][0]["dependsOn"] = ["r0"]
                 the_job["defaults"]["retries"] = retries
+
             return change
 
         old = write_stack(tmp_path, "old", big(2))
@@ -150,7 +174,8 @@ def three_jobs(config: dict[str, Any]) -> None:
 
 class TestWarnings:
     def test_most_urgent_first_and_summary_lines_on_top(
-            self, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+        self, capsys: pytest.CaptureFixture[str], tmp_path: Path
+    ) -> None:
         def changed(config: dict[str, Any]) -> None:
             three_jobs(config)
             jobs = config["batchtasks:jobs"]
@@ -169,88 +194,140 @@ class TestWarnings:
         assert kinds == ["running", "job-replaced", "removed", "completed-job"]
         running, replaced, removed, completed = (w["text"] for w in changes["warnings"])
         # summary is replaced: its dependsOn changed.
-        assert running.startswith("job `third`: 1 task replaced and 3 tasks removed (summary, "
-                                  "covid-ca, flu-ca, rsv-ca) may be running; the preview cannot "
-                                  "tell offline")
+        assert running.startswith(
+            "job `third`: 1 task replaced and 3 tasks removed (summary, "
+            "covid-ca, flu-ca, rsv-ca) may be running; the preview cannot "
+            "tell offline"
+        )
         assert "every task in it, running or not" in replaced
         assert removed.startswith("job `extra` is removed: it is deleted with its 38 tasks")
         assert "if it has already completed, it takes no new task" in completed
         markdown = markdown_of(capsys, new, old)
         summary, warnings = markdown.split("> **Warning:**", 1)
-        assert ("- `weekly-forecast` (job replaced): 0 added, 0 removed, 38 replaced, "
-                "0 updated in place, 0 unchanged.") in summary
+        assert (
+            "- `weekly-forecast` (job replaced): 0 added, 0 removed, 38 replaced, "
+            "0 updated in place, 0 unchanged."
+        ) in summary
         assert "- `extra` (job removed): 0 added, 38 removed" in summary
         assert "- `third` (job unchanged): 3 added, 3 removed, 1 replaced" in summary
-        assert warnings.index("may be running") < warnings.index("is replaced") < (
-            warnings.index("is removed")) < warnings.index("ends itself")
+        assert (
+            warnings.index("may be running")
+            < warnings.index("is replaced")
+            < (warnings.index("is removed"))
+            < warnings.index("ends itself")
+        )
         assert "- **37 tasks replaced**\n  - the job is replaced: the task runs again" in markdown
 
 
 class TestPullRequestOptions:
     def test_fail_on_destructive_exits_4_and_still_writes_the_preview(
-            self, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+        self, capsys: pytest.CaptureFixture[str], tmp_path: Path
+    ) -> None:
         new = write_stack(tmp_path, "dev", new_image)
         output = tmp_path / "preview.md"
-        code, out, err = cli(capsys, "preview", "--config-file", str(new), "--against",
-                             str(DEV_STACK), "--fail-on", "destructive", "--output", str(output))
+        code, out, err = cli(
+            capsys,
+            "preview",
+            "--config-file",
+            str(new),
+            "--against",
+            str(DEV_STACK),
+            "--fail-on",
+            "destructive",
+            "--output",
+            str(output),
+        )
         assert (code, out) == (4, "")
         assert "destructive" in err
         assert "- **38 tasks replaced**" in output.read_text()
 
     def test_in_place_updates_are_not_destructive(
-            self, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+        self, capsys: pytest.CaptureFixture[str], tmp_path: Path
+    ) -> None:
         def more_retries(config: dict[str, Any]) -> None:
             job(config)["defaults"]["retries"] = 3
 
         new = write_stack(tmp_path, "dev", more_retries)
-        code, out, err = cli(capsys, "preview", "--config-file", str(new), "--against",
-                             str(DEV_STACK), "--fail-on", "destructive", "--format", "json")
+        code, out, err = cli(
+            capsys,
+            "preview",
+            "--config-file",
+            str(new),
+            "--against",
+            str(DEV_STACK),
+            "--fail-on",
+            "destructive",
+            "--format",
+            "json",
+        )
         assert (code, err) == (0, "")
         assert json.loads(out)["changes"]["destructive"] is False
 
     def test_fail_on_needs_against(self, capsys: pytest.CaptureFixture[str]) -> None:
-        code, out, err = cli(capsys, "preview", "--config-file", str(DEV_STACK),
-                             "--fail-on", "destructive")
+        code, out, err = cli(
+            capsys, "preview", "--config-file", str(DEV_STACK), "--fail-on", "destructive"
+        )
         assert (code, out) == (2, "")
         assert "--fail-on destructive needs --against" in err
 
     def test_output_file_replaces_the_old_one(
-            self, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+        self, capsys: pytest.CaptureFixture[str], tmp_path: Path
+    ) -> None:
         output = tmp_path / "preview.json"
         output.write_text("stale")
-        code, out, _ = cli(capsys, "preview", "--config-file", str(DEV_STACK), "--format",
-                           "json", "--output", str(output))
+        code, out, _ = cli(
+            capsys,
+            "preview",
+            "--config-file",
+            str(DEV_STACK),
+            "--format",
+            "json",
+            "--output",
+            str(output),
+        )
         assert (code, out) == (0, "")
         assert len(json.loads(output.read_text())["tasks"][JOB_ID]) == 38
         assert sorted(path.name for path in tmp_path.iterdir()) == ["preview.json"]
 
     def test_unwritable_output_is_a_usage_error(
-            self, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-        code, _, err = cli(capsys, "preview", "--config-file", str(DEV_STACK),
-                           "--output", str(tmp_path / "missing" / "preview.md"))
+        self, capsys: pytest.CaptureFixture[str], tmp_path: Path
+    ) -> None:
+        code, _, err = cli(
+            capsys,
+            "preview",
+            "--config-file",
+            str(DEV_STACK),
+            "--output",
+            str(tmp_path / "missing" / "preview.md"),
+        )
         assert code == 2
         assert "cannot write" in err
 
 
 class TestEdits:
-    @pytest.mark.parametrize(("old", "new", "parts"), [
-        ("repo/model:2025.06.1", "repo/model:2025.07.0", ("2025.06.1", "2025.07.0")),
-        ("run --draws 4000 --chains 4", "run --draws 5000 --chains 4", ("4000", "5000")),
-        ("a b", "a b c", ("b", "b c")),
-    ])
-    def test_edit_span_covers_whole_words(self, old: str, new: str,
-                                          parts: tuple[str, str]) -> None:
+    @pytest.mark.parametrize(
+        ("old", "new", "parts"),
+        [
+            ("repo/model:2025.06.1", "repo/model:2025.07.0", ("2025.06.1", "2025.07.0")),
+            ("run --draws 4000 --chains 4", "run --draws 5000 --chains 4", ("4000", "5000")),
+            ("a b", "a b c", ("b", "b c")),
+        ],
+    )
+    def test_edit_span_covers_whole_words(self, old: str, new: str, parts: tuple[str, str]) -> None:
         start, old_end, new_end = edit_span(old, new)
         assert (old[start:old_end], new[start:new_end]) == parts
         assert old[:start] == new[:start] and old[old_end:] == new[new_end:]
 
     def test_different_edits_make_different_groups(self) -> None:
-        olds = {"tasks": {f"t{i}": {"command": f"run {i} --draws 4000", "retries": 2}
-                          for i in range(6)}}
+        olds = {
+            "tasks": {f"t{i}": {"command": f"run {i} --draws 4000", "retries": 2} for i in range(6)}
+        }
         news = copy.deepcopy(olds)
         for i in range(6):
             news["tasks"][f"t{i}"]["command"] = f"run {i} --draws {5000 if i < 4 else 6000}"
         groups = group_tasks(plan_tasks(olds, news), olds, news)
         assert [(g.change, g.task_ids) for g in groups] == [
-            ("replaced", ("t0", "t1", "t2", "t3")), ("replaced", ("t4", "t5"))]
+            ("replaced", ("t0", "t1", "t2", "t3")),
+            ("replaced", ("t4", "t5")),
+        ]
         assert all(not g.fields[0].same_values for g in groups)

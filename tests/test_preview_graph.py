@@ -32,7 +32,8 @@ def node_labels(lines: list[str]) -> dict[str, str]:
 
 class TestGraph:
     def test_dev_stack_sweep_is_one_node_and_the_partial_edge_counts(
-            self, capsys: pytest.CaptureFixture[str]) -> None:
+        self, capsys: pytest.CaptureFixture[str]
+    ) -> None:
         lines = graph_of(capsys, "--config-file", str(DEV_STACK))
         assert lines[0] == "flowchart LR"
         assert '  subgraph j0["job weekly-forecast"]' in lines
@@ -43,12 +44,12 @@ class TestGraph:
         assert not any("classDef" in line for line in lines)
 
     def test_a_sweep_that_waits_for_one_task_and_a_big_sweep_stays_one_node(
-            self, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+        self, capsys: pytest.CaptureFixture[str], tmp_path: Path
+    ) -> None:
         def prepared(config: dict[str, Any]) -> None:
             the_job = job(config)
             sweep = the_job["sweeps"][0]
-            sweep.update(taskId="r{run}", matrix={"run": list(range(2000))},
-                         dependsOn=["prepare"])
+            sweep.update(taskId="r{run}", matrix={"run": list(range(2000))}, dependsOn=["prepare"])
             sweep.pop("include")
             sweep.pop("exclude")
             sweep["command"] = "python -m forecast.run --run {run}"
@@ -61,20 +62,21 @@ class TestGraph:
         lines = graph_of(capsys, "--config-file", str(write_stack(tmp_path, "big", prepared)))
         assert len(lines) < 12
         labels = node_labels(lines)
-        assert labels == {"j0s0": "forecast: 2,000 tasks", "j0t0": "prepare",
-                          "j0t1": "summary"}
+        assert labels == {"j0s0": "forecast: 2,000 tasks", "j0t0": "prepare", "j0t1": "summary"}
         # Every task of the sweep takes part on both sides: no count.
         assert "  j0t0 --> j0s0" in lines
         assert "  j0s0 --> j0t1" in lines
 
     def test_against_marks_nodes_added_changed_and_removed(
-            self, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+        self, capsys: pytest.CaptureFixture[str], tmp_path: Path
+    ) -> None:
         def changed(config: dict[str, Any]) -> None:
             the_job = job(config)
             the_job["defaults"]["retries"] = 3
             the_job["sweeps"][0]["matrix"]["state"].remove("tx")
-            the_job["tasks"].append({"id": "publish", "command": "python -m publish",
-                                     "dependsOn": ["summary"]})
+            the_job["tasks"].append(
+                {"id": "publish", "command": "python -m publish", "dependsOn": ["summary"]}
+            )
 
         new = write_stack(tmp_path, "dev", changed)
         lines = graph_of(capsys, "--config-file", str(new), "--against", str(DEV_STACK))
@@ -83,19 +85,29 @@ class TestGraph:
         assert labels["j0t0"] == "summary (updated)"
         assert labels["j0t1"] == "publish (added)"
         assert labels["j0gone"] == "3 tasks removed"
-        marks = {match.group(1): match.group(2) for line in lines
-                 if (match := re.search(r"(\w+)\[.*:::(\w+)$", line))}
-        assert marks == {"j0s0": "changed", "j0t0": "changed", "j0t1": "added",
-                         "j0gone": "removed"}
+        marks = {
+            match.group(1): match.group(2)
+            for line in lines
+            if (match := re.search(r"(\w+)\[.*:::(\w+)$", line))
+        }
+        assert marks == {"j0s0": "changed", "j0t0": "changed", "j0t1": "added", "j0gone": "removed"}
         assert "  j0t0 --> j0t1" in lines
         assert {line.split()[1] for line in lines if "classDef" in line} == {
-            "added", "changed", "removed"}
+            "added",
+            "changed",
+            "removed",
+        }
 
     def test_a_removed_job_is_a_removed_subgraph(
-            self, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+        self, capsys: pytest.CaptureFixture[str], tmp_path: Path
+    ) -> None:
         def second_job(config: dict[str, Any]) -> None:
-            other = {"id": "backfill", "tasks": [{"id": "one", "command": "python -m one",
-                                                  "image": "example.azurecr.io/m:1"}]}
+            other = {
+                "id": "backfill",
+                "tasks": [
+                    {"id": "one", "command": "python -m one", "image": "example.azurecr.io/m:1"}
+                ],
+            }
             config["batchtasks:jobs"].append(other)
 
         old = write_stack(tmp_path, "old", second_job)
@@ -106,11 +118,22 @@ class TestGraph:
 
 
 class TestLabels:
-    @pytest.mark.parametrize("hostile", [
-        'x"] --> evil["owned', "a\nflowchart TB", "%%{init: {'theme': 'dark'}}%%",
-        "click j0 call alert()", "```\n# heading", "<img src=x onerror=alert(1)>",
-        "a|b|c", "tab\there", "\u202eevil", "x;y", "[[nested]]",
-    ])
+    @pytest.mark.parametrize(
+        "hostile",
+        [
+            'x"] --> evil["owned',
+            "a\nflowchart TB",
+            "%%{init: {'theme': 'dark'}}%%",
+            "click j0 call alert()",
+            "```\n# heading",
+            "<img src=x onerror=alert(1)>",
+            "a|b|c",
+            "tab\there",
+            "\u202eevil",
+            "x;y",
+            "[[nested]]",
+        ],
+    )
     def test_nothing_in_a_label_can_leave_it(self, hostile: str) -> None:
         text = label(hostile)
         # Only the safe set and entity codes (#<digits>;) remain.

@@ -30,8 +30,10 @@ class WiringMonitor(RecordingMonitor):
     """Records, per resource name, the dependencies and deletedWith the engine would receive."""
 
     def RegisterResource(self, request: Any) -> Any:
-        self.mocks.wiring[request.name] = {"dependencies": set(request.dependencies),
-                                           "deletedWith": request.deletedWith}
+        self.mocks.wiring[request.name] = {
+            "dependencies": set(request.dependencies),
+            "deletedWith": request.deletedWith,
+        }
         return super().RegisterResource(request)
 
 
@@ -42,18 +44,23 @@ class WiringMocks(AzureMocks):
         super().__init__()
         self.wiring: dict[str, dict[str, Any]] = {}
 
-    def install(self, project: str = "batchtasks", stack: str = "dev",
-                preview: bool = False) -> WiringMocks:
-        pulumi.runtime.set_mocks(self, project=project, stack=stack, preview=preview,
-                                 monitor=WiringMonitor(self))
+    def install(
+        self, project: str = "batchtasks", stack: str = "dev", preview: bool = False
+    ) -> WiringMocks:
+        pulumi.runtime.set_mocks(
+            self, project=project, stack=stack, preview=preview, monitor=WiringMonitor(self)
+        )
         return self
 
 
 def dev_settings() -> tuple[dict[str, Any], str]:
     """The dev stack's batchtasks settings (prefix removed) and its location."""
     config = yaml.safe_load(DEV_STACK.read_text())["config"]
-    raw = {key.removeprefix("batchtasks:"): value for key, value in config.items()
-           if key.startswith("batchtasks:")}
+    raw = {
+        key.removeprefix("batchtasks:"): value
+        for key, value in config.items()
+        if key.startswith("batchtasks:")
+    }
     return raw, config["azure-native:location"]
 
 
@@ -68,9 +75,15 @@ def config_with(**changes: Any) -> StackConfig:
 
 def plain_job(job_id: str, **fields: Any) -> dict[str, Any]:
     """A job of two plain tasks (no sweeps) on the dev stack's image and containers."""
-    return {"id": job_id, "defaults": {"image": "cfaprdbatchcr.azurecr.io/tool:1"},
-            "tasks": [{"id": "prepare", "command": "python -m prepare"},
-                      {"id": "report", "command": "python -m report"}], **fields}
+    return {
+        "id": job_id,
+        "defaults": {"image": "cfaprdbatchcr.azurecr.io/tool:1"},
+        "tasks": [
+            {"id": "prepare", "command": "python -m prepare"},
+            {"id": "report", "command": "python -m report"},
+        ],
+        **fields,
+    }
 
 
 def declare(config: StackConfig) -> tuple[OfflineRun, WiringMocks]:
@@ -122,15 +135,25 @@ def dev_run(dev_runtime_config: None) -> OfflineRun:
 
 class TestDevStack:
     def test_registers_storage_then_a_job_its_task_its_sweep_and_completion(
-            self, dev_run: OfflineRun) -> None:
+        self, dev_run: OfflineRun
+    ) -> None:
         batch = [(r["type"], r["name"]) for r in dev_run.resources if "dynamic/batch" in r["type"]]
-        assert sorted(batch) == sorted([
-            (JOB, "job-weekly-forecast"), (TASK, "weekly-forecast.summary"),
-            (TASK_SET, "weekly-forecast.forecast"), (COMPLETION, "weekly-forecast.completion")])
+        assert sorted(batch) == sorted(
+            [
+                (JOB, "job-weekly-forecast"),
+                (TASK, "weekly-forecast.summary"),
+                (TASK_SET, "weekly-forecast.forecast"),
+                (COMPLETION, "weekly-forecast.completion"),
+            ]
+        )
         assert len(dev_run.of_type("batchtasks:azure:BatchStorage")) == 1
         job = dev_run.named("job-weekly-forecast")["inputs"]
         assert (job["jobId"], job["poolId"], job["priority"], job["maxParallelTasks"]) == (
-            "weekly-forecast", "forecast-pool", 100, 40)
+            "weekly-forecast",
+            "forecast-pool",
+            100,
+            40,
+        )
         assert job["onAllTasksComplete"] == "terminateJob"
         assert job["usesTaskDependencies"] is True
 
@@ -148,7 +171,8 @@ class TestDevStack:
         assert covid_ca["env"]["STATE"] == "ca"
 
     def test_secret_arrives_as_a_pulumi_secret_and_never_in_plaintext(
-            self, dev_run: OfflineRun) -> None:
+        self, dev_run: OfflineRun
+    ) -> None:
         secrets = dev_run.named("weekly-forecast.summary")["inputs"]["secrets"]
         assert is_rpc_secret(secrets)
         assert unwrap_rpc_secret(secrets) == {"dashboardToken": TOKEN}
@@ -164,16 +188,20 @@ class TestDevStack:
         assert outputs["poolId"] == "forecast-pool"
         assert outputs["storageAccount"] == "stforecastingdev"
         assert outputs["containerUrls"]["forecasts"] == (
-            "https://stforecastingdev.blob.core.windows.net/forecasts")
+            "https://stforecastingdev.blob.core.windows.net/forecasts"
+        )
         assert outputs["identityResourceId"].endswith(
             "/resourceGroups/rg-forecasting/providers/Microsoft.ManagedIdentity/"
-            "userAssignedIdentities/id-forecasting-dev")
+            "userAssignedIdentities/id-forecasting-dev"
+        )
         assert outputs["mountPaths"]["nssp-etl"] == "/mnt/batch/tasks/fsmounts/nssp-etl"
 
     def test_invalid_runtime_config_stops_before_any_resource(
-            self, dev_runtime_config: None) -> None:
-        pulumi.runtime.set_all_config({"batchtasks:resourceGroup": "rg",
-                                       "azure-native:location": "eastus"}, [])
+        self, dev_runtime_config: None
+    ) -> None:
+        pulumi.runtime.set_all_config(
+            {"batchtasks:resourceGroup": "rg", "azure-native:location": "eastus"}, []
+        )
         mocks = AzureMocks()
         with pytest.raises(pulumi.RunError, match="batchtasks:storage: is required"):
             run_offline(run, mocks=mocks)
@@ -184,8 +212,11 @@ class TestEdgeCases:
     def test_job_without_sweeps_registers_one_task_resource_per_task(self) -> None:
         raw, _ = dev_settings()
         run_, _ = declare(config_with(jobs=[*raw["jobs"], plain_job("adhoc")]))
-        names = sorted(r["name"] for r in run_.resources
-                       if r["type"] in (TASK, TASK_SET) and r["inputs"]["jobId"] == "adhoc")
+        names = sorted(
+            r["name"]
+            for r in run_.resources
+            if r["type"] in (TASK, TASK_SET) and r["inputs"]["jobId"] == "adhoc"
+        )
         assert names == ["adhoc.prepare", "adhoc.report"]
         assert run_.named("adhoc.report")["inputs"]["task"]["command"] == "python -m report"
 
@@ -200,8 +231,11 @@ class TestEdgeCases:
         run_, mocks = declare(config_with(jobs=jobs))
         for job_id in ("weekly-forecast", "adhoc"):
             completion = mocks.wiring[f"{job_id}.completion"]["dependencies"]
-            owned = {r["urn"] for r in run_.resources
-                     if r["type"] in (JOB, TASK, TASK_SET) and r["inputs"]["jobId"] == job_id}
+            owned = {
+                r["urn"]
+                for r in run_.resources
+                if r["type"] in (JOB, TASK, TASK_SET) and r["inputs"]["jobId"] == job_id
+            }
             assert len(owned) == 3
             assert owned <= completion
         assert run_.named("adhoc.completion")["inputs"]["onAllTasksComplete"] == "terminateJob"
@@ -228,8 +262,9 @@ class TestEdgeCases:
         batch = {**raw["batch"], "pool": {"id": "shared-pool", "create": False}}
         for key in ("registry", "dashboardToken"):
             raw.pop(key)
-        config = parse_stack_config({**raw, "batch": batch, "jobs": [plain_job("adhoc")]},
-                                    location="eastus")
+        config = parse_stack_config(
+            {**raw, "batch": batch, "jobs": [plain_job("adhoc")]}, location="eastus"
+        )
         run_, _ = declare(config)
         assert run_.of_type("azure-native:batch:Pool") == []
         assert run_.named("job-adhoc")["inputs"]["poolId"] == "shared-pool"
@@ -238,16 +273,28 @@ class TestEdgeCases:
     def test_minimal_pool_block_takes_the_storage_defaults(self) -> None:
         # A newcomer's first stack file: no image and no node agent.
         raw, _ = dev_settings()
-        batch = {**raw["batch"], "pool": {"id": "first-pool", "create": True,
-                                          "vmSize": "Standard_D2s_v3", "maxNodes": 2}}
+        batch = {
+            **raw["batch"],
+            "pool": {
+                "id": "first-pool",
+                "create": True,
+                "vmSize": "Standard_D2s_v3",
+                "maxNodes": 2,
+            },
+        }
         raw.pop("dashboardToken")
-        config = parse_stack_config({**raw, "batch": batch, "jobs": [plain_job("adhoc")]},
-                                    location="eastus")
+        config = parse_stack_config(
+            {**raw, "batch": batch, "jobs": [plain_job("adhoc")]}, location="eastus"
+        )
         run_, _ = declare(config)
         (pool,) = run_.of_type("azure-native:batch:Pool")
         vm = pool["inputs"]["deploymentConfiguration"]["virtualMachineConfiguration"]
-        assert vm["imageReference"] == {"publisher": "microsoft-dsvm", "offer": "ubuntu-hpc",
-                                        "sku": "2204", "version": "latest"}
+        assert vm["imageReference"] == {
+            "publisher": "microsoft-dsvm",
+            "offer": "ubuntu-hpc",
+            "sku": "2204",
+            "version": "latest",
+        }
         assert vm["nodeAgentSkuId"] == "batch.node.ubuntu 22.04"
         assert pool["inputs"]["vmSize"] == "Standard_D2s_v3"
 

@@ -48,24 +48,51 @@ def stack_settings(endpoint: str) -> dict[str, Any]:
     """A small stack: one job, a 12-task sweep and one task reading a secret."""
     return {
         "resourceGroup": "rg-test",
-        "storage": {"account": "sttest", "create": True, "containers": [
-            {"name": "inputs", "access": "read"}, {"name": "results", "access": "write"}]},
+        "storage": {
+            "account": "sttest",
+            "create": True,
+            "containers": [
+                {"name": "inputs", "access": "read"},
+                {"name": "results", "access": "write"},
+            ],
+        },
         "identity": {"name": "id-test"},
         "batch": {"account": "batest", "endpoint": endpoint, "pool": {"id": POOL_ID}},
-        "jobs": [{
-            "id": JOB_ID, "onAllTasksComplete": "terminateJob", "priority": 10,
-            "defaults": {"image": "example.azurecr.io/model:1", "maxWallClockTime": "PT1H",
-                         "retries": 1, "mounts": [{"source": "inputs", "target": "/data"}]},
-            "sweeps": [{
-                "id": "grid", "taskId": "{disease}-{state}",
-                "matrix": {"disease": list(DISEASES), "state": list(STATES)},
-                "command": "python -m model --disease {disease} --state {state}",
-                "outputs": [{"pattern": "out/*", "container": "results",
-                             "path": "{disease}/{state}"}],
-            }],
-            "tasks": [{"id": "summary", "command": "python -m summary",
-                       "secretEnv": {"API_TOKEN": "apiToken"}}],
-        }],
+        "jobs": [
+            {
+                "id": JOB_ID,
+                "onAllTasksComplete": "terminateJob",
+                "priority": 10,
+                "defaults": {
+                    "image": "example.azurecr.io/model:1",
+                    "maxWallClockTime": "PT1H",
+                    "retries": 1,
+                    "mounts": [{"source": "inputs", "target": "/data"}],
+                },
+                "sweeps": [
+                    {
+                        "id": "grid",
+                        "taskId": "{disease}-{state}",
+                        "matrix": {"disease": list(DISEASES), "state": list(STATES)},
+                        "command": "python -m model --disease {disease} --state {state}",
+                        "outputs": [
+                            {
+                                "pattern": "out/*",
+                                "container": "results",
+                                "path": "{disease}/{state}",
+                            }
+                        ],
+                    }
+                ],
+                "tasks": [
+                    {
+                        "id": "summary",
+                        "command": "python -m summary",
+                        "secretEnv": {"API_TOKEN": "apiToken"},
+                    }
+                ],
+            }
+        ],
         "apiToken": {"secure": "v1:not-read"},
     }
 
@@ -75,7 +102,8 @@ def registered(batch_api_server: BatchApiDouble) -> dict[str, Registration]:
     """What the real program registers for the small stack, by resource type name."""
     config = parse_stack_config(stack_settings(batch_api_server.endpoint), location="eastus")
     found = capture_registrations(
-        lambda: declare_stack(config, lambda key: pulumi.Output.secret(SECRET_VALUE)))
+        lambda: declare_stack(config, lambda key: pulumi.Output.secret(SECRET_VALUE))
+    )
     return {r.type.rsplit(":", 1)[1]: r for r in found}
 
 
@@ -87,16 +115,21 @@ def host(batch_api_server: BatchApiDouble) -> Iterator[ProviderHost]:
         yield started
 
 
-def checked(host: ProviderHost, reg: Registration, news: dict[str, Any] | None = None,
-            olds: dict[str, Any] | None = None) -> dict[str, Any]:
+def checked(
+    host: ProviderHost,
+    reg: Registration,
+    news: dict[str, Any] | None = None,
+    olds: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """Check inputs as the engine does before Diff, Create and Update; fail on any failure."""
     outcome = host.check(reg.urn, olds or {}, reg.inputs if news is None else news)
     assert outcome.failures == []
     return outcome.inputs
 
 
-def created(host: ProviderHost, reg: Registration,
-            news: dict[str, Any] | None = None) -> tuple[dict[str, Any], ResourceState]:
+def created(
+    host: ProviderHost, reg: Registration, news: dict[str, Any] | None = None
+) -> tuple[dict[str, Any], ResourceState]:
     """Check and create a resource; return its checked inputs and its state."""
     inputs = checked(host, reg, news)
     return inputs, host.create(reg.urn, inputs)
@@ -125,7 +158,8 @@ def with_task(inputs: dict[str, Any], task_id: str, **changes: Any) -> dict[str,
 
 
 def test_program_registers_small_providers_pickled_by_reference(
-        registered: dict[str, Registration]) -> None:
+    registered: dict[str, Registration],
+) -> None:
     assert set(registered) == {"Job", "Task", "TaskSet", "JobCompletion"}
     for reg in registered.values():
         assert isinstance(reg.provider, str)
@@ -135,8 +169,8 @@ def test_program_registers_small_providers_pickled_by_reference(
 
 
 def test_host_unpickles_every_provider_from_the_project(
-        host: ProviderHost, batch_api: BatchApiDouble,
-        registered: dict[str, Registration]) -> None:
+    host: ProviderHost, batch_api: BatchApiDouble, registered: dict[str, Registration]
+) -> None:
     for reg in registered.values():
         outcome = host.check(reg.urn, {}, reg.inputs)
         assert outcome.failures == [], reg.type
@@ -153,8 +187,9 @@ def test_configure_answers_that_secrets_arrive_in_plaintext(host: ProviderHost) 
 # ------------------------------------------------------------------ round trips
 
 
-def test_job_round_trip(host: ProviderHost, batch_api: BatchApiDouble,
-                        registered: dict[str, Registration]) -> None:
+def test_job_round_trip(
+    host: ProviderHost, batch_api: BatchApiDouble, registered: dict[str, Registration]
+) -> None:
     reg = registered["Job"]
     inputs, state = created(host, reg)
     assert state.id == JOB_ID
@@ -168,7 +203,9 @@ def test_job_round_trip(host: ProviderHost, batch_api: BatchApiDouble,
     refreshed = host.read(reg.urn, state.id, state.outputs, inputs)
     # The service's own completion mode: noAction until BatchJobCompletion switches it.
     assert (refreshed.id, refreshed.outputs) == (
-        state.id, {**state.outputs, "onAllTasksComplete": "noAction"})
+        state.id,
+        {**state.outputs, "onAllTasksComplete": "noAction"},
+    )
     assert requests(batch_api) == Counter({"GET job": 1})
     batch_api.update_job_fields(JOB_ID, onAllTasksComplete="terminatejob")
     refreshed = host.read(reg.urn, state.id, state.outputs, inputs)
@@ -178,8 +215,9 @@ def test_job_round_trip(host: ProviderHost, batch_api: BatchApiDouble,
     requests(batch_api)
 
     assert host.diff(reg.urn, state.id, state.outputs, inputs).changes is False
-    moved = host.diff(reg.urn, state.id, state.outputs, checked(host, reg, {**inputs,
-                                                                            "poolId": "pool-2"}))
+    moved = host.diff(
+        reg.urn, state.id, state.outputs, checked(host, reg, {**inputs, "poolId": "pool-2"})
+    )
     assert (moved.changes, moved.replaces, moved.delete_before_replace) == (True, ["poolId"], True)
     news = checked(host, reg, {**inputs, "priority": 20}, inputs)
     change = host.diff(reg.urn, state.id, state.outputs, news)
@@ -197,8 +235,9 @@ def test_job_round_trip(host: ProviderHost, batch_api: BatchApiDouble,
     assert host.read(reg.urn, state.id, updated.outputs, news).id == ""
 
 
-def test_task_set_round_trip(host: ProviderHost, batch_api: BatchApiDouble,
-                             registered: dict[str, Registration]) -> None:
+def test_task_set_round_trip(
+    host: ProviderHost, batch_api: BatchApiDouble, registered: dict[str, Registration]
+) -> None:
     reg = registered["TaskSet"]
     batch_api.add_job(JOB_ID, POOL_ID)
     inputs, state = created(host, reg)
@@ -225,11 +264,11 @@ def test_task_set_round_trip(host: ProviderHost, batch_api: BatchApiDouble,
 
     updated = host.update(reg.urn, state.id, state.outputs, news)
     assert batch_api.tasks(JOB_ID)["flu-ny"]["commandLine"] == "python -m model --v2"
-    added = [json.loads(r.body) for r in batch_api.requests
-             if r.route == "POST addtaskcollection"]
+    added = [json.loads(r.body) for r in batch_api.requests if r.route == "POST addtaskcollection"]
     assert [[task["id"] for task in body["value"]] for body in added] == [["flu-ny"]]
     assert requests(batch_api) == Counter(
-        {"GET job": 1, "GET tasks": 1, "DELETE task": 1, "POST addtaskcollection": 1})
+        {"GET job": 1, "GET tasks": 1, "DELETE task": 1, "POST addtaskcollection": 1}
+    )
 
     longer = checked(host, reg, with_task(news, "rsv-tx", maxWallClockTime="PT3H"), news)
     host.update(reg.urn, state.id, updated.outputs, longer)
@@ -241,8 +280,9 @@ def test_task_set_round_trip(host: ProviderHost, batch_api: BatchApiDouble,
     assert requests(batch_api) == Counter({"GET job": 1, "GET tasks": 1, "DELETE task": 12})
 
 
-def test_task_round_trip(host: ProviderHost, batch_api: BatchApiDouble,
-                         registered: dict[str, Registration]) -> None:
+def test_task_round_trip(
+    host: ProviderHost, batch_api: BatchApiDouble, registered: dict[str, Registration]
+) -> None:
     reg = registered["Task"]
     batch_api.add_job(JOB_ID, POOL_ID)
     inputs, state = created(host, reg)
@@ -258,7 +298,10 @@ def test_task_round_trip(host: ProviderHost, batch_api: BatchApiDouble,
     other = checked(host, reg, {**inputs, "task": {**inputs["task"], "command": "true"}}, inputs)
     replace = host.diff(reg.urn, state.id, state.outputs, other)
     assert (replace.changes, replace.replaces, replace.delete_before_replace) == (
-        True, ["task"], True)
+        True,
+        ["task"],
+        True,
+    )
     news = checked(host, reg, {**inputs, "task": {**inputs["task"], "retries": 3}}, inputs)
     change = host.diff(reg.urn, state.id, state.outputs, news)
     assert (change.changes, change.replaces) == (True, [])
@@ -274,8 +317,9 @@ def test_task_round_trip(host: ProviderHost, batch_api: BatchApiDouble,
     assert host.read(reg.urn, state.id, updated.outputs, news).id == ""
 
 
-def test_job_completion_round_trip(host: ProviderHost, batch_api: BatchApiDouble,
-                                   registered: dict[str, Registration]) -> None:
+def test_job_completion_round_trip(
+    host: ProviderHost, batch_api: BatchApiDouble, registered: dict[str, Registration]
+) -> None:
     reg = registered["JobCompletion"]
     batch_api.add_job(JOB_ID, POOL_ID)
     batch_api.add_task(JOB_ID, "covid-ca")
@@ -288,8 +332,9 @@ def test_job_completion_round_trip(host: ProviderHost, batch_api: BatchApiDouble
     refreshed = host.read(reg.urn, state.id, state.outputs, inputs)
     assert (refreshed.id, refreshed.outputs) == (state.id, state.outputs)
     assert host.diff(reg.urn, state.id, state.outputs, inputs).changes is False
-    moved = host.diff(reg.urn, state.id, state.outputs,
-                      checked(host, reg, {**inputs, "jobId": "other-job"}))
+    moved = host.diff(
+        reg.urn, state.id, state.outputs, checked(host, reg, {**inputs, "jobId": "other-job"})
+    )
     assert (moved.changes, moved.replaces) == (True, ["jobId"])
     assert requests(batch_api) == Counter({"GET job": 1})  # the read; diffs call nothing
 
@@ -309,8 +354,8 @@ def test_job_completion_round_trip(host: ProviderHost, batch_api: BatchApiDouble
 
 
 def test_check_reports_each_bad_input_with_its_property(
-        host: ProviderHost, batch_api: BatchApiDouble,
-        registered: dict[str, Registration]) -> None:
+    host: ProviderHost, batch_api: BatchApiDouble, registered: dict[str, Registration]
+) -> None:
     job = registered["Job"]
     outcome = host.check(job.urn, {}, {**job.inputs, "priority": 5000, "jobId": "bad id"})
     assert {path for path, _ in outcome.failures} == {"priority", "jobId"}
@@ -319,17 +364,23 @@ def test_check_reports_each_bad_input_with_its_property(
     assert [path for path, _ in back.failures] == ["onAllTasksComplete"]
 
     sweep = registered["TaskSet"]
-    bad = with_task(sweep.inputs, "covid-ca", command=" ", outputs=[
-        {"pattern": "out/*", "container": "nowhere"}])
+    bad = with_task(
+        sweep.inputs,
+        "covid-ca",
+        command=" ",
+        outputs=[{"pattern": "out/*", "container": "nowhere"}],
+    )
     outcome = host.check(sweep.urn, {}, bad)
     assert {path for path, _ in outcome.failures} == {
-        "tasks.covid-ca.command", "tasks.covid-ca.outputs[0].container"}
+        "tasks.covid-ca.command",
+        "tasks.covid-ca.outputs[0].container",
+    }
     assert batch_api.total_requests() == 0
 
 
 def test_unknown_inputs_during_preview_pass_check_and_diff(
-        host: ProviderHost, batch_api: BatchApiDouble,
-        registered: dict[str, Registration]) -> None:
+    host: ProviderHost, batch_api: BatchApiDouble, registered: dict[str, Registration]
+) -> None:
     # On a first preview the storage outputs do not exist yet.
     sweep = registered["TaskSet"]
     news = {**sweep.inputs, "identityResourceId": UNKNOWN, "containerUrls": UNKNOWN}
@@ -348,8 +399,8 @@ def test_unknown_inputs_during_preview_pass_check_and_diff(
 
 
 def test_provider_failure_comes_back_with_the_hosts_traceback(
-        host: ProviderHost, batch_api: BatchApiDouble,
-        registered: dict[str, Registration]) -> None:
+    host: ProviderHost, batch_api: BatchApiDouble, registered: dict[str, Registration]
+) -> None:
     reg = registered["TaskSet"]
     inputs = checked(host, reg)
     with pytest.raises(HostCallError) as raised:
@@ -364,14 +415,21 @@ def test_provider_failure_comes_back_with_the_hosts_traceback(
 # ------------------------------------------------------------------ secrets
 
 
-def test_secret_reaches_the_task_but_no_message(host: ProviderHost, batch_api: BatchApiDouble,
-                                                registered: dict[str, Registration]) -> None:
+def test_secret_reaches_the_task_but_no_message(
+    host: ProviderHost, batch_api: BatchApiDouble, registered: dict[str, Registration]
+) -> None:
     reg = registered["Task"]
     assert contains_secret(reg.inputs["secrets"])  # the program registers it as a secret
     messages: list[str] = []
 
-    bad = {**reg.inputs, "task": {**reg.inputs["task"], "command": "",
-                                  "secretEnv": {"API_TOKEN": "apiToken", "OTHER": "missing"}}}
+    bad = {
+        **reg.inputs,
+        "task": {
+            **reg.inputs["task"],
+            "command": "",
+            "secretEnv": {"API_TOKEN": "apiToken", "OTHER": "missing"},
+        },
+    }
     outcome = host.check(reg.urn, {}, bad)
     assert {path for path, _ in outcome.failures} == {"task.command", "task.secretEnv.OTHER"}
     messages += [reason for _, reason in outcome.failures]
@@ -394,7 +452,8 @@ def test_secret_reaches_the_task_but_no_message(host: ProviderHost, batch_api: B
 
 
 def test_every_task_resource_takes_its_job_id_from_the_job(
-        registered: dict[str, Registration]) -> None:
+    registered: dict[str, Registration],
+) -> None:
     # The engine replaces dependents of a replaced job by following property dependencies
     # only: each task resource's jobId must come from the BatchJob's output.
     job = registered["Job"]
@@ -402,15 +461,16 @@ def test_every_task_resource_takes_its_job_id_from_the_job(
         reg = registered[kind]
         sources = reg.property_dependencies.get("jobId", [])
         # The URN's type part carries the parent chain (Stack$...$type): compare its end.
-        found = [(urn.rsplit("::", 2)[1].rsplit("$", 1)[-1], urn.rsplit("::", 1)[1])
-                 for urn in sources]
+        found = [
+            (urn.rsplit("::", 2)[1].rsplit("$", 1)[-1], urn.rsplit("::", 1)[1]) for urn in sources
+        ]
         assert found == [(job.type, job.name)], kind
         assert reg.inputs["jobId"] == JOB_ID, kind
 
 
 def test_a_replaced_job_replaces_its_task_resources(
-        host: ProviderHost, batch_api: BatchApiDouble,
-        registered: dict[str, Registration]) -> None:
+    host: ProviderHost, batch_api: BatchApiDouble, registered: dict[str, Registration]
+) -> None:
     # What the engine sends a dependent of a job being replaced: its own inputs with the
     # dependent property (jobId) unknown, unchecked.
     for kind in ("Task", "TaskSet", "JobCompletion"):
@@ -418,13 +478,16 @@ def test_a_replaced_job_replaces_its_task_resources(
         inputs = checked(host, reg)
         change = host.diff(reg.urn, f"{JOB_ID}/{reg.name}", inputs, {**inputs, "jobId": UNKNOWN})
         assert (change.changes, change.replaces, change.delete_before_replace) == (
-            True, ["jobId"], True), kind
+            True,
+            ["jobId"],
+            True,
+        ), kind
     assert batch_api.total_requests() == 0
 
 
 def test_job_replacement_keeps_running_tasks_unless_allowed(
-        host: ProviderHost, batch_api: BatchApiDouble,
-        registered: dict[str, Registration]) -> None:
+    host: ProviderHost, batch_api: BatchApiDouble, registered: dict[str, Registration]
+) -> None:
     batch_api.add_job(JOB_ID, POOL_ID)
     sweep = registered["TaskSet"]
     inputs, state = created(host, sweep)
@@ -449,8 +512,8 @@ def test_job_replacement_keeps_running_tasks_unless_allowed(
 
 
 def test_second_delete_of_a_job_meets_job_being_deleted_and_is_done(
-        host: ProviderHost, batch_api: BatchApiDouble,
-        registered: dict[str, Registration]) -> None:
+    host: ProviderHost, batch_api: BatchApiDouble, registered: dict[str, Registration]
+) -> None:
     reg = registered["Job"]
     inputs, state = created(host, reg)
     batch_api.deleting_polls = DELETING_FOREVER
@@ -464,8 +527,8 @@ def test_second_delete_of_a_job_meets_job_being_deleted_and_is_done(
 
 
 def test_service_errors_reach_the_user_without_azure_core_text(
-        host: ProviderHost, batch_api: BatchApiDouble,
-        registered: dict[str, Registration]) -> None:
+    host: ProviderHost, batch_api: BatchApiDouble, registered: dict[str, Registration]
+) -> None:
     reg = registered["TaskSet"]
     batch_api.add_job(JOB_ID, POOL_ID)
     batch_api.set_job_state(JOB_ID, "completed")
@@ -480,8 +543,9 @@ def test_service_errors_reach_the_user_without_azure_core_text(
 # ------------------------------------------------------------------ a crash mid-create
 
 
-def crash_mid_create(batch_api: BatchApiDouble, reg: Registration, inputs: dict[str, Any],
-                     after_tasks: int) -> None:
+def crash_mid_create(
+    batch_api: BatchApiDouble, reg: Registration, inputs: dict[str, Any], after_tasks: int
+) -> None:
     """Start creating through a host of its own and SIGKILL it once `after_tasks` tasks
     landed, as a crash would; the engine never hears back."""
     with ProviderHost(PROJECT_DIR, batch_api.client_env()) as doomed:
@@ -506,16 +570,17 @@ def crash_mid_create(batch_api: BatchApiDouble, reg: Registration, inputs: dict[
 
 @pytest.mark.parametrize("edited", [False, True], ids=["same", "edited"])
 def test_host_killed_mid_create_then_a_fresh_host_ends_with_the_declared_tasks(
-        host: ProviderHost, batch_api: BatchApiDouble,
-        registered: dict[str, Registration], edited: bool) -> None:
+    host: ProviderHost, batch_api: BatchApiDouble, registered: dict[str, Registration], edited: bool
+) -> None:
     created(host, registered["Job"])  # names this stack in its metadata
     reg = registered["TaskSet"]
     template = decode_spec(reg.inputs["tasks"]["covid-ca"])
-    tasks = {f"run-{index:04d}": encode_spec({**template, "command": f"python -m run {index}"})
-             for index in range(500)}
+    tasks = {
+        f"run-{index:04d}": encode_spec({**template, "command": f"python -m run {index}"})
+        for index in range(500)
+    }
     # One request at a time, each a little slow: the kill lands between collections.
-    inputs = checked(host, reg, {**reg.inputs, "tasks": tasks,
-                                 "retryPolicy": {"concurrency": 1.0}})
+    inputs = checked(host, reg, {**reg.inputs, "tasks": tasks, "retryPolicy": {"concurrency": 1.0}})
     batch_api.latency = 0.05
     try:
         crash_mid_create(batch_api, reg, inputs, after_tasks=100)

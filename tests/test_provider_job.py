@@ -29,18 +29,31 @@ POLICY = {"maxAttempts": 4.0, "maxSeconds": 20.0, "baseDelay": 0.01, "maxDelay":
 
 def job_props(api: BatchApiDouble, **changes: Any) -> dict[str, Any]:
     """A BatchJob's inputs as the provider receives them (integers as floats)."""
-    return {"endpoint": api.endpoint, "jobId": JOB, "poolId": "pool", "priority": 10.0,
-            "maxParallelTasks": 4.0,
-            "constraints": {"maxWallClockTime": "P1D", "maxTaskRetryCount": 2.0},
-            "usesTaskDependencies": False, "onAllTasksComplete": "noAction",
-            "replaceRunningTasks": False, "retryPolicy": dict(POLICY), "owner": dict(OWNER),
-            "adopt": False, **changes}
+    return {
+        "endpoint": api.endpoint,
+        "jobId": JOB,
+        "poolId": "pool",
+        "priority": 10.0,
+        "maxParallelTasks": 4.0,
+        "constraints": {"maxWallClockTime": "P1D", "maxTaskRetryCount": 2.0},
+        "usesTaskDependencies": False,
+        "onAllTasksComplete": "noAction",
+        "replaceRunningTasks": False,
+        "retryPolicy": dict(POLICY),
+        "owner": dict(OWNER),
+        "adopt": False,
+        **changes,
+    }
 
 
 def completion_props(api: BatchApiDouble, mode: str = "terminateJob") -> dict[str, Any]:
     """A BatchJobCompletion's inputs."""
-    return {"endpoint": api.endpoint, "jobId": JOB, "onAllTasksComplete": mode,
-            "retryPolicy": dict(POLICY)}
+    return {
+        "endpoint": api.endpoint,
+        "jobId": JOB,
+        "onAllTasksComplete": mode,
+        "retryPolicy": dict(POLICY),
+    }
 
 
 def create(provider: BatchJobProvider, props: dict[str, Any]) -> dict[str, Any]:
@@ -70,15 +83,24 @@ def test_create_sends_the_declared_job(batch_api: BatchApiDouble, jobs: BatchJob
 
 
 def test_terminatejob_job_completes_only_after_its_tasks_are_in(
-        batch_api: BatchApiDouble, jobs: BatchJobProvider) -> None:
+    batch_api: BatchApiDouble, jobs: BatchJobProvider
+) -> None:
     create(jobs, job_props(batch_api, onAllTasksComplete="terminateJob"))
     stored = batch_api.job(JOB)
     assert (stored["state"], stored["onAllTasksComplete"]) == ("active", "noaction")
     tasks = BatchTaskSetProvider()
-    tasks.create({"endpoint": batch_api.endpoint, "jobId": JOB, "setName": "runs",
-                  "identityResourceId": "/identity", "containerUrls": {},
-                  "mountsDir": "/mnt/batch/tasks/fsmounts", "retryPolicy": dict(POLICY),
-                  "tasks": {f"t{i}": {"command": "true", "image": "busybox"} for i in range(3)}})
+    tasks.create(
+        {
+            "endpoint": batch_api.endpoint,
+            "jobId": JOB,
+            "setName": "runs",
+            "identityResourceId": "/identity",
+            "containerUrls": {},
+            "mountsDir": "/mnt/batch/tasks/fsmounts",
+            "retryPolicy": dict(POLICY),
+            "tasks": {f"t{i}": {"command": "true", "image": "busybox"} for i in range(3)},
+        }
+    )
     assert batch_api.job(JOB)["state"] == "active"
     assert batch_api.job(JOB)["onAllTasksComplete"] == "noaction"
     batch_api.reset_counts()
@@ -96,8 +118,9 @@ def test_terminatejob_job_completes_only_after_its_tasks_are_in(
     completion.update("weekly/completion", result.outs, completion_props(batch_api))
 
 
-def test_noaction_completion_makes_no_call(batch_api: BatchApiDouble,
-                                          jobs: BatchJobProvider) -> None:
+def test_noaction_completion_makes_no_call(
+    batch_api: BatchApiDouble, jobs: BatchJobProvider
+) -> None:
     create(jobs, job_props(batch_api))
     batch_api.reset_counts()
     BatchJobCompletionProvider().create(completion_props(batch_api, "noAction"))
@@ -107,8 +130,12 @@ def test_noaction_completion_makes_no_call(batch_api: BatchApiDouble,
 def test_in_place_updates(batch_api: BatchApiDouble, jobs: BatchJobProvider) -> None:
     olds = create(jobs, job_props(batch_api))
     batch_api.reset_counts()
-    news = job_props(batch_api, priority=-5.0, maxParallelTasks=16.0,
-                     constraints={"maxWallClockTime": "P2D", "maxTaskRetryCount": 3.0})
+    news = job_props(
+        batch_api,
+        priority=-5.0,
+        maxParallelTasks=16.0,
+        constraints={"maxWallClockTime": "P2D", "maxTaskRetryCount": 3.0},
+    )
     diff = jobs.diff(JOB, olds, jobs.check(olds, news).inputs)
     assert diff.changes and diff.replaces == []
     assert batch_api.total_requests() == 0
@@ -120,7 +147,8 @@ def test_in_place_updates(batch_api: BatchApiDouble, jobs: BatchJobProvider) -> 
 
 
 def test_noaction_to_terminatejob_switches_through_the_completion(
-        batch_api: BatchApiDouble, jobs: BatchJobProvider) -> None:
+    batch_api: BatchApiDouble, jobs: BatchJobProvider
+) -> None:
     olds = create(jobs, job_props(batch_api))
     completion = BatchJobCompletionProvider()
     done = completion.create(completion_props(batch_api, "noAction")).outs
@@ -138,19 +166,22 @@ def test_noaction_to_terminatejob_switches_through_the_completion(
     assert batch_api.job(JOB)["state"] == "active"
 
 
-def test_terminatejob_to_noaction_is_refused_with_the_reason(batch_api: BatchApiDouble,
-                                                             jobs: BatchJobProvider) -> None:
+def test_terminatejob_to_noaction_is_refused_with_the_reason(
+    batch_api: BatchApiDouble, jobs: BatchJobProvider
+) -> None:
     olds = create(jobs, job_props(batch_api, onAllTasksComplete="terminateJob"))
     failures = jobs.check(olds, job_props(batch_api)).failures
     assert [failure.property for failure in failures] == ["onAllTasksComplete"]
     assert "Batch rejects" in failures[0].reason
 
 
-@pytest.mark.parametrize(("name", "value"), [("poolId", "other-pool"),
-                                             ("usesTaskDependencies", True),
-                                             ("jobId", "monthly")])
-def test_other_changes_replace_the_job(batch_api: BatchApiDouble, jobs: BatchJobProvider,
-                                       name: str, value: Any) -> None:
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("poolId", "other-pool"), ("usesTaskDependencies", True), ("jobId", "monthly")],
+)
+def test_other_changes_replace_the_job(
+    batch_api: BatchApiDouble, jobs: BatchJobProvider, name: str, value: Any
+) -> None:
     olds = create(jobs, job_props(batch_api))
     batch_api.add_task(JOB, "t0")
     batch_api.reset_counts()
@@ -164,15 +195,21 @@ def test_other_changes_replace_the_job(batch_api: BatchApiDouble, jobs: BatchJob
     field = {"poolId": "poolInfo", "jobId": "id"}.get(name, name)
     assert stored[field] == ({"poolId": value} if name == "poolId" else value)
     # The old job, when its id differs, may still be finishing its delete.
-    assert [job_id for job_id, job in batch_api.jobs().items()
-            if job["state"] != "deleting"] == [news["jobId"]]
+    assert [job_id for job_id, job in batch_api.jobs().items() if job["state"] != "deleting"] == [
+        news["jobId"]
+    ]
     assert batch_api.tasks(news["jobId"]) == {}
 
 
 def test_unknown_values_are_pending(batch_api: BatchApiDouble, jobs: BatchJobProvider) -> None:
     olds = job_props(batch_api)
-    for name, replaces in (("poolId", ["poolId"]), ("endpoint", ["endpoint"]),
-                           ("priority", []), ("constraints", []), ("jobId", ["jobId"])):
+    for name, replaces in (
+        ("poolId", ["poolId"]),
+        ("endpoint", ["endpoint"]),
+        ("priority", []),
+        ("constraints", []),
+        ("jobId", ["jobId"]),
+    ):
         news = job_props(batch_api, **{name: UNKNOWN})
         assert jobs.check(olds, news).failures == []
         diff = jobs.diff(JOB, olds, news)
@@ -180,8 +217,9 @@ def test_unknown_values_are_pending(batch_api: BatchApiDouble, jobs: BatchJobPro
     assert batch_api.total_requests() == 0
 
 
-def test_read_after_create_matches_the_state(batch_api: BatchApiDouble,
-                                             jobs: BatchJobProvider) -> None:
+def test_read_after_create_matches_the_state(
+    batch_api: BatchApiDouble, jobs: BatchJobProvider
+) -> None:
     outs = create(jobs, job_props(batch_api, onAllTasksComplete="terminateJob"))
     BatchJobCompletionProvider().create(completion_props(batch_api))
     batch_api.reset_counts()
@@ -189,12 +227,12 @@ def test_read_after_create_matches_the_state(batch_api: BatchApiDouble,
     assert batch_api.counts() == {"GET job": 1}
     assert result.id == JOB
     assert not jobs.diff(JOB, result.outs, outs).changes
-    assert result.inputs == {key: value for key, value in result.outs.items()
-                             if key != "adopted"}
+    assert result.inputs == {key: value for key, value in result.outs.items() if key != "adopted"}
 
 
-def test_read_sees_changes_made_out_of_band(batch_api: BatchApiDouble,
-                                            jobs: BatchJobProvider) -> None:
+def test_read_sees_changes_made_out_of_band(
+    batch_api: BatchApiDouble, jobs: BatchJobProvider
+) -> None:
     outs = create(jobs, job_props(batch_api))
     batch_api.service.update_job(JOB, {"priority": 99}, replace=False)
     result = jobs.read(JOB, outs)
@@ -202,8 +240,9 @@ def test_read_sees_changes_made_out_of_band(batch_api: BatchApiDouble,
     assert jobs.diff(JOB, result.outs, outs).changes
 
 
-def test_job_deleted_out_of_band_leaves_state(batch_api: BatchApiDouble,
-                                              jobs: BatchJobProvider) -> None:
+def test_job_deleted_out_of_band_leaves_state(
+    batch_api: BatchApiDouble, jobs: BatchJobProvider
+) -> None:
     outs = create(jobs, job_props(batch_api))
     batch_api.delete_job_out_of_band(JOB)
     assert jobs.read(JOB, outs).id == ""
@@ -211,25 +250,37 @@ def test_job_deleted_out_of_band_leaves_state(batch_api: BatchApiDouble,
     assert batch_api.job(JOB)["state"] == "active"
 
 
-def test_job_being_deleted_leaves_state(batch_api: BatchApiDouble,
-                                        jobs: BatchJobProvider) -> None:
+def test_job_being_deleted_leaves_state(batch_api: BatchApiDouble, jobs: BatchJobProvider) -> None:
     outs = create(jobs, job_props(batch_api))
     batch_api.deleting_polls = 5
     batch_api.service.delete_job(JOB)
     assert jobs.read(JOB, outs).id == ""
 
 
-@pytest.mark.parametrize(("declared", "live"), [
-    ({}, {}),
-    ({"priority": 10.0, "maxParallelTasks": 4.0, "usesTaskDependencies": True},
-     {"priority": 10, "maxParallelTasks": 4, "usesTaskDependencies": True}),
-    ({"onAllTasksComplete": "terminateJob", "constraints": {"maxTaskRetryCount": 3.0}},
-     {"onAllTasksComplete": "terminatejob", "constraints": {"maxTaskRetryCount": 3}})])
-def test_import_of_an_existing_job(batch_api: BatchApiDouble, jobs: BatchJobProvider,
-                                   declared: dict[str, Any], live: dict[str, Any]) -> None:
+@pytest.mark.parametrize(
+    ("declared", "live"),
+    [
+        ({}, {}),
+        (
+            {"priority": 10.0, "maxParallelTasks": 4.0, "usesTaskDependencies": True},
+            {"priority": 10, "maxParallelTasks": 4, "usesTaskDependencies": True},
+        ),
+        (
+            {"onAllTasksComplete": "terminateJob", "constraints": {"maxTaskRetryCount": 3.0}},
+            {"onAllTasksComplete": "terminatejob", "constraints": {"maxTaskRetryCount": 3}},
+        ),
+    ],
+)
+def test_import_of_an_existing_job(
+    batch_api: BatchApiDouble,
+    jobs: BatchJobProvider,
+    declared: dict[str, Any],
+    live: dict[str, Any],
+) -> None:
     batch_api.add_job(JOB, "pool", **live)
-    inputs = jobs.check({}, {"endpoint": batch_api.endpoint, "jobId": JOB, "poolId": "pool",
-                             **declared}).inputs
+    inputs = jobs.check(
+        {}, {"endpoint": batch_api.endpoint, "jobId": JOB, "poolId": "pool", **declared}
+    ).inputs
     result = jobs.read(JOB, inputs)
     assert result.id == JOB
     # Pulumi refuses an import whose read-back state differs from the declared inputs.
@@ -238,8 +289,9 @@ def test_import_of_an_existing_job(batch_api: BatchApiDouble, jobs: BatchJobProv
     assert jobs.diff(JOB, jobs.read(JOB, other).outs, other).changes
 
 
-def test_delete_uses_the_delete_operation_without_a_poller(batch_api: BatchApiDouble,
-                                                           jobs: BatchJobProvider) -> None:
+def test_delete_uses_the_delete_operation_without_a_poller(
+    batch_api: BatchApiDouble, jobs: BatchJobProvider
+) -> None:
     outs = create(jobs, job_props(batch_api))
     batch_api.add_task(JOB, "t0")
     batch_api.reset_counts()
@@ -277,21 +329,28 @@ def test_faults_are_retried(batch_api: BatchApiDouble, jobs: BatchJobProvider) -
     batch_api.inject("GET taskcounts", 503, retry_after=0)
     batch_api.inject("DELETE job", 503, retry_after=0)
     jobs.delete(JOB, outs)
-    assert batch_api.counts() == {"POST job": 3, "PATCH job": 2, "GET job": 2,
-                                  "GET taskcounts": 2, "DELETE job": 2}
+    assert batch_api.counts() == {
+        "POST job": 3,
+        "PATCH job": 2,
+        "GET job": 2,
+        "GET taskcounts": 2,
+        "DELETE job": 2,
+    }
     assert batch_api.job(JOB)["state"] == "deleting"
 
 
-def test_lost_create_response_adopts_the_job(batch_api: BatchApiDouble,
-                                             jobs: BatchJobProvider) -> None:
+def test_lost_create_response_adopts_the_job(
+    batch_api: BatchApiDouble, jobs: BatchJobProvider
+) -> None:
     batch_api.drop_after_commit("POST job")
     create(jobs, job_props(batch_api))
     assert batch_api.counts() == {"POST job": 2, "GET job": 1}
     assert list(batch_api.jobs()) == [JOB]
 
 
-def test_existing_job_that_is_not_the_declared_one(batch_api: BatchApiDouble,
-                                                   jobs: BatchJobProvider) -> None:
+def test_existing_job_that_is_not_the_declared_one(
+    batch_api: BatchApiDouble, jobs: BatchJobProvider
+) -> None:
     batch_api.add_job(JOB, "another-pool")
     with pytest.raises(BatchOperationError, match=r"not this stack's.*adopt: true"):
         create(jobs, job_props(batch_api))
@@ -301,7 +360,8 @@ def test_existing_job_that_is_not_the_declared_one(batch_api: BatchApiDouble,
 
 
 def test_persistent_failure_names_the_job_and_the_service_error(
-        batch_api: BatchApiDouble, jobs: BatchJobProvider) -> None:
+    batch_api: BatchApiDouble, jobs: BatchJobProvider
+) -> None:
     batch_api.inject("POST job", 400, code="InvalidPropertyValue")
     with pytest.raises(BatchOperationError) as caught:
         create(jobs, job_props(batch_api))
@@ -309,8 +369,9 @@ def test_persistent_failure_names_the_job_and_the_service_error(
     assert "\n" not in str(caught.value)
 
 
-def test_serialized_providers_are_tiny_and_hold_nothing(batch_api: BatchApiDouble,
-                                                        jobs: BatchJobProvider) -> None:
+def test_serialized_providers_are_tiny_and_hold_nothing(
+    batch_api: BatchApiDouble, jobs: BatchJobProvider
+) -> None:
     outs = create(jobs, job_props(batch_api, onAllTasksComplete="terminateJob"))
     jobs.read(JOB, outs)
     completion = BatchJobCompletionProvider()
@@ -322,7 +383,8 @@ def test_serialized_providers_are_tiny_and_hold_nothing(batch_api: BatchApiDoubl
 
 
 def test_replacement_waits_for_its_predecessor_to_finish_deleting(
-        batch_api: BatchApiDouble, jobs: BatchJobProvider, clock: FakeClock) -> None:
+    batch_api: BatchApiDouble, jobs: BatchJobProvider, clock: FakeClock
+) -> None:
     create(jobs, job_props(batch_api))
     batch_api.deleting_polls = 1
     # Pulumi deletes the old job first (delete_before_replace); Batch takes a while to finish.
@@ -337,7 +399,8 @@ def test_replacement_waits_for_its_predecessor_to_finish_deleting(
 
 
 def test_a_predecessor_that_never_finishes_deleting_ends_the_wait(
-        batch_api: BatchApiDouble, jobs: BatchJobProvider, clock: FakeClock) -> None:
+    batch_api: BatchApiDouble, jobs: BatchJobProvider, clock: FakeClock
+) -> None:
     create(jobs, job_props(batch_api))
     batch_api.deleting_polls = 10_000
     make_client(batch_api.endpoint)._delete_job_internal(JOB)

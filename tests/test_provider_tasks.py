@@ -28,21 +28,36 @@ from batchtasks.batch.tasks import BatchTaskProvider, BatchTaskSetProvider, task
 from tests.fakeclock import FakeClock
 
 JOB = "weekly"
-IDENTITY = ("/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg/providers/"
-            "Microsoft.ManagedIdentity/userAssignedIdentities/batch")
-URLS = {"forecasts": "https://acct.blob.core.windows.net/forecasts",
-        "logs": "https://acct.blob.core.windows.net/logs"}
+IDENTITY = (
+    "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg/providers/"
+    "Microsoft.ManagedIdentity/userAssignedIdentities/batch"
+)
+URLS = {
+    "forecasts": "https://acct.blob.core.windows.net/forecasts",
+    "logs": "https://acct.blob.core.windows.net/logs",
+}
 POLICY = {"maxAttempts": 4, "maxSeconds": 20, "baseDelay": 0.01, "maxDelay": 0.05}
 SECRET = "s3cr3t-token-value"
 
 
 def spec(index: int, **changes: Any) -> dict[str, Any]:
     """A forecast task spec as the stack config produces it."""
-    return {"command": f"python -m model --run {index}", "image": "cr.azurecr.io/model:1",
-            "mounts": [{"source": "forecasts", "target": "/out"}],
-            "outputs": [{"pattern": "out/*.csv", "container": "forecasts",
-                         "path": f"runs/{index}", "when": "taskSuccess"}],
-            "maxWallClockTime": "PT1H", "retries": 2, **changes}
+    return {
+        "command": f"python -m model --run {index}",
+        "image": "cr.azurecr.io/model:1",
+        "mounts": [{"source": "forecasts", "target": "/out"}],
+        "outputs": [
+            {
+                "pattern": "out/*.csv",
+                "container": "forecasts",
+                "path": f"runs/{index}",
+                "when": "taskSuccess",
+            }
+        ],
+        "maxWallClockTime": "PT1H",
+        "retries": 2,
+        **changes,
+    }
 
 
 def sweep(count: int, start: int = 0) -> dict[str, dict[str, Any]]:
@@ -50,23 +65,33 @@ def sweep(count: int, start: int = 0) -> dict[str, dict[str, Any]]:
     return {f"run-{index:04d}": spec(index) for index in range(start, start + count)}
 
 
-def set_props(api: BatchApiDouble, tasks: Mapping[str, Any] | str,
-              **changes: Any) -> dict[str, Any]:
+def set_props(
+    api: BatchApiDouble, tasks: Mapping[str, Any] | str, **changes: Any
+) -> dict[str, Any]:
     """A BatchTaskSet's inputs (`tasks` may be Pulumi's unknown value)."""
-    return {"endpoint": api.endpoint, "jobId": JOB, "identityResourceId": IDENTITY,
-            "containerUrls": URLS, "mountsDir": "/mnt/batch/tasks/fsmounts",
-            "registryServer": None, "secrets": {}, "replaceRunningTasks": False,
-            "retryPolicy": dict(POLICY), "setName": "forecast",
-            "tasks": dict(tasks) if isinstance(tasks, Mapping) else tasks, **changes}
+    return {
+        "endpoint": api.endpoint,
+        "jobId": JOB,
+        "identityResourceId": IDENTITY,
+        "containerUrls": URLS,
+        "mountsDir": "/mnt/batch/tasks/fsmounts",
+        "registryServer": None,
+        "secrets": {},
+        "replaceRunningTasks": False,
+        "retryPolicy": dict(POLICY),
+        "setName": "forecast",
+        "tasks": dict(tasks) if isinstance(tasks, Mapping) else tasks,
+        **changes,
+    }
 
 
-def task_props(api: BatchApiDouble, task_id: str, task: Mapping[str, Any] | str,
-               **changes: Any) -> dict[str, Any]:
+def task_props(
+    api: BatchApiDouble, task_id: str, task: Mapping[str, Any] | str, **changes: Any
+) -> dict[str, Any]:
     """A BatchTask's inputs."""
     props = set_props(api, {}, **changes)
     del props["setName"], props["tasks"]
-    return {**props, "taskId": task_id,
-            "task": dict(task) if isinstance(task, Mapping) else task}
+    return {**props, "taskId": task_id, "task": dict(task) if isinstance(task, Mapping) else task}
 
 
 def wire(value: Any) -> Any:
@@ -105,12 +130,18 @@ def update(provider: Any, olds: dict[str, Any], news: dict[str, Any]) -> dict[st
 def declared_tasks(provider: Any, props: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     """Task id -> the REST body the provider builds for each declared task."""
     context = task_context(props)
-    return {task_id: build_task_body(task_id, task, context)
-            for task_id, task in provider.tasks_of(props).items()}
+    return {
+        task_id: build_task_body(task_id, task, context)
+        for task_id, task in provider.tasks_of(props).items()
+    }
 
 
-def assert_holds_exactly(api: BatchApiDouble, provider: Any, props: Mapping[str, Any],
-                         others: frozenset[str] = frozenset()) -> None:
+def assert_holds_exactly(
+    api: BatchApiDouble,
+    provider: Any,
+    props: Mapping[str, Any],
+    others: frozenset[str] = frozenset(),
+) -> None:
     """The job holds the declared tasks (plus `others`), none twice, each with its built body."""
     stored = api.tasks(props["jobId"])
     declared = declared_tasks(provider, props)
@@ -146,8 +177,10 @@ def created(api: BatchApiDouble, provider: Any, props: dict[str, Any]) -> dict[s
 
 # --- create, update, no-op: the minimal calls ------------------------------------------------
 
-def test_create_chunks_250_tasks_into_three_collections(api: BatchApiDouble,
-                                                        task_set: BatchTaskSetProvider) -> None:
+
+def test_create_chunks_250_tasks_into_three_collections(
+    api: BatchApiDouble, task_set: BatchTaskSetProvider
+) -> None:
     props = set_props(api, sweep(250))
     outs = create(task_set, props)
     # One list call first: an interrupted earlier create may have left tasks to remove.
@@ -161,8 +194,9 @@ def test_create_chunks_250_tasks_into_three_collections(api: BatchApiDouble,
     assert stored["constraints"]["maxTaskRetryCount"] == 2
 
 
-def test_update_adding_250_tasks_sends_three_collections(api: BatchApiDouble,
-                                                         task_set: BatchTaskSetProvider) -> None:
+def test_update_adding_250_tasks_sends_three_collections(
+    api: BatchApiDouble, task_set: BatchTaskSetProvider
+) -> None:
     olds = created(api, task_set, set_props(api, sweep(10)))
     news = set_props(api, sweep(260))
     update(task_set, olds, news)
@@ -170,28 +204,38 @@ def test_update_adding_250_tasks_sends_three_collections(api: BatchApiDouble,
     assert_holds_exactly(api, task_set, news)
 
 
-def test_one_changed_command_is_list_delete_add(api: BatchApiDouble,
-                                                task_set: BatchTaskSetProvider) -> None:
+def test_one_changed_command_is_list_delete_add(
+    api: BatchApiDouble, task_set: BatchTaskSetProvider
+) -> None:
     olds = created(api, task_set, set_props(api, sweep(20)))
     tasks = sweep(20)
     tasks["run-0003"] = spec(3, command="python -m model --run 3 --fast")
     news = set_props(api, tasks)
     update(task_set, olds, news)
-    assert api.counts() == {"GET job": 1, "GET tasks": 1, "DELETE task": 1,
-                            "POST addtaskcollection": 1}
+    assert api.counts() == {
+        "GET job": 1,
+        "GET tasks": 1,
+        "DELETE task": 1,
+        "POST addtaskcollection": 1,
+    }
     assert_holds_exactly(api, task_set, news)
 
 
 def test_in_a_large_set_a_changed_task_is_read_alone_not_listed(
-        api: BatchApiDouble, task_set: BatchTaskSetProvider) -> None:
+    api: BatchApiDouble, task_set: BatchTaskSetProvider
+) -> None:
     # Listing 2,000 tasks takes two pages; one changed task is one GET of that task.
     olds = created(api, task_set, set_props(api, sweep(2000)))
     tasks = sweep(2000)
     tasks["run-0003"] = spec(3, command="python -m model --run 3 --fast")
     news = set_props(api, tasks)
     update(task_set, olds, news)
-    assert api.counts() == {"GET job": 1, "GET task": 1, "DELETE task": 1,
-                            "POST addtaskcollection": 1}
+    assert api.counts() == {
+        "GET job": 1,
+        "GET task": 1,
+        "DELETE task": 1,
+        "POST addtaskcollection": 1,
+    }
     assert_holds_exactly(api, task_set, news)
     api.set_task_state(JOB, "run-0004", "running")
     tasks["run-0004"] = spec(4, image="cr.azurecr.io/model:2")
@@ -199,8 +243,9 @@ def test_in_a_large_set_a_changed_task_is_read_alone_not_listed(
         update(task_set, news, set_props(api, tasks))
 
 
-def test_one_changed_retries_is_one_put(api: BatchApiDouble,
-                                        task_set: BatchTaskSetProvider) -> None:
+def test_one_changed_retries_is_one_put(
+    api: BatchApiDouble, task_set: BatchTaskSetProvider
+) -> None:
     olds = created(api, task_set, set_props(api, sweep(20)))
     tasks = sweep(20)
     tasks["run-0003"] = spec(3, retries=5)
@@ -211,8 +256,9 @@ def test_one_changed_retries_is_one_put(api: BatchApiDouble,
     assert_holds_exactly(api, task_set, news)
 
 
-def test_no_op_update_and_diff_and_check_make_no_request(api: BatchApiDouble,
-                                                         task_set: BatchTaskSetProvider) -> None:
+def test_no_op_update_and_diff_and_check_make_no_request(
+    api: BatchApiDouble, task_set: BatchTaskSetProvider
+) -> None:
     props = set_props(api, sweep(30))
     olds = created(api, task_set, props)
     inputs = checked(task_set, olds, props)
@@ -222,11 +268,13 @@ def test_no_op_update_and_diff_and_check_make_no_request(api: BatchApiDouble,
 
 
 def test_diff_reads_texts_first_but_decides_on_the_specs(
-        api: BatchApiDouble, task_set: BatchTaskSetProvider) -> None:
+    api: BatchApiDouble, task_set: BatchTaskSetProvider
+) -> None:
     olds = created(api, task_set, set_props(api, sweep(30)))
     # The same specs stored as other JSON text (an older encoding): no change.
-    respaced = {task_id: json.dumps(json.loads(text), indent=1)
-                for task_id, text in olds["tasks"].items()}
+    respaced = {
+        task_id: json.dumps(json.loads(text), indent=1) for task_id, text in olds["tasks"].items()
+    }
     assert not task_set.diff("id", {**olds, "tasks": respaced}, olds).changes
     # One task's text differs: that task is the change.
     tasks = sweep(30)
@@ -238,26 +286,35 @@ def test_diff_reads_texts_first_but_decides_on_the_specs(
     assert task_set.diff("id", olds, moved).changes
     update(task_set, olds, moved)
     assert api.tasks(JOB)["run-0007"]["containerSettings"]["containerRunOptions"] == (
-        "--mount type=bind,source=/mnt/elsewhere/forecasts,target=/out")
+        "--mount type=bind,source=/mnt/elsewhere/forecasts,target=/out"
+    )
 
 
 def test_check_finds_a_bad_value_in_any_task_of_a_shape(
-        api: BatchApiDouble, task_set: BatchTaskSetProvider) -> None:
+    api: BatchApiDouble, task_set: BatchTaskSetProvider
+) -> None:
     # Tasks of one shape are checked whole once, then by their own values: a bad value in
     # the thousandth task is found, with the same message as when it is the first.
     tasks = sweep(1000)
     tasks["run-0999"] = spec(999, command="  ")
     tasks["run-0500"] = spec(500, dependsOn=["not an id"])
-    found = {failure.property: failure.reason for failure in
-             task_set.check({}, wire(set_props(api, tasks))).failures}
-    alone = {failure.property: failure.reason for failure in task_set.check({}, wire(set_props(
-        api, {"run-0999": tasks["run-0999"], "run-0500": tasks["run-0500"]}))).failures}
+    found = {
+        failure.property: failure.reason
+        for failure in task_set.check({}, wire(set_props(api, tasks))).failures
+    }
+    alone = {
+        failure.property: failure.reason
+        for failure in task_set.check(
+            {}, wire(set_props(api, {"run-0999": tasks["run-0999"], "run-0500": tasks["run-0500"]}))
+        ).failures
+    }
     assert found == alone
     assert {"tasks.run-0999.command", "tasks.run-0500.dependsOn[0]"} <= set(found)
 
 
-def test_mixed_update_touches_only_what_changed(api: BatchApiDouble,
-                                                task_set: BatchTaskSetProvider) -> None:
+def test_mixed_update_touches_only_what_changed(
+    api: BatchApiDouble, task_set: BatchTaskSetProvider
+) -> None:
     olds = created(api, task_set, set_props(api, sweep(20)))
     tasks = sweep(17)  # run-0017..19 removed
     tasks.update(sweep(150, start=100))  # 150 added
@@ -267,16 +324,22 @@ def test_mixed_update_touches_only_what_changed(api: BatchApiDouble,
         tasks[f"run-{index:04d}"] = spec(index, maxWallClockTime="PT3H")
     news = set_props(api, tasks)
     update(task_set, olds, news)
-    assert api.counts() == {"GET job": 1, "GET tasks": 1, "DELETE task": 5,
-                            "POST addtaskcollection": 2, "PUT task": 4}
+    assert api.counts() == {
+        "GET job": 1,
+        "GET tasks": 1,
+        "DELETE task": 5,
+        "POST addtaskcollection": 2,
+        "PUT task": 4,
+    }
     assert_holds_exactly(api, task_set, news)
 
 
-def test_updates_run_with_bounded_concurrency(api: BatchApiDouble,
-                                              task_set: BatchTaskSetProvider,
-                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    olds = created(api, task_set, set_props(api, sweep(24), retryPolicy={**POLICY,
-                                                                         "concurrency": 3}))
+def test_updates_run_with_bounded_concurrency(
+    api: BatchApiDouble, task_set: BatchTaskSetProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    olds = created(
+        api, task_set, set_props(api, sweep(24), retryPolicy={**POLICY, "concurrency": 3})
+    )
     in_flight, peak, lock = [0], [0], threading.Lock()
     original = api.service.replace_task
 
@@ -290,8 +353,11 @@ def test_updates_run_with_bounded_concurrency(api: BatchApiDouble,
         return original(*args)
 
     monkeypatch.setattr(api.service, "replace_task", slow_replace)
-    news = set_props(api, {task_id: {**task, "retries": 7} for task_id, task in sweep(24).items()},
-                     retryPolicy={**POLICY, "concurrency": 3})
+    news = set_props(
+        api,
+        {task_id: {**task, "retries": 7} for task_id, task in sweep(24).items()},
+        retryPolicy={**POLICY, "concurrency": 3},
+    )
     update(task_set, olds, news)
     assert api.counts() == {"PUT task": 24}
     assert 1 < peak[0] <= 3
@@ -300,14 +366,17 @@ def test_updates_run_with_bounded_concurrency(api: BatchApiDouble,
 
 # --- running tasks are protected --------------------------------------------------------------
 
+
 def test_replacing_a_running_task_fails_before_changing_anything(
-        api: BatchApiDouble, task_set: BatchTaskSetProvider) -> None:
+    api: BatchApiDouble, task_set: BatchTaskSetProvider
+) -> None:
     olds = created(api, task_set, set_props(api, sweep(10)))
     api.set_task_state(JOB, "run-0002", "running")
     api.set_task_state(JOB, "run-0005", "preparing")
     api.set_task_state(JOB, "run-0006", "completed")
-    tasks = {task_id: {**task, "image": "cr.azurecr.io/model:2"}
-             for task_id, task in sweep(9).items()}  # run-0009 removed, the rest replaced
+    tasks = {
+        task_id: {**task, "image": "cr.azurecr.io/model:2"} for task_id, task in sweep(9).items()
+    }  # run-0009 removed, the rest replaced
     news = set_props(api, tasks)
     before = api.tasks(JOB)
     with pytest.raises(BatchOperationError) as caught:
@@ -319,8 +388,9 @@ def test_replacing_a_running_task_fails_before_changing_anything(
     assert api.tasks(JOB) == before
 
 
-def test_removing_a_running_task_is_refused_too(api: BatchApiDouble,
-                                                task_set: BatchTaskSetProvider) -> None:
+def test_removing_a_running_task_is_refused_too(
+    api: BatchApiDouble, task_set: BatchTaskSetProvider
+) -> None:
     olds = created(api, task_set, set_props(api, sweep(3)))
     api.set_task_state(JOB, "run-0002", "running")
     with pytest.raises(BatchOperationError, match="run-0002"):
@@ -328,8 +398,9 @@ def test_removing_a_running_task_is_refused_too(api: BatchApiDouble,
     assert sorted(api.tasks(JOB)) == ["run-0000", "run-0001", "run-0002"]
 
 
-def test_replace_running_tasks_true_kills_and_replaces(api: BatchApiDouble,
-                                                       task_set: BatchTaskSetProvider) -> None:
+def test_replace_running_tasks_true_kills_and_replaces(
+    api: BatchApiDouble, task_set: BatchTaskSetProvider
+) -> None:
     olds = created(api, task_set, set_props(api, sweep(5), replaceRunningTasks=True))
     api.set_task_state(JOB, "run-0002", "running")
     tasks = sweep(5)
@@ -341,8 +412,9 @@ def test_replace_running_tasks_true_kills_and_replaces(api: BatchApiDouble,
     assert_holds_exactly(api, task_set, news)
 
 
-def test_delete_of_a_set_with_running_tasks(api: BatchApiDouble,
-                                            task_set: BatchTaskSetProvider) -> None:
+def test_delete_of_a_set_with_running_tasks(
+    api: BatchApiDouble, task_set: BatchTaskSetProvider
+) -> None:
     outs = created(api, task_set, set_props(api, sweep(4)))
     api.set_task_state(JOB, "run-0001", "running")
     with pytest.raises(BatchOperationError, match="run-0001"):
@@ -354,8 +426,10 @@ def test_delete_of_a_set_with_running_tasks(api: BatchApiDouble,
 
 # --- read, refresh, import, delete -------------------------------------------------------------
 
+
 def test_task_deleted_out_of_band_leaves_state_and_is_added_again(
-        api: BatchApiDouble, task_set: BatchTaskSetProvider) -> None:
+    api: BatchApiDouble, task_set: BatchTaskSetProvider
+) -> None:
     props = set_props(api, sweep(5))
     outs = created(api, task_set, props)
     assert task_set.read("weekly/forecast", outs).outs == outs
@@ -371,8 +445,9 @@ def test_task_deleted_out_of_band_leaves_state_and_is_added_again(
     assert_holds_exactly(api, task_set, props)
 
 
-def test_set_whose_tasks_or_job_are_gone_leaves_state(api: BatchApiDouble,
-                                                      task_set: BatchTaskSetProvider) -> None:
+def test_set_whose_tasks_or_job_are_gone_leaves_state(
+    api: BatchApiDouble, task_set: BatchTaskSetProvider
+) -> None:
     outs = created(api, task_set, set_props(api, sweep(2)))
     for task_id in sweep(2):
         api.delete_task_out_of_band(JOB, task_id)
@@ -436,8 +511,9 @@ def test_single_task_lifecycle(api: BatchApiDouble) -> None:
     provider.delete("weekly/flu-ca", outs)  # already gone: fine
 
 
-def test_delete_removes_only_the_sets_own_tasks(api: BatchApiDouble,
-                                                task_set: BatchTaskSetProvider) -> None:
+def test_delete_removes_only_the_sets_own_tasks(
+    api: BatchApiDouble, task_set: BatchTaskSetProvider
+) -> None:
     outs = created(api, task_set, set_props(api, sweep(3)))
     api.add_task(JOB, "someone-elses")
     api.delete_task_out_of_band(JOB, "run-0001")
@@ -445,8 +521,7 @@ def test_delete_removes_only_the_sets_own_tasks(api: BatchApiDouble,
     assert sorted(api.tasks(JOB)) == ["someone-elses"]
 
 
-def test_delete_after_the_job_is_gone(api: BatchApiDouble,
-                                      task_set: BatchTaskSetProvider) -> None:
+def test_delete_after_the_job_is_gone(api: BatchApiDouble, task_set: BatchTaskSetProvider) -> None:
     outs = created(api, task_set, set_props(api, sweep(3)))
     api.delete_job_out_of_band(JOB)
     task_set.delete("id", outs)
@@ -455,17 +530,20 @@ def test_delete_after_the_job_is_gone(api: BatchApiDouble,
 
 # --- preview: unknown values -------------------------------------------------------------------
 
-def test_unknown_inputs_are_pending_in_check_and_diff(api: BatchApiDouble,
-                                                      task_set: BatchTaskSetProvider) -> None:
+
+def test_unknown_inputs_are_pending_in_check_and_diff(
+    api: BatchApiDouble, task_set: BatchTaskSetProvider
+) -> None:
     olds = created(api, task_set, set_props(api, sweep(3)))
     tasks = sweep(3)
-    tasks["run-0001"] = spec(1, image=UNKNOWN, outputs=[{"pattern": "*.csv",
-                                                         "container": UNKNOWN}])
-    for news in (set_props(api, tasks),
-                 set_props(api, sweep(3), containerUrls=UNKNOWN, secrets=UNKNOWN),
-                 set_props(api, sweep(3), identityResourceId=UNKNOWN),
-                 set_props(api, sweep(3), containerUrls={**URLS, "forecasts": UNKNOWN}),
-                 set_props(api, UNKNOWN)):
+    tasks["run-0001"] = spec(1, image=UNKNOWN, outputs=[{"pattern": "*.csv", "container": UNKNOWN}])
+    for news in (
+        set_props(api, tasks),
+        set_props(api, sweep(3), containerUrls=UNKNOWN, secrets=UNKNOWN),
+        set_props(api, sweep(3), identityResourceId=UNKNOWN),
+        set_props(api, sweep(3), containerUrls={**URLS, "forecasts": UNKNOWN}),
+        set_props(api, UNKNOWN),
+    ):
         news = wire(news)
         assert task_set.check(olds, news).failures == []
         result = task_set.diff("id", olds, news)
@@ -480,9 +558,11 @@ def test_unknown_inputs_are_pending_in_check_and_diff(api: BatchApiDouble,
 def test_unknown_task_spec_of_a_single_task_is_pending(api: BatchApiDouble) -> None:
     provider = BatchTaskProvider()
     olds = wire(task_props(api, "flu-ca", spec(1)))
-    for news in (task_props(api, "flu-ca", UNKNOWN),
-                 task_props(api, "flu-ca", spec(1, command=UNKNOWN)),
-                 task_props(api, "flu-ca", spec(1, retries=UNKNOWN))):
+    for news in (
+        task_props(api, "flu-ca", UNKNOWN),
+        task_props(api, "flu-ca", spec(1, command=UNKNOWN)),
+        task_props(api, "flu-ca", spec(1, retries=UNKNOWN)),
+    ):
         news = wire(news)
         assert provider.check(olds, news).failures == []
         assert provider.diff("weekly/flu-ca", olds, news).changes
@@ -491,9 +571,11 @@ def test_unknown_task_spec_of_a_single_task_is_pending(api: BatchApiDouble) -> N
 
 # --- credentials and serialisation -------------------------------------------------------------
 
+
 def test_serialized_providers_are_tiny_and_hold_no_secret(api: BatchApiDouble) -> None:
-    props = set_props(api, {"a": spec(1, secretEnv={"TOKEN": "apiToken"})},
-                      secrets={"apiToken": SECRET})
+    props = set_props(
+        api, {"a": spec(1, secretEnv={"TOKEN": "apiToken"})}, secrets={"apiToken": SECRET}
+    )
     for provider in (BatchTaskSetProvider(), BatchTaskProvider()):
         api.reset()
         api.add_job(JOB, "pool")
@@ -509,10 +591,11 @@ def test_serialized_providers_are_tiny_and_hold_no_secret(api: BatchApiDouble) -
 
 # --- faults: retries, lost responses, idempotency ---------------------------------------------
 
+
 @pytest.mark.parametrize(("status", "retry_after"), [(503, 0), (429, None), (500, None)])
-def test_throttling_and_server_errors_are_retried(api: BatchApiDouble,
-                                                  task_set: BatchTaskSetProvider,
-                                                  status: int, retry_after: float | None) -> None:
+def test_throttling_and_server_errors_are_retried(
+    api: BatchApiDouble, task_set: BatchTaskSetProvider, status: int, retry_after: float | None
+) -> None:
     props = set_props(api, sweep(150))
     api.inject("POST addtaskcollection", status, retry_after=retry_after, times=2)
     outs = create(task_set, props)
@@ -526,8 +609,13 @@ def test_throttling_and_server_errors_are_retried(api: BatchApiDouble,
     for route in ("GET tasks", "DELETE task", "PUT task"):
         api.inject(route, status, retry_after=retry_after, times=2)
     update(task_set, outs, news)
-    assert api.counts() == {"GET job": 1, "GET tasks": 3, "DELETE task": 3, "PUT task": 3,
-                            "POST addtaskcollection": 1}
+    assert api.counts() == {
+        "GET job": 1,
+        "GET tasks": 3,
+        "DELETE task": 3,
+        "PUT task": 3,
+        "POST addtaskcollection": 1,
+    }
     assert_holds_exactly(api, task_set, news)
 
 
@@ -545,9 +633,9 @@ def test_retry_after_is_honoured_and_capped(batch_api: BatchApiDouble, clock: Fa
     assert batch_api.counts() == {"GET job": 4}
 
 
-def test_waits_use_the_service_s_retry_after_at_full_length(api: BatchApiDouble,
-                                                            task_set: BatchTaskSetProvider,
-                                                            clock: FakeClock) -> None:
+def test_waits_use_the_service_s_retry_after_at_full_length(
+    api: BatchApiDouble, task_set: BatchTaskSetProvider, clock: FakeClock
+) -> None:
     # The default policy, as a stack runs it: the waits cost the test no time on the fake clock.
     props = set_props(api, sweep(3))
     del props["retryPolicy"]
@@ -557,10 +645,12 @@ def test_waits_use_the_service_s_retry_after_at_full_length(api: BatchApiDouble,
     assert sorted(api.tasks(JOB)) == ["run-0000", "run-0001", "run-0002"]
 
 
-def test_persistent_failure_names_job_tasks_and_last_error(api: BatchApiDouble,
-                                                           task_set: BatchTaskSetProvider) -> None:
-    props = set_props(api, sweep(3), retryPolicy={**POLICY, "concurrency": 1},
-                      secrets={"apiToken": SECRET})
+def test_persistent_failure_names_job_tasks_and_last_error(
+    api: BatchApiDouble, task_set: BatchTaskSetProvider
+) -> None:
+    props = set_props(
+        api, sweep(3), retryPolicy={**POLICY, "concurrency": 1}, secrets={"apiToken": SECRET}
+    )
     props["tasks"]["run-0000"]["secretEnv"] = {"TOKEN": "apiToken"}
     api.inject("POST addtaskcollection", 503, retry_after=0, times=50)
     with pytest.raises(BatchOperationError) as caught:
@@ -574,7 +664,8 @@ def test_persistent_failure_names_job_tasks_and_last_error(api: BatchApiDouble,
 
 
 def test_time_budget_ends_retries_and_still_names_the_service_error(
-        api: BatchApiDouble, task_set: BatchTaskSetProvider) -> None:
+    api: BatchApiDouble, task_set: BatchTaskSetProvider
+) -> None:
     props = set_props(api, sweep(2), retryPolicy={**POLICY, "maxSeconds": 1, "maxDelay": 5})
     api.inject("POST addtaskcollection", 429, retry_after=3, times=50)
     with pytest.raises(BatchOperationError) as caught:
@@ -584,8 +675,9 @@ def test_time_budget_ends_retries_and_still_names_the_service_error(
     assert api.counts() == {"GET tasks": 1, "POST addtaskcollection": 1}
 
 
-def test_lost_add_response_counts_the_existing_tasks(api: BatchApiDouble,
-                                                     task_set: BatchTaskSetProvider) -> None:
+def test_lost_add_response_counts_the_existing_tasks(
+    api: BatchApiDouble, task_set: BatchTaskSetProvider
+) -> None:
     props = set_props(api, sweep(120))
     api.drop_after_commit("POST addtaskcollection", times=2)
     create(task_set, props)
@@ -603,7 +695,8 @@ def test_lost_response_for_one_task(api: BatchApiDouble) -> None:
 
 
 def test_existing_task_with_another_definition_is_a_clear_error(
-        api: BatchApiDouble, task_set: BatchTaskSetProvider) -> None:
+    api: BatchApiDouble, task_set: BatchTaskSetProvider
+) -> None:
     props = set_props(api, sweep(3))
     body = declared_tasks(task_set, props)["run-0001"]
     api.add_task(JOB, **_as_add_task({**body, "commandLine": "python -m other"}))
@@ -612,8 +705,9 @@ def test_existing_task_with_another_definition_is_a_clear_error(
     assert "run-0001" in str(caught.value) and "different definition" in str(caught.value)
 
 
-def test_lost_delete_and_put_responses_are_harmless(api: BatchApiDouble,
-                                                    task_set: BatchTaskSetProvider) -> None:
+def test_lost_delete_and_put_responses_are_harmless(
+    api: BatchApiDouble, task_set: BatchTaskSetProvider
+) -> None:
     olds = created(api, task_set, set_props(api, sweep(4)))
     tasks = sweep(3)
     tasks["run-0001"] = spec(1, retries=4)
@@ -624,8 +718,9 @@ def test_lost_delete_and_put_responses_are_harmless(api: BatchApiDouble,
     assert_holds_exactly(api, task_set, news)
 
 
-def test_per_task_server_errors_are_retried(api: BatchApiDouble,
-                                            task_set: BatchTaskSetProvider) -> None:
+def test_per_task_server_errors_are_retried(
+    api: BatchApiDouble, task_set: BatchTaskSetProvider
+) -> None:
     props = set_props(api, sweep(50))
     api.collection_server_errors(["run-0003", "RUN-0040"], times=2)
     create(task_set, props)
@@ -633,8 +728,9 @@ def test_per_task_server_errors_are_retried(api: BatchApiDouble,
     assert_holds_exactly(api, task_set, props)
 
 
-def test_persistent_per_task_server_error_names_the_task(api: BatchApiDouble,
-                                                         task_set: BatchTaskSetProvider) -> None:
+def test_persistent_per_task_server_error_names_the_task(
+    api: BatchApiDouble, task_set: BatchTaskSetProvider
+) -> None:
     props = set_props(api, sweep(50))
     api.collection_server_errors(["run-0003"], times=4)  # every attempt
     with pytest.raises(BatchOperationError) as caught:
@@ -649,8 +745,9 @@ def test_persistent_per_task_server_error_names_the_task(api: BatchApiDouble,
     assert_holds_exactly(api, task_set, props)
 
 
-def test_client_errors_are_reported_with_code_and_message(batch_api: BatchApiDouble,
-                                                          task_set: BatchTaskSetProvider) -> None:
+def test_client_errors_are_reported_with_code_and_message(
+    batch_api: BatchApiDouble, task_set: BatchTaskSetProvider
+) -> None:
     batch_api.add_job(JOB, "pool")  # without usesTaskDependencies
     tasks = sweep(3)
     tasks["run-0002"] = spec(2, dependsOn=["run-0001"])
@@ -670,14 +767,18 @@ def test_413_halves_the_collection(api: BatchApiDouble, task_set: BatchTaskSetPr
     props = set_props(api, sweep(100))
     api.inject("POST addtaskcollection", 413, code="RequestBodyTooLarge")
     create(task_set, props)
-    sizes = [request.body.count(b'"commandLine"') for request in api.requests
-             if request.route == "POST addtaskcollection"]
+    sizes = [
+        request.body.count(b'"commandLine"')
+        for request in api.requests
+        if request.route == "POST addtaskcollection"
+    ]
     assert sizes == [100, 50, 50]
     assert_holds_exactly(api, task_set, props)
 
 
-def test_adding_to_a_completed_job_explains_why(api: BatchApiDouble,
-                                                task_set: BatchTaskSetProvider) -> None:
+def test_adding_to_a_completed_job_explains_why(
+    api: BatchApiDouble, task_set: BatchTaskSetProvider
+) -> None:
     api.set_job_state(JOB, "completed")
     with pytest.raises(BatchOperationError) as caught:
         create(task_set, set_props(api, sweep(2)))
@@ -686,16 +787,17 @@ def test_adding_to_a_completed_job_explains_why(api: BatchApiDouble,
     assert api.counts() == {"GET tasks": 1, "POST addtaskcollection": 1}
 
 
-def test_adding_to_a_missing_job_explains_why(batch_api: BatchApiDouble,
-                                              task_set: BatchTaskSetProvider) -> None:
+def test_adding_to_a_missing_job_explains_why(
+    batch_api: BatchApiDouble, task_set: BatchTaskSetProvider
+) -> None:
     with pytest.raises(BatchOperationError, match=r"JobNotFound.*refresh"):
         create(task_set, set_props(batch_api, sweep(2)))
 
 
 # --- interrupted runs converge ----------------------------------------------------------------
 
-def interrupted_create(api: BatchApiDouble, task_set: BatchTaskSetProvider,
-                       count: int) -> None:
+
+def interrupted_create(api: BatchApiDouble, task_set: BatchTaskSetProvider, count: int) -> None:
     """A create whose first chunk meets persistent 503 while the later chunks go in."""
     props = set_props(api, sweep(count), retryPolicy={**POLICY, "concurrency": 1})
     api.inject("POST addtaskcollection", 503, retry_after=0, times=4)
@@ -705,16 +807,18 @@ def interrupted_create(api: BatchApiDouble, task_set: BatchTaskSetProvider,
     api.reset_counts()
 
 
-def test_interrupted_create_then_same_declaration(api: BatchApiDouble,
-                                                  task_set: BatchTaskSetProvider) -> None:
+def test_interrupted_create_then_same_declaration(
+    api: BatchApiDouble, task_set: BatchTaskSetProvider
+) -> None:
     interrupted_create(api, task_set, 150)
     props = set_props(api, sweep(150))
     create(task_set, props)
     assert_holds_exactly(api, task_set, props)
 
 
-def test_interrupted_create_then_a_task_removed(api: BatchApiDouble,
-                                                task_set: BatchTaskSetProvider) -> None:
+def test_interrupted_create_then_a_task_removed(
+    api: BatchApiDouble, task_set: BatchTaskSetProvider
+) -> None:
     api.add_task(JOB, "someone-elses")
     interrupted_create(api, task_set, 150)
     tasks = sweep(150)
@@ -725,15 +829,17 @@ def test_interrupted_create_then_a_task_removed(api: BatchApiDouble,
 
 
 def test_interrupted_create_then_every_added_task_removed(
-        api: BatchApiDouble, task_set: BatchTaskSetProvider) -> None:
+    api: BatchApiDouble, task_set: BatchTaskSetProvider
+) -> None:
     interrupted_create(api, task_set, 150)
     props = set_props(api, sweep(100))  # run-0100..0149 went in, now undeclared
     create(task_set, props)
     assert_holds_exactly(api, task_set, props)
 
 
-def test_interrupted_update_then_up_again(api: BatchApiDouble,
-                                          task_set: BatchTaskSetProvider) -> None:
+def test_interrupted_update_then_up_again(
+    api: BatchApiDouble, task_set: BatchTaskSetProvider
+) -> None:
     olds = created(api, task_set, set_props(api, sweep(20)))
     tasks = sweep(10)
     tasks.update(sweep(110, start=500))
@@ -749,14 +855,18 @@ def test_interrupted_update_then_up_again(api: BatchApiDouble,
 
 # --- errors never show secrets ----------------------------------------------------------------
 
+
 @pytest.mark.parametrize("fault", ["exists", "completed", "busy"])
-def test_errors_never_show_secret_values(api: BatchApiDouble, task_set: BatchTaskSetProvider,
-                                         fault: str) -> None:
-    props = set_props(api, {"a": spec(1, secretEnv={"TOKEN": "apiToken"})},
-                      secrets={"apiToken": SECRET})
+def test_errors_never_show_secret_values(
+    api: BatchApiDouble, task_set: BatchTaskSetProvider, fault: str
+) -> None:
+    props = set_props(
+        api, {"a": spec(1, secretEnv={"TOKEN": "apiToken"})}, secrets={"apiToken": SECRET}
+    )
     actions: dict[str, Callable[[], None]] = {
-        "exists": lambda: api.add_task(JOB, "a", environmentSettings=[
-            {"name": "TOKEN", "value": SECRET + "-old"}]),
+        "exists": lambda: api.add_task(
+            JOB, "a", environmentSettings=[{"name": "TOKEN", "value": SECRET + "-old"}]
+        ),
         "completed": lambda: api.set_job_state(JOB, "completed"),
         "busy": lambda: api.inject("*", 503, retry_after=0, times=100),
     }

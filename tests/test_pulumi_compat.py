@@ -73,21 +73,29 @@ def test_unknowns_are_recognised_as_the_sentinel_and_as_the_host_decodes_them() 
 
 
 def test_config_values_merge_the_environment_and_the_runtime(
-        runtime_config: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    runtime_config: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("PULUMI_CONFIG", json.dumps({"batchtasks:a": "env", "batchtasks:b": "env"}))
     pulumi.runtime.set_all_config({"batchtasks:b": "runtime", "other:c": "x"})
-    assert pulumi_compat.config_values() == {"batchtasks:a": "env", "batchtasks:b": "runtime",
-                                             "other:c": "x"}
+    assert pulumi_compat.config_values() == {
+        "batchtasks:a": "env",
+        "batchtasks:b": "runtime",
+        "other:c": "x",
+    }
 
 
 def test_secret_keys_come_from_the_runtime_and_the_environment(
-        runtime_config: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    runtime_config: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("PULUMI_CONFIG_SECRET_KEYS", json.dumps(["batchtasks:fromEnv"]))
-    pulumi.runtime.set_all_config({"batchtasks:fromRuntime": "s", "batchtasks:plain": "p"},
-                                  ["batchtasks:fromRuntime"])
+    pulumi.runtime.set_all_config(
+        {"batchtasks:fromRuntime": "s", "batchtasks:plain": "p"}, ["batchtasks:fromRuntime"]
+    )
     keys = {"batchtasks:fromEnv", "batchtasks:fromRuntime", "batchtasks:plain"}
-    assert pulumi_compat.secret_config_keys(keys) == {"batchtasks:fromEnv",
-                                                      "batchtasks:fromRuntime"}
+    assert pulumi_compat.secret_config_keys(keys) == {
+        "batchtasks:fromEnv",
+        "batchtasks:fromRuntime",
+    }
 
 
 def test_secrets_received_under_mocks_are_recognised_and_unwrapped() -> None:

@@ -17,28 +17,51 @@ from batchtasks.task import get_container_settings
 
 STACK: dict[str, Any] = {
     "resourceGroup": "rg-test",
-    "storage": {"account": "sttest", "containers": [{"name": "inputs", "access": "read"},
-                                                    {"name": "results"}]},
+    "storage": {
+        "account": "sttest",
+        "containers": [{"name": "inputs", "access": "read"}, {"name": "results"}],
+    },
     "identity": {"name": "id-test"},
     "batch": {"endpoint": "https://batest.eastus.batch.azure.com", "pool": {"id": "pool-1"}},
     "apiToken": {"secure": "v1:abc:def"},
-    "jobs": [{"id": "job-1", "tasks": [{
-        "id": "t1", "command": "python run.py", "image": "example.azurecr.io/model:1",
-        "mounts": [{"source": "inputs", "target": "/data"}],
-        "outputs": [{"pattern": "out/*", "container": "results", "path": "t1"}],
-        "secretEnv": {"TOKEN": "apiToken"},
-    }]}],
+    "jobs": [
+        {
+            "id": "job-1",
+            "tasks": [
+                {
+                    "id": "t1",
+                    "command": "python run.py",
+                    "image": "example.azurecr.io/model:1",
+                    "mounts": [{"source": "inputs", "target": "/data"}],
+                    "outputs": [{"pattern": "out/*", "container": "results", "path": "t1"}],
+                    "secretEnv": {"TOKEN": "apiToken"},
+                }
+            ],
+        }
+    ],
 }
-IDENTITY = ("/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg/providers/"
-            "Microsoft.ManagedIdentity/userAssignedIdentities/batch")
-SHARED = {"endpoint": "https://acct.eastus.batch.azure.com", "jobId": "job-1",
-          "identityResourceId": IDENTITY, "mountsDir": "/mnt/batch/tasks/fsmounts",
-          "containerUrls": {"inputs": "https://sttest.blob.core.windows.net/inputs",
-                            "results": "https://sttest.blob.core.windows.net/results"},
-          "secrets": {"apiToken": "s3cret"}}
-STORAGE = BatchStorageArgs(resource_group_name="rg-test", account_name="sttest",
-                           containers=(ContainerArgs("inputs", "read"),),
-                           identity_name="id-test", existing_pool_id="pool-1")
+IDENTITY = (
+    "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg/providers/"
+    "Microsoft.ManagedIdentity/userAssignedIdentities/batch"
+)
+SHARED = {
+    "endpoint": "https://acct.eastus.batch.azure.com",
+    "jobId": "job-1",
+    "identityResourceId": IDENTITY,
+    "mountsDir": "/mnt/batch/tasks/fsmounts",
+    "containerUrls": {
+        "inputs": "https://sttest.blob.core.windows.net/inputs",
+        "results": "https://sttest.blob.core.windows.net/results",
+    },
+    "secrets": {"apiToken": "s3cret"},
+}
+STORAGE = BatchStorageArgs(
+    resource_group_name="rg-test",
+    account_name="sttest",
+    containers=(ContainerArgs("inputs", "read"),),
+    identity_name="id-test",
+    existing_pool_id="pool-1",
+)
 
 
 def stack_problems(raw: dict[str, Any]) -> list[str]:
@@ -90,8 +113,11 @@ BAD_TASK_VALUES: list[tuple[str, Any]] = [
 ]
 
 
-@pytest.mark.parametrize(("field", "value"), BAD_TASK_VALUES,
-                         ids=[f"{field}={value!r}" for field, value in BAD_TASK_VALUES])
+@pytest.mark.parametrize(
+    ("field", "value"),
+    BAD_TASK_VALUES,
+    ids=[f"{field}={value!r}" for field, value in BAD_TASK_VALUES],
+)
 def test_check_refuses_what_the_stack_file_refuses(field: str, value: Any) -> None:
     raw = copy.deepcopy(STACK)
     raw["jobs"][0]["tasks"][0][field] = value
@@ -102,15 +128,19 @@ def test_check_refuses_what_the_stack_file_refuses(field: str, value: Any) -> No
 
 
 def test_privileged_run_options_and_image_are_refused_by_check_of_both_resources() -> None:
-    spec = {**declared_spec(), "runOptions": "--privileged --pid=host -v /:/host",
-            "image": "--privileged"}
+    spec = {
+        **declared_spec(),
+        "runOptions": "--privileged --pid=host -v /:/host",
+        "image": "--privileged",
+    }
     assert sorted(check_paths(spec)) == ["task.image", "task.runOptions"]
-    result = BatchTaskSetProvider().check({}, {**SHARED, "setName": "s",
-                                               "tasks": {"t1": encode_spec(spec)}})
-    assert sorted(f.property for f in result.failures) == ["tasks.t1.image",
-                                                           "tasks.t1.runOptions"]
+    result = BatchTaskSetProvider().check(
+        {}, {**SHARED, "setName": "s", "tasks": {"t1": encode_spec(spec)}}
+    )
+    assert sorted(f.property for f in result.failures) == ["tasks.t1.image", "tasks.t1.runOptions"]
     assert "privileges are not granted" in next(
-        f.reason for f in result.failures if f.property.endswith("runOptions"))
+        f.reason for f in result.failures if f.property.endswith("runOptions")
+    )
 
 
 def test_the_declared_spec_passes_check() -> None:
@@ -124,29 +154,51 @@ def test_seed_builder_refuses_privileged_run_options() -> None:
         get_container_settings("--privileged")
 
 
-@pytest.mark.parametrize(("group", "valid"), [
-    ("a", True), ("rg-(prod)_1.x", True), ("x" * 90, True),
-    ("rg.", False), ("x" * 91, False), ("rg/x", False), ("", False)])
-def test_resource_group_is_one_rule_in_the_stack_file_and_batch_storage(group: str,
-                                                                        valid: bool) -> None:
+@pytest.mark.parametrize(
+    ("group", "valid"),
+    [
+        ("a", True),
+        ("rg-(prod)_1.x", True),
+        ("x" * 90, True),
+        ("rg.", False),
+        ("x" * 91, False),
+        ("rg/x", False),
+        ("", False),
+    ],
+)
+def test_resource_group_is_one_rule_in_the_stack_file_and_batch_storage(
+    group: str, valid: bool
+) -> None:
     raw = {**copy.deepcopy(STACK), "resourceGroup": group}
     assert ("batchtasks:resourceGroup" not in stack_problems(raw)) is valid
-    problems = batch_storage_problems(BatchStorageArgs(**{**STORAGE.__dict__,
-                                                          "resource_group_name": group}))
+    problems = batch_storage_problems(
+        BatchStorageArgs(**{**STORAGE.__dict__, "resource_group_name": group})
+    )
     assert (not any(p.startswith("resource_group_name") for p in problems)) is valid
 
 
-@pytest.mark.parametrize(("server", "valid"), [
-    ("myregistry.azurecr.io", True), ("localhost:5000", True), ("localhost", True),
-    ("registry:5000", True), ("10.0.0.4:5000", True),
-    ("registry", False), ("https://myregistry.azurecr.io", False),
-    ("myregistry.azurecr.io/team", False), ("-bad.example.com", False)])
-def test_registry_server_is_one_rule_in_the_stack_file_and_batch_storage(server: str,
-                                                                         valid: bool) -> None:
+@pytest.mark.parametrize(
+    ("server", "valid"),
+    [
+        ("myregistry.azurecr.io", True),
+        ("localhost:5000", True),
+        ("localhost", True),
+        ("registry:5000", True),
+        ("10.0.0.4:5000", True),
+        ("registry", False),
+        ("https://myregistry.azurecr.io", False),
+        ("myregistry.azurecr.io/team", False),
+        ("-bad.example.com", False),
+    ],
+)
+def test_registry_server_is_one_rule_in_the_stack_file_and_batch_storage(
+    server: str, valid: bool
+) -> None:
     raw = {**copy.deepcopy(STACK), "registry": {"server": server}}
     assert ("batchtasks:registry.server" not in stack_problems(raw)) is valid
-    problems = batch_storage_problems(BatchStorageArgs(**{**STORAGE.__dict__,
-                                                          "registry_server": server}))
+    problems = batch_storage_problems(
+        BatchStorageArgs(**{**STORAGE.__dict__, "registry_server": server})
+    )
     assert (not any(p.startswith("registry_server") for p in problems)) is valid
 
 
@@ -161,8 +213,7 @@ def test_a_secret_must_hold_encrypted_text_as_the_schema_says(secure: Any) -> No
 
 
 def _rules() -> dict[str, rules.Rule]:
-    return {name: value for name, value in vars(rules).items()
-            if isinstance(value, rules.Rule)}
+    return {name: value for name, value in vars(rules).items() if isinstance(value, rules.Rule)}
 
 
 @pytest.mark.parametrize("name", sorted(_rules()))
@@ -176,12 +227,22 @@ def test_each_rule_has_a_name_and_a_message_and_a_valid_pattern(name: str) -> No
         assert "\\Z" not in rule.pattern
 
 
-@pytest.mark.parametrize(("rule", "value"), [
-    (rules.BATCH_ID, "flu-ca_1"), (rules.BATCH_ID, "flu ca"), (rules.IMAGE, "--privileged"),
-    (rules.REGISTRY_SERVER, "localhost:5000"), (rules.RESOURCE_GROUP, "a"),
-    (rules.RESOURCE_GROUP, "a."), (rules.DURATION, "P1DT2H"), (rules.DURATION, "P1M"),
-    (rules.BLOB_PATH, "a/../b"), (rules.UPLOAD_CONDITION, "TASKSUCCESS"),
-    (rules.RUN_OPTIONS, "--rm --shm-size=1g")])
+@pytest.mark.parametrize(
+    ("rule", "value"),
+    [
+        (rules.BATCH_ID, "flu-ca_1"),
+        (rules.BATCH_ID, "flu ca"),
+        (rules.IMAGE, "--privileged"),
+        (rules.REGISTRY_SERVER, "localhost:5000"),
+        (rules.RESOURCE_GROUP, "a"),
+        (rules.RESOURCE_GROUP, "a."),
+        (rules.DURATION, "P1DT2H"),
+        (rules.DURATION, "P1M"),
+        (rules.BLOB_PATH, "a/../b"),
+        (rules.UPLOAD_CONDITION, "TASKSUCCESS"),
+        (rules.RUN_OPTIONS, "--rm --shm-size=1g"),
+    ],
+)
 def test_published_schema_says_what_the_validator_says(rule: rules.Rule, value: str) -> None:
     validator = jsonschema.Draft202012Validator(rule.json_schema())
     # The schema states the pattern and choices; deeper checks (refused flags) are extra.

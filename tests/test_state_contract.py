@@ -27,8 +27,10 @@ from providerhost import PROVIDER_KEY, ProviderHost, capture_registrations
 from tests.state_contract import FIXTURES_DIR, PROJECT_DIR, SECRET_VALUE, provider_class
 
 CONTRACTS = sorted(FIXTURES_DIR.glob("state-contract-*.json"))
-RULES = ("state-affecting: keep a shim so existing stacks still refresh, update and destroy, and "
-         "record the change in CHANGELOG.md")
+RULES = (
+    "state-affecting: keep a shim so existing stacks still refresh, update and destroy, and "
+    "record the change in CHANGELOG.md"
+)
 
 
 def load(path: Path) -> dict[str, Any]:
@@ -67,12 +69,14 @@ def test_recorded_providers_name_classes_this_checkout_still_has(path: Path) -> 
 
 @pytest.mark.parametrize("path", CONTRACTS, ids=lambda path: path.stem)
 def test_the_host_unpickles_recorded_providers_and_accepts_recorded_inputs(
-        host: ProviderHost, path: Path) -> None:
+    host: ProviderHost, path: Path
+) -> None:
     host.configure(load(path)["hostConfig"])
     for resource in resources(path):
         outcome = host.check(resource["urn"], {}, resource["inputs"])
         assert [list(failure) for failure in outcome.failures] == resource["checkFailures"], (
-            f"{resource['type']}: recorded inputs no longer pass check: {RULES}")
+            f"{resource['type']}: recorded inputs no longer pass check: {RULES}"
+        )
         assert outcome.inputs[PROVIDER_KEY] == resource["provider"]
         # New inputs may appear with defaults; every recorded one keeps its checked value.
         for key, value in resource["checkedInputs"].items():
@@ -99,9 +103,14 @@ def test_diff_answers_as_recorded(host: ProviderHost, path: Path) -> None:
 def test_the_program_still_registers_every_recorded_resource_and_input(path: Path) -> None:
     contract = load(path)
     config = parse_stack_config(contract["stackSettings"], location="eastus")
-    now = {(reg.type, reg.name): reg for reg in capture_registrations(
-        lambda: declare_stack(config, lambda _key: pulumi.Output.secret(SECRET_VALUE)),
-        project="batchtasks", stack="fixture")}
+    now = {
+        (reg.type, reg.name): reg
+        for reg in capture_registrations(
+            lambda: declare_stack(config, lambda _key: pulumi.Output.secret(SECRET_VALUE)),
+            project="batchtasks",
+            stack="fixture",
+        )
+    }
     for resource in contract["resources"]:
         reg = now.get((resource["type"], resource["name"]))
         assert reg is not None, f"{resource['type']} {resource['name']} is no longer registered"
@@ -109,4 +118,5 @@ def test_the_program_still_registers_every_recorded_resource_and_input(path: Pat
         assert not missing, f"{resource['type']} no longer registers {sorted(missing)}: {RULES}"
         # The pickle may change (dill versions); the class it names may not.
         assert provider_class(reg.provider) == resource["providerClass"], (
-            f"{resource['type']}: {RULES}")
+            f"{resource['type']}: {RULES}"
+        )

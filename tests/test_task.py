@@ -430,8 +430,9 @@ def test_output_file_upload_condition(
     assert output.as_dict()["uploadOptions"] == {"uploadCondition": expected}
 
 
-@pytest.mark.parametrize(("container", "account"), [("abc", "abc"), ("a" * 63, "a" * 24),
-                                                     ("run-2024-01", "acct01")])
+@pytest.mark.parametrize(
+    ("container", "account"), [("abc", "abc"), ("a" * 63, "a" * 24), ("run-2024-01", "acct01")]
+)
 def test_output_file_accepts_boundary_names(container: str, account: str) -> None:
     output = output_task_files_to_blob(
         "*", container, account, compute_node_identity_reference=explicit_reference()
@@ -505,8 +506,11 @@ def test_user_identity_default_is_pool_admin() -> None:
     [
         ("nonAdmin", "task", {"scope": "task", "elevationLevel": "nonadmin"}),
         ("ADMIN", "Pool", {"scope": "pool", "elevationLevel": "admin"}),
-        (ElevationLevel.NON_ADMIN, AutoUserScope.TASK, {"scope": "task",
-                                                        "elevationLevel": "nonadmin"}),
+        (
+            ElevationLevel.NON_ADMIN,
+            AutoUserScope.TASK,
+            {"scope": "task", "elevationLevel": "nonadmin"},
+        ),
     ],
 )
 def test_user_identity_accepts_strings_and_enums(
@@ -539,7 +543,10 @@ def test_task_config_minimal_rest_body() -> None:
 
 def test_task_config_full_rest_body(env_identity: str) -> None:
     results = output_task_files_to_blob(
-        "out/*.parquet", "results", "acct01", path="run1",
+        "out/*.parquet",
+        "results",
+        "acct01",
+        path="run1",
         compute_node_identity_reference=explicit_reference(),
     )
     config = get_task_config(
@@ -614,7 +621,10 @@ def test_task_config_log_options_are_honoured() -> None:
 
 def test_task_config_log_upload_condition_enum(env_identity: str) -> None:
     config = get_task_config(
-        "t1", "run", log_blob_container="logs", log_blob_account="acct01",
+        "t1",
+        "run",
+        log_blob_container="logs",
+        log_blob_account="acct01",
         log_upload_condition=OutputFileUploadCondition.TASK_SUCCESS,
     )
     assert config.as_dict()["outputFiles"] == [log_upload("t1", condition="tasksuccess")]
@@ -767,4 +777,3 @@ def test_batch_credential_is_a_new_default_credential_each_call() -> None:
     first, second = batch_credential(), batch_credential()
     assert isinstance(first, DefaultAzureCredential)
     assert first is not second
-

@@ -17,25 +17,45 @@ from hypothesis import strategies as st
 from batchtasks.batch.spec import TaskBodyBuilder, TaskContext
 from batchtasks.batch.template import MARKER_STEM, TemplateBodyBuilder, encode_body
 
-IDENTITY = ("/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg/providers/"
-            "Microsoft.ManagedIdentity/userAssignedIdentities/id-forecast")
-URLS = {"nssp-etl": "https://stforecast.blob.core.windows.net/nssp-etl",
-        "forecasts": "https://stforecast.blob.core.windows.net/forecasts",
-        "batch-logs": "https://stsovereign.blob.core.usgovcloudapi.net/batch-logs"}
+IDENTITY = (
+    "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg/providers/"
+    "Microsoft.ManagedIdentity/userAssignedIdentities/id-forecast"
+)
+URLS = {
+    "nssp-etl": "https://stforecast.blob.core.windows.net/nssp-etl",
+    "forecasts": "https://stforecast.blob.core.windows.net/forecasts",
+    "batch-logs": "https://stsovereign.blob.core.usgovcloudapi.net/batch-logs",
+}
 
 # Text a user might write, including what JSON escapes and the marker stem itself.
-awkward = st.sampled_from(["", " ", "plain", 'say "hi"', "back\\slash", "tab\there", "é☃",
-                           "\U0001f600", MARKER_STEM, f"{MARKER_STEM}id", "{location}"])
+awkward = st.sampled_from(
+    [
+        "",
+        " ",
+        "plain",
+        'say "hi"',
+        "back\\slash",
+        "tab\there",
+        "é☃",
+        "\U0001f600",
+        MARKER_STEM,
+        f"{MARKER_STEM}id",
+        "{location}",
+    ]
+)
 text = st.one_of(awkward, st.text(max_size=12))
-task_ids = st.one_of(st.from_regex(r"[A-Za-z0-9_-]{1,64}", fullmatch=True),
-                     st.sampled_from(["", "has space", "x" * 65, f"{MARKER_STEM}id"]))
+task_ids = st.one_of(
+    st.from_regex(r"[A-Za-z0-9_-]{1,64}", fullmatch=True),
+    st.sampled_from(["", "has space", "x" * 65, f"{MARKER_STEM}id"]),
+)
 env_names = st.sampled_from(["LOCATION", "SCENARIO", "MODEL_SEED", "TOKEN", "a_b"])
 
 
 def mostly(valid: list[Any], invalid: list[Any]) -> st.SearchStrategy[Any]:
     """One of the valid values, or now and then (1 in 20) one the seed rejects."""
     return st.integers(0, 19).flatmap(
-        lambda roll: st.sampled_from(invalid if roll == 0 and invalid else valid))
+        lambda roll: st.sampled_from(invalid if roll == 0 and invalid else valid)
+    )
 
 
 def contexts() -> st.SearchStrategy[TaskContext]:
@@ -55,21 +75,30 @@ def contexts() -> st.SearchStrategy[TaskContext]:
 @st.composite
 def shapes(draw: st.DrawFn) -> dict[str, Any]:
     """Task fields shared by a sweep's tasks (valid and invalid values alike)."""
-    spec: dict[str, Any] = {"image": draw(mostly(
-        ["cfa.azurecr.io/forecast:1", "python:3.12"], ["bad image", ""]))}
+    spec: dict[str, Any] = {
+        "image": draw(mostly(["cfa.azurecr.io/forecast:1", "python:3.12"], ["bad image", ""]))
+    }
     optional = {
-        "workingDirectory": mostly(["taskWorkingDirectory", "containerImageDefault",
-                                     "ContainerImageDefault"], ["nowhere"]),
-        "mounts": st.lists(st.fixed_dictionaries({
-            "source": mostly(["nssp-etl", "forecasts"], ["../up", "a b"]),
-            "target": mostly(["/data/nssp", "/out"], ["relative"])}), max_size=2),
+        "workingDirectory": mostly(
+            ["taskWorkingDirectory", "containerImageDefault", "ContainerImageDefault"], ["nowhere"]
+        ),
+        "mounts": st.lists(
+            st.fixed_dictionaries(
+                {
+                    "source": mostly(["nssp-etl", "forecasts"], ["../up", "a b"]),
+                    "target": mostly(["/data/nssp", "/out"], ["relative"]),
+                }
+            ),
+            max_size=2,
+        ),
         "runOptions": st.sampled_from(["", "--rm", "  --shm-size=1g  "]),
-        "secretEnv": st.dictionaries(env_names, mostly(["apiToken"], ["missing"]),
-                                     max_size=2),
+        "secretEnv": st.dictionaries(env_names, mostly(["apiToken"], ["missing"]), max_size=2),
         "logs": st.fixed_dictionaries(
             {"container": mostly(["batch-logs", "forecasts"], ["undeclared"])},
-            optional={"subdir": st.sampled_from(["weekly", "a/b/", "", ".", f"{MARKER_STEM}id",
-                                                 'q"uote'])}),
+            optional={
+                "subdir": st.sampled_from(["weekly", "a/b/", "", ".", f"{MARKER_STEM}id", 'q"uote'])
+            },
+        ),
         "maxWallClockTime": st.sampled_from(["PT2H", "P7D"]),
         "retention": st.sampled_from(["P7D", "PT30M"]),
         "retries": st.integers(-1, 5),
@@ -81,12 +110,18 @@ def shapes(draw: st.DrawFn) -> dict[str, Any]:
             spec[key] = draw(strategy)
     # Outputs, env names and dependsOn presence are part of the shape; their values vary.
     spec["outputs"] = [
-        {"pattern": draw(mostly(["output/**/*", "*.csv"], [""])),
-         "container": draw(mostly(["forecasts", "batch-logs"], ["undeclared"])),
-         **({"path": None} if draw(st.booleans()) else {}),
-         **({"when": draw(mostly(["taskSuccess", "TASKFAILURE"], ["sometimes"]))}
-            if draw(st.booleans()) else {})}
-        for _ in range(draw(st.integers(0, 2)))]
+        {
+            "pattern": draw(mostly(["output/**/*", "*.csv"], [""])),
+            "container": draw(mostly(["forecasts", "batch-logs"], ["undeclared"])),
+            **({"path": None} if draw(st.booleans()) else {}),
+            **(
+                {"when": draw(mostly(["taskSuccess", "TASKFAILURE"], ["sometimes"]))}
+                if draw(st.booleans())
+                else {}
+            ),
+        }
+        for _ in range(draw(st.integers(0, 2)))
+    ]
     if not spec["outputs"]:
         del spec["outputs"]
     spec["env"] = dict.fromkeys(draw(st.lists(env_names, max_size=3, unique=True)), "")
@@ -101,13 +136,18 @@ def tasks_of(draw: st.DrawFn, shape: dict[str, Any]) -> tuple[str, dict[str, Any
     if "outputs" in shape:
         spec["outputs"] = [
             {**output, "path": draw(st.one_of(text, st.none()))}
-            if draw(st.booleans()) else dict(output) for output in shape["outputs"]]
-    spec["env"] = {name: draw(st.one_of(text, st.integers(-5, 5), st.booleans()))
-                   for name in shape["env"]}
+            if draw(st.booleans())
+            else dict(output)
+            for output in shape["outputs"]
+        ]
+    spec["env"] = {
+        name: draw(st.one_of(text, st.integers(-5, 5), st.booleans())) for name in shape["env"]
+    }
     if not spec["env"]:
         del spec["env"]
-    depends_on = draw(st.one_of(st.none(), st.lists(task_ids, max_size=3),
-                                mostly([None], ["not-a-list"])))
+    depends_on = draw(
+        st.one_of(st.none(), st.lists(task_ids, max_size=3), mostly([None], ["not-a-list"]))
+    )
     if depends_on is not None:
         spec["dependsOn"] = depends_on
     return draw(task_ids), spec
@@ -135,12 +175,18 @@ def test_template_bodies_equal_the_seeds(data: st.DataObject, context: TaskConte
     for shape in data.draw(st.lists(shapes(), min_size=1, max_size=3)):
         for task_id, spec in data.draw(st.lists(tasks_of(shape), min_size=1, max_size=6)):
             assert template_outcome(builder, task_id, spec) == reference_outcome(
-                context, task_id, spec)
+                context, task_id, spec
+            )
 
 
 def test_a_sweep_builds_each_shape_once_through_the_seed(monkeypatch: Any) -> None:
-    context = TaskContext(job_id="weekly", identity_resource_id=IDENTITY, container_urls=URLS,
-                          mounts_dir="/mnt/batch/tasks/fsmounts", display_name="weekly.sweep")
+    context = TaskContext(
+        job_id="weekly",
+        identity_resource_id=IDENTITY,
+        container_urls=URLS,
+        mounts_dir="/mnt/batch/tasks/fsmounts",
+        display_name="weekly.sweep",
+    )
     calls: list[str] = []
     original = TaskBodyBuilder.build
 
@@ -148,19 +194,26 @@ def test_a_sweep_builds_each_shape_once_through_the_seed(monkeypatch: Any) -> No
         calls.append(task_id)
         return original(self, task_id, spec)
 
-    shape = {"image": "python:3.12", "logs": {"container": "batch-logs", "subdir": "weekly"},
-             "outputs": [{"pattern": "out/*", "container": "forecasts"}]}
-    specs = {f"run-{index}": {**shape, "command": f"python run.py --index {index}",
-                              "env": {"INDEX": index},
-                              "outputs": [{**shape["outputs"][0], "path": f"runs/{index}"}]}
-             for index in range(50)}
+    shape = {
+        "image": "python:3.12",
+        "logs": {"container": "batch-logs", "subdir": "weekly"},
+        "outputs": [{"pattern": "out/*", "container": "forecasts"}],
+    }
+    specs = {
+        f"run-{index}": {
+            **shape,
+            "command": f"python run.py --index {index}",
+            "env": {"INDEX": index},
+            "outputs": [{**shape["outputs"][0], "path": f"runs/{index}"}],
+        }
+        for index in range(50)
+    }
     builder = TemplateBodyBuilder(context)
     texts = {task_id: builder.build_text(task_id, spec) for task_id, spec in specs.items()}
     monkeypatch.setattr(TaskBodyBuilder, "build", counted)
     assert len(calls) == 0
     builder = TemplateBodyBuilder(context)
-    assert {task_id: builder.build_text(task_id, spec)
-            for task_id, spec in specs.items()} == texts
+    assert {task_id: builder.build_text(task_id, spec) for task_id, spec in specs.items()} == texts
     assert len(calls) == 2  # the shape's template and its probe, not one per task
     body = json.loads(texts["run-7"])
     assert body["commandLine"] == "python run.py --index 7"

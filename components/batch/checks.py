@@ -42,8 +42,13 @@ def _field_problems(value: Any, field: schema.Field, path: str) -> list[Problem]
     """Check a value against a stack-file field, skipping what is not known yet."""
     found = Problems()
     clean(value, field, path, found, pending=is_unknown_as_a_whole)
-    return [(problem.path, problem.message if problem.value is None
-             else f"{problem.value} {problem.message}") for problem in found.result()]
+    return [
+        (
+            problem.path,
+            problem.message if problem.value is None else f"{problem.value} {problem.message}",
+        )
+        for problem in found.result()
+    ]
 
 
 def endpoint_problems(value: Any, path: str = "endpoint") -> list[Problem]:
@@ -66,9 +71,13 @@ def duration_problems(value: Any, path: str) -> list[Problem]:
     return _rule_problems(value, rules.DURATION, path)
 
 
-def task_spec_problems(task_id: str, spec: Any, path: str,
-                       containers: Mapping[str, Any] | None,
-                       secret_keys: Mapping[str, Any] | None) -> list[Problem]:
+def task_spec_problems(
+    task_id: str,
+    spec: Any,
+    path: str,
+    containers: Mapping[str, Any] | None,
+    secret_keys: Mapping[str, Any] | None,
+) -> list[Problem]:
     """Check one task spec as the task providers take it, with the stack file's rules.
 
     Parameters
@@ -102,19 +111,22 @@ def task_spec_problems(task_id: str, spec: Any, path: str,
             problems.append((f"{path}.{key}", "is required"))
     for index, output in enumerate(_items(spec.get("outputs"))):
         if isinstance(output, Mapping):
-            problems += _container_problems(output.get("container"),
-                                            f"{path}.outputs[{index}].container", containers)
+            problems += _container_problems(
+                output.get("container"), f"{path}.outputs[{index}].container", containers
+            )
     logs = spec.get("logs")
     if isinstance(logs, Mapping):
-        problems += _container_problems(logs.get("container"), f"{path}.logs.container",
-                                        containers)
+        problems += _container_problems(logs.get("container"), f"{path}.logs.container", containers)
     secret_env = spec.get("secretEnv")
-    if isinstance(secret_env, Mapping) and secret_keys is not None \
-            and not is_unknown(secret_keys):
+    if isinstance(secret_env, Mapping) and secret_keys is not None and not is_unknown(secret_keys):
         for name, key in secret_env.items():
             if not is_unknown(key) and key not in secret_keys:
-                problems.append((f"{path}.secretEnv.{name}",
-                                 f"{key!r} names no value in the resource's secrets"))
+                problems.append(
+                    (
+                        f"{path}.secretEnv.{name}",
+                        f"{key!r} names no value in the resource's secrets",
+                    )
+                )
     return problems
 
 
@@ -123,9 +135,12 @@ def task_spec_problems(task_id: str, spec: Any, path: str,
 VARYING_FIELDS = ("command", "env", "outputs", "dependsOn")
 
 
-def task_map_problems(tasks: Mapping[str, Any], path_of: Callable[[str], str],
-                      containers: Mapping[str, Any] | None,
-                      secret_keys: Mapping[str, Any] | None) -> list[Problem]:
+def task_map_problems(
+    tasks: Mapping[str, Any],
+    path_of: Callable[[str], str],
+    containers: Mapping[str, Any] | None,
+    secret_keys: Mapping[str, Any] | None,
+) -> list[Problem]:
     """Check many task specs, each shape once: what `task_spec_problems` finds for each.
 
     The first task of each shape (its fields other than the varying ones) is checked whole;
@@ -152,8 +167,11 @@ def task_map_problems(tasks: Mapping[str, Any], path_of: Callable[[str], str],
     problems: list[Problem] = []
     for task_id, spec in tasks.items():
         path = path_of(task_id)
-        split = (split_spec(spec) if isinstance(spec, Mapping) and "command" in spec
-                 and not is_unknown_as_a_whole(spec) else None)
+        split = (
+            split_spec(spec)
+            if isinstance(spec, Mapping) and "command" in spec and not is_unknown_as_a_whole(spec)
+            else None
+        )
         if split is not None and split[0] in clean_shapes:
             found = id_problems(task_id, f"{path}.id")
             for key in VARYING_FIELDS:
@@ -176,13 +194,18 @@ def _items(value: Any) -> list[Any]:
     return list(value) if isinstance(value, list | tuple) else []
 
 
-def _container_problems(name: Any, path: str,
-                        containers: Mapping[str, Any] | None) -> list[Problem]:
+def _container_problems(
+    name: Any, path: str, containers: Mapping[str, Any] | None
+) -> list[Problem]:
     if containers is None or is_unknown(containers) or is_unknown(name):
         return []
     if name not in containers:
-        return [(path, f"{name!r} is not a declared container "
-                       f"({', '.join(sorted(containers)) or 'none'})")]
+        return [
+            (
+                path,
+                f"{name!r} is not a declared container ({', '.join(sorted(containers)) or 'none'})",
+            )
+        ]
     return []
 
 
@@ -201,9 +224,16 @@ def job_problems(news: Mapping[str, Any], olds: Mapping[str, Any]) -> list[Probl
     mode_problems = _rule_problems(mode, rules.COMPLETION_MODE, "onAllTasksComplete")
     if mode_problems:
         problems += mode_problems
-    elif (str(olds.get("onAllTasksComplete", "")).lower() == "terminatejob"
-          and _known(mode) and str(mode).lower() == "noaction"):
-        problems.append(("onAllTasksComplete",
-                         "cannot go from terminateJob back to noAction: Batch rejects that change "
-                         "(400). Keep terminateJob, or give the job a new id"))
+    elif (
+        str(olds.get("onAllTasksComplete", "")).lower() == "terminatejob"
+        and _known(mode)
+        and str(mode).lower() == "noaction"
+    ):
+        problems.append(
+            (
+                "onAllTasksComplete",
+                "cannot go from terminateJob back to noAction: Batch rejects that change "
+                "(400). Keep terminateJob, or give the job a new id",
+            )
+        )
     return problems

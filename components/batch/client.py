@@ -82,8 +82,7 @@ class RetryPolicy:
     clock: Clock = field(default=SYSTEM_CLOCK, compare=False, repr=False)
 
     @classmethod
-    def from_inputs(cls, raw: Mapping[str, Any] | None,
-                    clock: Clock = SYSTEM_CLOCK) -> RetryPolicy:
+    def from_inputs(cls, raw: Mapping[str, Any] | None, clock: Clock = SYSTEM_CLOCK) -> RetryPolicy:
         """Build a policy from a resource's optional `retryPolicy` input (camelCase keys).
 
         Parameters
@@ -99,9 +98,14 @@ class RetryPolicy:
         RetryPolicy
             The policy.
         """
-        names = {"maxAttempts": "max_attempts", "maxSeconds": "max_seconds",
-                 "baseDelay": "base_delay", "maxDelay": "max_delay", "concurrency": "concurrency",
-                 "pollInterval": "poll_interval"}
+        names = {
+            "maxAttempts": "max_attempts",
+            "maxSeconds": "max_seconds",
+            "baseDelay": "base_delay",
+            "maxDelay": "max_delay",
+            "concurrency": "concurrency",
+            "pollInterval": "poll_interval",
+        }
         values = {names[key]: value for key, value in (raw or {}).items() if key in names}
         for key in ("max_attempts", "concurrency"):
             if key in values:
@@ -234,14 +238,16 @@ GONE_CODES = frozenset({"JobNotFound", "TaskNotFound", "JobBeingDeleted"})
 def is_gone(error: BaseException) -> bool:
     """Tell whether a failed request says its job or task is gone or being deleted."""
     return isinstance(error, HttpResponseError) and (
-        error.status_code == 404 or error_code(error) in GONE_CODES)
+        error.status_code == 404 or error_code(error) in GONE_CODES
+    )
 
 
 SERVICE_ERRORS = (HttpResponseError, ServiceRequestError, ServiceResponseError, TimeoutError)
 
 
-def operation_error(job_id: Any, what: str, error: BaseException,
-                    task_ids: Sequence[str] = ()) -> BatchOperationError:
+def operation_error(
+    job_id: Any, what: str, error: BaseException, task_ids: Sequence[str] = ()
+) -> BatchOperationError:
     """Return the error a user sees for a failed operation: the job, the tasks, what failed,
     the service's code, message and detail values, and what to do where that is known.
 
@@ -264,15 +270,18 @@ def operation_error(job_id: Any, what: str, error: BaseException,
     code = error_code(error) if isinstance(error, HttpResponseError) else None
     hint = ""
     if code == "JobCompleted":
-        hint = (" Batch accepts no tasks in a completed job (onAllTasksComplete: terminateJob"
-                " ends it once its tasks finish); give the job a new id to run again.")
+        hint = (
+            " Batch accepts no tasks in a completed job (onAllTasksComplete: terminateJob"
+            " ends it once its tasks finish); give the job a new id to run again."
+        )
     elif code == "JobNotFound":
         hint = " The job does not exist; run `pulumi refresh` so it is created again."
     elif code == "JobBeingDeleted":
         hint = " The job is being deleted; wait until it is gone, then run again."
     tasks = f" for {len(task_ids)} task(s) [{shown_ids(task_ids)}]" if task_ids else ""
     return BatchOperationError(
-        f"job {job_id!r}: {what} failed{tasks}: {error_message(error).rstrip('.')}.{hint}")
+        f"job {job_id!r}: {what} failed{tasks}: {error_message(error).rstrip('.')}.{hint}"
+    )
 
 
 def shown_ids(task_ids: Iterable[str], limit: int = 20) -> str:
@@ -350,8 +359,10 @@ def call_with_retries(operation: Callable[[], T], policy: RetryPolicy) -> T:
         delay = min(delay, policy.max_delay)
         if clock.monotonic() + delay > deadline:
             # Name the service's last answer: it is what the user needs to act on.
-            raise TimeoutError(f"gave up after {attempt} attempts and {policy.max_seconds:g} s, "
-                               f"last error {error_message(last)}") from last
+            raise TimeoutError(
+                f"gave up after {attempt} attempts and {policy.max_seconds:g} s, "
+                f"last error {error_message(last)}"
+            ) from last
         clock.sleep(delay)
 
 
@@ -378,8 +389,11 @@ def body_matches(declared: Any, existing: Any) -> bool:
             for key, value in declared.items()
         )
     if isinstance(declared, list):
-        return (isinstance(existing, list) and len(declared) == len(existing)
-                and all(body_matches(a, b) for a, b in zip(declared, existing, strict=True)))
+        return (
+            isinstance(existing, list)
+            and len(declared) == len(existing)
+            and all(body_matches(a, b) for a, b in zip(declared, existing, strict=True))
+        )
     return _normalised(declared) == _normalised(existing)
 
 
@@ -437,9 +451,11 @@ def collection_size(count: int, task_bytes: int) -> int:
     return len(_COLLECTION_HEAD) + task_bytes + separators + len(_COLLECTION_TAIL)
 
 
-def chunk_bodies(bodies: Iterable[Mapping[str, Any] | EncodedTask],
-                 max_count: int = MAX_TASKS_PER_COLLECTION,
-                 max_bytes: int = MAX_COLLECTION_BYTES) -> Iterator[list[EncodedTask]]:
+def chunk_bodies(
+    bodies: Iterable[Mapping[str, Any] | EncodedTask],
+    max_count: int = MAX_TASKS_PER_COLLECTION,
+    max_bytes: int = MAX_COLLECTION_BYTES,
+) -> Iterator[list[EncodedTask]]:
     """Split task bodies into add-collection requests within the service's count and size limits.
 
     Parameters
@@ -462,8 +478,10 @@ def chunk_bodies(bodies: Iterable[Mapping[str, Any] | EncodedTask],
     for body in bodies:
         encoded = encode_task(body)
         size = len(encoded.data)
-        if chunk and (len(chunk) >= max_count
-                      or collection_size(len(chunk) + 1, task_bytes + size) > max_bytes):
+        if chunk and (
+            len(chunk) >= max_count
+            or collection_size(len(chunk) + 1, task_bytes + size) > max_bytes
+        ):
             yield chunk
             chunk, task_bytes = [], 0
         chunk.append(encoded)
@@ -474,8 +492,11 @@ def chunk_bodies(bodies: Iterable[Mapping[str, Any] | EncodedTask],
 
 # What the SDK's create_task_collection raises for these statuses (the same map it uses).
 _COLLECTION_ERROR_MAP: dict[int, type[HttpResponseError]] = {
-    401: ClientAuthenticationError, 404: ResourceNotFoundError, 409: ResourceExistsError,
-    304: ResourceNotModifiedError}
+    401: ClientAuthenticationError,
+    404: ResourceNotFoundError,
+    409: ResourceExistsError,
+    304: ResourceNotModifiedError,
+}
 _COLLECTION_CONTENT_TYPE = "application/json; odata=minimalmetadata"
 
 
@@ -507,12 +528,16 @@ def post_task_collection(client: BatchClient, job_id: str, payload: bytes) -> li
         As the SDK raises it for a failed request (with the service's BatchError as `model`).
     """
     request = build_batch_create_task_collection_request(
-        job_id=job_id, content_type=_COLLECTION_CONTENT_TYPE,
-        api_version=client._config.api_version, content=payload)
+        job_id=job_id,
+        content_type=_COLLECTION_CONTENT_TYPE,
+        api_version=client._config.api_version,
+        content=payload,
+    )
     response = client.send_request(request)
     if response.status_code != 200:
-        map_error(status_code=response.status_code, response=response,
-                  error_map=_COLLECTION_ERROR_MAP)
+        map_error(
+            status_code=response.status_code, response=response, error_map=_COLLECTION_ERROR_MAP
+        )
         try:
             model = batch_models.BatchError(response.json())
         except (ValueError, TypeError):
@@ -578,8 +603,9 @@ class TaskWriter:
         """
         return live_job(self.client, self.job_id, self.policy)
 
-    def task_states(self, task_ids: Sequence[str] | None = None,
-                    at_least: int = 0) -> dict[str, str]:
+    def task_states(
+        self, task_ids: Sequence[str] | None = None, at_least: int = 0
+    ) -> dict[str, str]:
         """Return task states keyed by lower-case id.
 
         Parameters
@@ -597,16 +623,21 @@ class TaskWriter:
         """
         if task_ids is not None and len(task_ids) <= at_least // LIST_PAGE_SIZE:
             found = self._map(self._state_of, list(task_ids))
-            return {task_id.lower(): state for task_id, state in zip(task_ids, found, strict=True)
-                    if state is not None}
+            return {
+                task_id.lower(): state
+                for task_id, state in zip(task_ids, found, strict=True)
+                if state is not None
+            }
         tasks = self._call(
-            lambda: list(self.client.list_tasks(self.job_id, select=["id", "state"])))
+            lambda: list(self.client.list_tasks(self.job_id, select=["id", "state"]))
+        )
         return {task.id.lower(): _wire(task.state) for task in tasks}
 
     def _state_of(self, task_id: str) -> str | None:
         try:
-            task = self._call(lambda: self.client.get_task(self.job_id, task_id,
-                                                           select=["id", "state"]))
+            task = self._call(
+                lambda: self.client.get_task(self.job_id, task_id, select=["id", "state"])
+            )
         except HttpResponseError as error:
             if error.status_code == 404:
                 return None
@@ -666,8 +697,9 @@ class TaskWriter:
             self._settle_conflicts(conflicts, outcome)
         return outcome
 
-    def _add_chunk(self, chunk: list[EncodedTask], outcome: AddOutcome,
-                   conflicts: list[Mapping[str, Any]]) -> None:
+    def _add_chunk(
+        self, chunk: list[EncodedTask], outcome: AddOutcome, conflicts: list[Mapping[str, Any]]
+    ) -> None:
         remaining = {task.task_id.lower(): task for task in chunk}
         refused: list[str] = []
         clock = self.policy.clock
@@ -679,17 +711,26 @@ class TaskWriter:
             # The bytes sized are the bytes sent: the bodies go as encoded, in one envelope.
             payload = collection_body([task.data for task in remaining.values()])
             try:
-                results = self._call(functools.partial(
-                    post_task_collection, self.client, self.job_id, payload))
+                results = self._call(
+                    functools.partial(post_task_collection, self.client, self.job_id, payload)
+                )
             except HttpResponseError as error:
                 if error.status_code == 413 and len(remaining) > 1:
                     self._add_halves(list(remaining.values()), outcome, conflicts)
                     return
-                raise operation_error(self.job_id, "adding tasks", error,
-                                      [task.task_id for task in remaining.values()]) from None
+                raise operation_error(
+                    self.job_id,
+                    "adding tasks",
+                    error,
+                    [task.task_id for task in remaining.values()],
+                ) from None
             except (ServiceRequestError, ServiceResponseError, TimeoutError) as error:
-                raise operation_error(self.job_id, "adding tasks", error,
-                                      [task.task_id for task in remaining.values()]) from None
+                raise operation_error(
+                    self.job_id,
+                    "adding tasks",
+                    error,
+                    [task.task_id for task in remaining.values()],
+                ) from None
             # Results may come back in any order: match them by id.
             for item in results:
                 if not isinstance(item, Mapping):
@@ -700,12 +741,14 @@ class TaskWriter:
                     continue
                 found_error = item.get("error")
                 item_error: Mapping[str, Any] = (
-                    found_error if isinstance(found_error, Mapping) else {})
+                    found_error if isinstance(found_error, Mapping) else {}
+                )
                 message = item_error.get("message")
                 described = describe_batch_error(
                     item_error.get("code"),
                     message.get("value") if isinstance(message, Mapping) else message,
-                    item_error.get("values"))
+                    item_error.get("values"),
+                )
                 status = str(item.get("status", "")).lower()
                 if status == "success":
                     outcome.added.append(task.task_id)
@@ -718,25 +761,29 @@ class TaskWriter:
                 else:
                     refused.append(f"{item_id}: {described}")
                     del remaining[item_id.lower()]
-            if remaining and (attempt >= self.policy.max_attempts
-                              or clock.monotonic() > deadline):
+            if remaining and (attempt >= self.policy.max_attempts or clock.monotonic() > deadline):
                 break
             if remaining:
                 clock.sleep(min(self.policy.base_delay * 2 ** (attempt - 1), self.policy.max_delay))
         problems = []
         if refused:
-            problems.append(f"job {self.job_id!r}: the service refused {len(refused)} task(s): "
-                            + "; ".join(sorted(refused)[:20]) + ".")
+            problems.append(
+                f"job {self.job_id!r}: the service refused {len(refused)} task(s): "
+                + "; ".join(sorted(refused)[:20])
+                + "."
+            )
         if remaining:
             problems.append(
                 f"job {self.job_id!r}: {len(remaining)} task(s) not added after {attempt} "
                 f"attempts [{shown_ids(task.task_id for task in remaining.values())}]: last error "
-                f"{last_server_error or 'none reported'}.")
+                f"{last_server_error or 'none reported'}."
+            )
         if problems:
             raise BatchOperationError(" ".join(problems))
 
-    def _add_halves(self, bodies: list[EncodedTask], outcome: AddOutcome,
-                    conflicts: list[Mapping[str, Any]]) -> None:
+    def _add_halves(
+        self, bodies: list[EncodedTask], outcome: AddOutcome, conflicts: list[Mapping[str, Any]]
+    ) -> None:
         """After a 413, send each half on its own; report what both halves left undone."""
         half = len(bodies) // 2
         problems = []
@@ -751,20 +798,25 @@ class TaskWriter:
     def _settle_conflicts(self, conflicts: list[Mapping[str, Any]], outcome: AddOutcome) -> None:
         """Compare tasks that already existed with their declared bodies (a lost response, or an
         earlier interrupted run): equal counts as added, different is recorded for the caller."""
-        with service_errors(self.job_id, "reading tasks that already exist",
-                            [body["id"] for body in conflicts]):
+        with service_errors(
+            self.job_id, "reading tasks that already exist", [body["id"] for body in conflicts]
+        ):
             if len(conflicts) == 1:
                 task_id = conflicts[0]["id"]
-                live = {task_id.lower(): self._call(
-                    lambda: self.client.get_task(self.job_id, task_id)).as_dict()}
+                live = {
+                    task_id.lower(): self._call(
+                        lambda: self.client.get_task(self.job_id, task_id)
+                    ).as_dict()
+                }
             else:
                 live = self.existing_tasks()
         for body in conflicts:
             existing = live.get(body["id"].lower(), {})
             # The marker says which resource added a task, not what it runs: a task an old
             # script added with an equal body is equal.
-            if body_matches({key: value for key, value in body.items()
-                             if key != "displayName"}, existing):
+            if body_matches(
+                {key: value for key, value in body.items() if key != "displayName"}, existing
+            ):
                 outcome.added.append(body["id"])
                 outcome.already_present.append(body["id"])
             else:
@@ -789,8 +841,9 @@ class TaskWriter:
 
         self._map(delete_one, task_ids)
         if failures:
-            raise operation_error(self.job_id, "deleting tasks", failures[-1][1],
-                                  [task_id for task_id, _ in failures])
+            raise operation_error(
+                self.job_id, "deleting tasks", failures[-1][1], [task_id for task_id, _ in failures]
+            )
 
     def update_constraints(self, constraints_by_id: Mapping[str, Mapping[str, Any]]) -> None:
         """Replace the constraints of existing tasks, the one change Batch allows in place.
@@ -812,5 +865,9 @@ class TaskWriter:
 
         self._map(update_one, list(constraints_by_id.items()))
         if failures:
-            raise operation_error(self.job_id, "updating constraints", failures[-1][1],
-                                  [task_id for task_id, _ in failures])
+            raise operation_error(
+                self.job_id,
+                "updating constraints",
+                failures[-1][1],
+                [task_id for task_id, _ in failures],
+            )

@@ -21,11 +21,18 @@ TASK_LOCATION_INPUTS = ("endpoint", "jobId")
 # read the new value: still an update, pulumi/pulumi#9086), "output" (set by the provider, seeded
 # as None by the resource; never a change).
 JOB_INPUTS = {
-    "jobId": "replace", "endpoint": "replace", "poolId": "replace",
+    "jobId": "replace",
+    "endpoint": "replace",
+    "poolId": "replace",
     "usesTaskDependencies": "replace",
-    "priority": "update", "maxParallelTasks": "update", "constraints": "update",
+    "priority": "update",
+    "maxParallelTasks": "update",
+    "constraints": "update",
     "onAllTasksComplete": "update",
-    "owner": "stored", "adopt": "stored", "adopted": "output", "replaceRunningTasks": "stored",
+    "owner": "stored",
+    "adopt": "stored",
+    "adopted": "output",
+    "replaceRunningTasks": "stored",
     "retryPolicy": "stored",
 }
 JOB_UPDATABLE_INPUTS = tuple(name for name, kind in JOB_INPUTS.items() if kind == "update")
@@ -64,8 +71,11 @@ def task_change(old: Mapping[str, Any], new: Mapping[str, Any]) -> tuple[str, li
     tuple[str, list[str]]
         "none", "update" (constraints only) or "replace", and the changed field names.
     """
-    changed = sorted(key for key in set(old) | set(new)
-                     if is_unknown(new.get(key)) or not same(old.get(key), new.get(key)))
+    changed = sorted(
+        key
+        for key in set(old) | set(new)
+        if is_unknown(new.get(key)) or not same(old.get(key), new.get(key))
+    )
     if not changed:
         return "none", []
     if all(key in CONSTRAINT_FIELDS for key in changed):
@@ -105,16 +115,19 @@ class _SharedChanges:
     """Which shared inputs changed between two states, worked out once for all their tasks."""
 
     def __init__(self, olds: Mapping[str, Any], news: Mapping[str, Any]) -> None:
-        self.everywhere = [name for name in ALL_TASK_INPUTS
-                           if is_unknown(news.get(name)) or not same(olds.get(name),
-                                                                     news.get(name))]
+        self.everywhere = [
+            name
+            for name in ALL_TASK_INPUTS
+            if is_unknown(news.get(name)) or not same(olds.get(name), news.get(name))
+        ]
         self.old_urls = olds.get("containerUrls") or {}
         self.new_urls = news.get("containerUrls") or {}
         self.urls_changed = is_unknown(self.new_urls) or not same(self.old_urls, self.new_urls)
         self.old_secrets = olds.get("secrets") or {}
         self.new_secrets = news.get("secrets") or {}
-        self.secrets_changed = (is_unknown(self.new_secrets)
-                                or not same(self.old_secrets, self.new_secrets))
+        self.secrets_changed = is_unknown(self.new_secrets) or not same(
+            self.old_secrets, self.new_secrets
+        )
 
     def affecting(self, spec: Mapping[str, Any]) -> list[str]:
         """Return the shared inputs whose change alters this task's body."""
@@ -124,12 +137,14 @@ class _SharedChanges:
             if spec.get("logs"):
                 used.add(spec["logs"].get("container"))
             if is_unknown(self.new_urls) or any(
-                    self.old_urls.get(c) != self.new_urls.get(c) for c in used):
+                self.old_urls.get(c) != self.new_urls.get(c) for c in used
+            ):
                 reasons.append("containerUrls")
         if self.secrets_changed:
             keys = set(spec.get("secretEnv", {}).values())
             if is_unknown(self.new_secrets) or any(
-                    self.old_secrets.get(k) != self.new_secrets.get(k) for k in keys):
+                self.old_secrets.get(k) != self.new_secrets.get(k) for k in keys
+            ):
                 reasons.append("secrets")
         return reasons
 
@@ -148,10 +163,12 @@ def plan_tasks(olds: Mapping[str, Any], news: Mapping[str, Any]) -> TaskPlan:
     TaskPlan
         The task-by-task plan; ids are compared ignoring case, as Batch does.
     """
-    old_tasks = {task_id.lower(): (task_id, spec) for task_id, spec in
-                 (olds.get("tasks") or {}).items()}
-    new_tasks = {task_id.lower(): (task_id, spec) for task_id, spec in
-                 (news.get("tasks") or {}).items()}
+    old_tasks = {
+        task_id.lower(): (task_id, spec) for task_id, spec in (olds.get("tasks") or {}).items()
+    }
+    new_tasks = {
+        task_id.lower(): (task_id, spec) for task_id, spec in (news.get("tasks") or {}).items()
+    }
     shared_changes = _SharedChanges(olds, news)
     added: list[str] = []
     replaced: list[str] = []
@@ -182,8 +199,14 @@ def plan_tasks(olds: Mapping[str, Any], news: Mapping[str, Any]) -> TaskPlan:
         (replaced if kind == "replace" else updated).append(task_id)
         changed_fields[task_id] = tuple(fields)
     removed = [task_id for key, (task_id, _) in old_tasks.items() if key not in new_tasks]
-    return TaskPlan(tuple(sorted(added)), tuple(sorted(removed)), tuple(sorted(replaced)),
-                    tuple(sorted(updated)), unchanged, changed_fields)
+    return TaskPlan(
+        tuple(sorted(added)),
+        tuple(sorted(removed)),
+        tuple(sorted(replaced)),
+        tuple(sorted(updated)),
+        unchanged,
+        changed_fields,
+    )
 
 
 def job_change(olds: Mapping[str, Any], news: Mapping[str, Any]) -> tuple[list[str], list[str]]:
@@ -199,10 +222,16 @@ def job_change(olds: Mapping[str, Any], news: Mapping[str, Any]) -> tuple[list[s
     tuple[list[str], list[str]]
         The inputs that change in place, and those that force a new job.
     """
-    in_place = [name for name in JOB_UPDATABLE_INPUTS
-                if is_unknown(news.get(name)) or not same(olds.get(name), news.get(name))]
-    replace = [name for name in JOB_REPLACE_INPUTS
-               if is_unknown(news.get(name)) or not same(olds.get(name), news.get(name))]
+    in_place = [
+        name
+        for name in JOB_UPDATABLE_INPUTS
+        if is_unknown(news.get(name)) or not same(olds.get(name), news.get(name))
+    ]
+    replace = [
+        name
+        for name in JOB_REPLACE_INPUTS
+        if is_unknown(news.get(name)) or not same(olds.get(name), news.get(name))
+    ]
     return in_place, replace
 
 

@@ -83,8 +83,9 @@ class BatchJobProvider(RetryingProvider):
         place; replace the job for anything else."""
         in_place, replace = job_change(olds, news)
         other = [key for key in JOB_STORED_INPUTS if not same(olds.get(key), news.get(key))]
-        return DiffResult(changes=bool(in_place or replace or other), replaces=replace,
-                          delete_before_replace=True)
+        return DiffResult(
+            changes=bool(in_place or replace or other), replaces=replace, delete_before_replace=True
+        )
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         """Create the job (with noAction; see BatchJobCompletion) recording its owner, waiting
@@ -92,8 +93,10 @@ class BatchJobProvider(RetryingProvider):
         that names this stack, or any matching one with `adopt: true`."""
         client = make_client(props["endpoint"])
         job_id = props["jobId"]
-        body = {**build_job_body(props),
-                "metadata": ownership.as_list(ownership.owner_entries(props.get("owner") or {}))}
+        body = {
+            **build_job_body(props),
+            "metadata": ownership.as_list(ownership.owner_entries(props.get("owner") or {})),
+        }
         job = batch_models.BatchJobCreateOptions(body)
         policy = self.policy(props)
         deadline = policy.clock.monotonic() + DELETE_WAIT_SECONDS
@@ -132,7 +135,8 @@ class BatchJobProvider(RetryingProvider):
         if live is None:
             raise BatchOperationError(
                 f"job {job_id!r} exists but is being deleted; nothing was changed. Wait until "
-                "it is gone and run again, or choose another job id.")
+                "it is gone and run again, or choose another job id."
+            )
         metadata = ownership.as_dict(live.get("metadata"))
         owner = props.get("owner") or {}
         ours = ownership.names_stack(metadata, owner)
@@ -141,7 +145,8 @@ class BatchJobProvider(RetryingProvider):
                 f"job {job_id!r} already exists and is not this stack's "
                 f"({ownership.describe(metadata)}); nothing was changed. Set `adopt: true` on "
                 "the job in the stack file to take it over, delete it, or choose another job "
-                "id.")
+                "id."
+            )
         wanted = {key: body[key] for key in ("poolInfo", "usesTaskDependencies") if key in body}
         state = live.get("state")
         if state != "active" or not body_matches(wanted, live):
@@ -151,7 +156,8 @@ class BatchJobProvider(RetryingProvider):
                 f"{bool(live.get('usesTaskDependencies'))}) and is not the declared job (pool "
                 f"{props.get('poolId')!r}, usesTaskDependencies "
                 f"{bool(props.get('usesTaskDependencies'))}, state active); nothing was changed."
-                " Delete it, or choose another job id.")
+                " Delete it, or choose another job id."
+            )
         adopted = not ours or metadata.get(ownership.ADOPTED) == "true"
         entries = {**metadata, **ownership.owner_entries(owner, adopted=adopted)}
         changes: dict[str, Any] = {}
@@ -181,14 +187,17 @@ class BatchJobProvider(RetryingProvider):
             live = read_job(client, news, self.policy(news)) or {}
             metadata = ownership.as_dict(live.get("metadata"))
             adopted = metadata.get(ownership.ADOPTED) == "true"
-            entries = {**metadata, **ownership.owner_entries(news.get("owner") or {},
-                                                             adopted=adopted)}
+            entries = {
+                **metadata,
+                **ownership.owner_entries(news.get("owner") or {}, adopted=adopted),
+            }
             changes["metadata"] = ownership.as_list(entries)
         if changes:
             options = batch_models.BatchJobUpdateOptions(changes)
             with service_errors(news["jobId"], "updating the job"):
-                call_with_retries(lambda: client.update_job(news["jobId"], options),
-                                  self.policy(news))
+                call_with_retries(
+                    lambda: client.update_job(news["jobId"], options), self.policy(news)
+                )
         return UpdateResult(outs={**news, "adopted": olds.get("adopted", False)})
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
@@ -210,8 +219,10 @@ class BatchJobProvider(RetryingProvider):
             if key in live and props.get(key) is not None:
                 outs[key] = live[key]
         if props.get("constraints") and live.get("constraints"):
-            outs["constraints"] = {key: live["constraints"].get(key, value)
-                                   for key, value in props["constraints"].items()}
+            outs["constraints"] = {
+                key: live["constraints"].get(key, value)
+                for key, value in props["constraints"].items()
+            }
         # The service's own mode: a terminateJob job reads noAction until its
         # BatchJobCompletion has run, and that resource's read shows it too.
         outs["onAllTasksComplete"] = _live_mode(live)
@@ -231,7 +242,8 @@ class BatchJobProvider(RetryingProvider):
                 if running:
                     raise BatchOperationError(
                         f"job {job_id!r} has {running} running task(s); nothing was deleted. "
-                        "Wait for them to finish, or set replaceRunningTasks: true.")
+                        "Wait for them to finish, or set replaceRunningTasks: true."
+                    )
             # The operation behind begin_delete_job, without its poller: the poller would keep
             # a thread reading the job for as long as the service keeps it deleting.
             call_with_retries(lambda: client._delete_job_internal(job_id), policy)
@@ -248,8 +260,11 @@ class BatchJobCompletionProvider(RetryingProvider):
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         """Re-apply when the mode changes; a new or replaced job (its id unknown, as the engine
         sends it when the job is replaced) means a new switch."""
-        changed = [key for key in ("endpoint", "jobId", "onAllTasksComplete")
-                   if is_unknown(news.get(key)) or olds.get(key) != news.get(key)]
+        changed = [
+            key
+            for key in ("endpoint", "jobId", "onAllTasksComplete")
+            if is_unknown(news.get(key)) or olds.get(key) != news.get(key)
+        ]
         moved = [key for key in changed if key != "onAllTasksComplete"]
         return DiffResult(changes=bool(changed), replaces=moved, delete_before_replace=True)
 
@@ -277,21 +292,30 @@ class BatchJobCompletionProvider(RetryingProvider):
         so deleting its last incomplete tasks no longer loses anything."""
         client = make_client(props["endpoint"])
         live = read_job(client, props, self.policy(props))
-        if (live is None or _live_mode(live) != "terminateJob"
-                or live.get("state") in ("completed", "terminating")):
+        if (
+            live is None
+            or _live_mode(live) != "terminateJob"
+            or live.get("state") in ("completed", "terminating")
+        ):
             return  # nothing left for the guard to protect
         metadata = {**ownership.as_dict(live.get("metadata")), ownership.RELEASED: "true"}
-        options = batch_models.BatchJobUpdateOptions(metadata=[
-            batch_models.BatchMetadataItem(name=item["name"], value=item["value"])
-            for item in ownership.as_list(metadata)])
+        options = batch_models.BatchJobUpdateOptions(
+            metadata=[
+                batch_models.BatchMetadataItem(name=item["name"], value=item["value"])
+                for item in ownership.as_list(metadata)
+            ]
+        )
         try:
-            call_with_retries(lambda: client.update_job(props["jobId"], options),
-                              self.policy(props))
+            call_with_retries(
+                lambda: client.update_job(props["jobId"], options), self.policy(props)
+            )
         except SERVICE_ERRORS as error:
-            if not (is_gone(error) or error_code_of(error) in ("JobCompleted",
-                                                                  "JobBeingTerminated")):
-                raise operation_error(props["jobId"], "releasing the job's completion",
-                                      error) from None
+            if not (
+                is_gone(error) or error_code_of(error) in ("JobCompleted", "JobBeingTerminated")
+            ):
+                raise operation_error(
+                    props["jobId"], "releasing the job's completion", error
+                ) from None
 
     def _apply(self, props: Mapping[str, Any]) -> None:
         mode = completion_mode(props.get("onAllTasksComplete"))
@@ -307,12 +331,14 @@ class BatchJobCompletionProvider(RetryingProvider):
                 changes["metadata"] = ownership.as_list(metadata)
         options = batch_models.BatchJobUpdateOptions(changes)
         try:
-            call_with_retries(lambda: client.update_job(props["jobId"], options),
-                              self.policy(props))
+            call_with_retries(
+                lambda: client.update_job(props["jobId"], options), self.policy(props)
+            )
         except SERVICE_ERRORS as error:
             if error_code_of(error) != "JobCompleted":
-                raise operation_error(props["jobId"], "switching the job to terminateJob",
-                                      error) from None
+                raise operation_error(
+                    props["jobId"], "switching the job to terminateJob", error
+                ) from None
 
 
 def error_code_of(error: BaseException) -> str | None:
@@ -352,21 +378,36 @@ class BatchJob(Resource, module="batch", name="Job"):
 
     jobId: pulumi.Output[str]  # Pulumi output names follow the inputs
 
-    def __init__(self, name: str, *, job_id: str, endpoint: pulumi.Input[str],
-                 pool_id: pulumi.Input[str], priority: int | None = None,
-                 max_parallel_tasks: int | None = None,
-                 constraints: Mapping[str, Any] | None = None,
-                 uses_task_dependencies: bool = False, on_all_tasks_complete: str = "noAction",
-                 replace_running_tasks: bool = False,
-                 retry_policy: Mapping[str, Any] | None = None, adopt: bool = False,
-                 opts: pulumi.ResourceOptions | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        *,
+        job_id: str,
+        endpoint: pulumi.Input[str],
+        pool_id: pulumi.Input[str],
+        priority: int | None = None,
+        max_parallel_tasks: int | None = None,
+        constraints: Mapping[str, Any] | None = None,
+        uses_task_dependencies: bool = False,
+        on_all_tasks_complete: str = "noAction",
+        replace_running_tasks: bool = False,
+        retry_policy: Mapping[str, Any] | None = None,
+        adopt: bool = False,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
         props = {
             # Recorded in the job's metadata, so a later create can tell the job is ours.
-            "owner": {"project": pulumi.get_project(), "stack": pulumi.get_stack(),
-                      "resource": name},
+            "owner": {
+                "project": pulumi.get_project(),
+                "stack": pulumi.get_stack(),
+                "resource": name,
+            },
             "adopt": adopt,
             "adopted": None,
-            "jobId": job_id, "endpoint": endpoint, "poolId": pool_id, "priority": priority,
+            "jobId": job_id,
+            "endpoint": endpoint,
+            "poolId": pool_id,
+            "priority": priority,
             "maxParallelTasks": max_parallel_tasks,
             "constraints": dict(constraints) if constraints else None,
             "usesTaskDependencies": uses_task_dependencies,
@@ -392,11 +433,20 @@ class BatchJobCompletion(Resource, module="batch", name="JobCompletion"):
         Pulumi resource options; `depends_on` must list the job's task resources.
     """
 
-    def __init__(self, name: str, *, job_id: pulumi.Input[str], endpoint: pulumi.Input[str],
-                 on_all_tasks_complete: str,
-                 retry_policy: Mapping[str, Any] | None = None,
-                 opts: pulumi.ResourceOptions | None = None) -> None:
-        props = {"jobId": job_id, "endpoint": endpoint,
-                 "onAllTasksComplete": completion_mode(on_all_tasks_complete),
-                 "retryPolicy": dict(retry_policy) if retry_policy else None}
+    def __init__(
+        self,
+        name: str,
+        *,
+        job_id: pulumi.Input[str],
+        endpoint: pulumi.Input[str],
+        on_all_tasks_complete: str,
+        retry_policy: Mapping[str, Any] | None = None,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        props = {
+            "jobId": job_id,
+            "endpoint": endpoint,
+            "onAllTasksComplete": completion_mode(on_all_tasks_complete),
+            "retryPolicy": dict(retry_policy) if retry_policy else None,
+        }
         super().__init__(BatchJobCompletionProvider(), name, props, opts)

@@ -37,8 +37,11 @@ def owner_entries(owner: Mapping[str, Any], *, adopted: bool = False) -> dict[st
     dict[str, str]
         Metadata name -> value.
     """
-    entries = {PROJECT: str(owner.get("project", "")), STACK: str(owner.get("stack", "")),
-               RESOURCE: str(owner.get("resource", ""))}
+    entries = {
+        PROJECT: str(owner.get("project", "")),
+        STACK: str(owner.get("stack", "")),
+        RESOURCE: str(owner.get("resource", "")),
+    }
     if adopted:
         entries[ADOPTED] = "true"
     return entries
@@ -62,8 +65,11 @@ def as_list(entries: Mapping[str, str]) -> list[dict[str, str]]:
 
 def names_stack(metadata: Mapping[str, str], owner: Mapping[str, Any]) -> bool:
     """Tell whether a job's metadata names this project and stack as its owner."""
-    return (bool(metadata.get(STACK)) and metadata.get(PROJECT) == owner.get("project")
-            and metadata.get(STACK) == owner.get("stack"))
+    return (
+        bool(metadata.get(STACK))
+        and metadata.get(PROJECT) == owner.get("project")
+        and metadata.get(STACK) == owner.get("stack")
+    )
 
 
 def created_by_stack(metadata: Mapping[str, str], owner: Mapping[str, Any]) -> bool:
@@ -76,5 +82,7 @@ def describe(metadata: Mapping[str, str]) -> str:
     """Return who owns a job, for messages."""
     if not metadata.get(STACK):
         return "no batchtasks owner recorded (made by another tool or script)"
-    return (f"owned by project {metadata.get(PROJECT)!r}, stack {metadata.get(STACK)!r}, "
-            f"resource {metadata.get(RESOURCE)!r}")
+    return (
+        f"owned by project {metadata.get(PROJECT)!r}, stack {metadata.get(STACK)!r}, "
+        f"resource {metadata.get(RESOURCE)!r}"
+    )

@@ -136,29 +136,38 @@ class TaskBodyBuilder:
     def __init__(self, context: TaskContext) -> None:
         self.context = context
         self.identity = batch_models.BatchNodeIdentityReference(
-            resource_id=context.identity_resource_id)
+            resource_id=context.identity_resource_id
+        )
         self.registry = None
         if context.registry_server:
             self.registry = batch_models.ContainerRegistryReference(
-                registry_server=context.registry_server, identity_reference=self.identity)
+                registry_server=context.registry_server, identity_reference=self.identity
+            )
         self._container_settings: dict[tuple, Any] = {}
         self._user_identities: dict[tuple, Any] = {}
 
     def _settings_for(self, spec: Mapping[str, Any]) -> Any:
         key = tuple(_frozen(spec.get(name)) for name in fields.CONTAINER_KEYS)
         if key not in self._container_settings:
-            arguments = {fields.SEED_ARGS[name]: spec[name]
-                         for name in fields.CONTAINER_KEYS if spec.get(name) is not None}
+            arguments = {
+                fields.SEED_ARGS[name]: spec[name]
+                for name in fields.CONTAINER_KEYS
+                if spec.get(name) is not None
+            }
             self._container_settings[key] = task_builders.get_container_settings(
-                **arguments, az_mount_dir=self.context.mounts_dir, registry=self.registry)
+                **arguments, az_mount_dir=self.context.mounts_dir, registry=self.registry
+            )
         return self._container_settings[key]
 
     def _user_identity_for(self, spec: Mapping[str, Any]) -> Any:
         key = tuple(spec.get(name, fields.OMITTED.get(name)) for name in fields.IDENTITY_KEYS)
         if key not in self._user_identities:
             self._user_identities[key] = task_builders.get_user_identity(
-                **{fields.SEED_ARGS[name]: value
-                   for name, value in zip(fields.IDENTITY_KEYS, key, strict=True)})
+                **{
+                    fields.SEED_ARGS[name]: value
+                    for name, value in zip(fields.IDENTITY_KEYS, key, strict=True)
+                }
+            )
         return self._user_identities[key]
 
     def build(self, task_id: str, spec: Mapping[str, Any]) -> dict[str, Any]:
@@ -185,14 +194,19 @@ class TaskBodyBuilder:
         output_files = []
         for output in spec.get("outputs", ()):
             account, subdomain = _account_and_subdomain(
-                _container_url(context, output["container"]))
-            output_files.append(task_builders.output_task_files_to_blob(
-                output["pattern"], output["container"], account,
-                path=output.get("path"),
-                upload_condition=output.get("when", "taskCompletion"),
-                blob_endpoint_subdomain=subdomain,
-                compute_node_identity_reference=self.identity,
-            ))
+                _container_url(context, output["container"])
+            )
+            output_files.append(
+                task_builders.output_task_files_to_blob(
+                    output["pattern"],
+                    output["container"],
+                    account,
+                    path=output.get("path"),
+                    upload_condition=output.get("when", "taskCompletion"),
+                    blob_endpoint_subdomain=subdomain,
+                    compute_node_identity_reference=self.identity,
+                )
+            )
         log_options: dict[str, Any] = {}
         logs = spec.get("logs")
         if logs:
@@ -208,10 +222,16 @@ class TaskBodyBuilder:
         # Sorted by name: maps cross the provider wire in no fixed order, and the same task must
         # give the same body in every process (a retry compares bodies after a lost response).
         values = {name: str(value) for name, value in spec.get("env", {}).items()}
-        values.update({name: context.secrets.get(key, SECRET_PLACEHOLDER)
-                       for name, key in spec.get("secretEnv", {}).items()})
-        environment = [batch_models.EnvironmentSetting(name=name, value=values[name])
-                       for name in sorted(values)]
+        values.update(
+            {
+                name: context.secrets.get(key, SECRET_PLACEHOLDER)
+                for name, key in spec.get("secretEnv", {}).items()
+            }
+        )
+        environment = [
+            batch_models.EnvironmentSetting(name=name, value=values[name])
+            for name in sorted(values)
+        ]
         if environment:
             extra["environment_settings"] = environment
         if context.display_name:
@@ -254,8 +274,10 @@ def build_task_body(task_id: str, spec: Mapping[str, Any], context: TaskContext)
 def _container_url(context: TaskContext, container: str) -> str:
     url = context.container_urls.get(container)
     if not url:
-        raise ValueError(f"container: {container!r} has no URL among the declared containers "
-                         f"({', '.join(sorted(context.container_urls)) or 'none'})")
+        raise ValueError(
+            f"container: {container!r} has no URL among the declared containers "
+            f"({', '.join(sorted(context.container_urls)) or 'none'})"
+        )
     return url
 
 
@@ -284,8 +306,11 @@ def build_job_body(job: Mapping[str, Any], *, create: bool = True) -> dict[str, 
         priority=_int_or_none(job.get("priority")),
         max_parallel_tasks=_int_or_none(job.get("maxParallelTasks")),
         uses_task_dependencies=bool(job.get("usesTaskDependencies", False)),
-        constraints=(batch_models.BatchJobConstraints(_job_constraints(job["constraints"]))
-                     if job.get("constraints") else None),
+        constraints=(
+            batch_models.BatchJobConstraints(_job_constraints(job["constraints"]))
+            if job.get("constraints")
+            else None
+        ),
         all_tasks_complete_mode="noaction" if create else declared.lower(),
     )
     return options.as_dict()

@@ -76,8 +76,9 @@ def task_context(props: Mapping[str, Any]) -> TaskContext:
     )
 
 
-def encoded_body(builder: TemplateBodyBuilder, task_id: str,
-                 spec: Mapping[str, Any]) -> EncodedTask:
+def encoded_body(
+    builder: TemplateBodyBuilder, task_id: str, spec: Mapping[str, Any]
+) -> EncodedTask:
     """Return a task's REST body as the bytes an add-collection request sends."""
     return EncodedTask(task_id, builder.build_text(task_id, spec).encode("ascii"))
 
@@ -149,8 +150,9 @@ class _TaskProviderCore(RetryingProvider):
         """Tell whether the tasks input as a whole is not known yet (preview)."""
         return is_unknown_as_a_whole(self.tasks_of(news))
 
-    def _views_to_compare(self, olds: Mapping[str, Any],
-                          news: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    def _views_to_compare(
+        self, olds: Mapping[str, Any], news: Mapping[str, Any]
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
         """Return the old and new views `plan_tasks` needs to find every change: here both
         whole; a set narrows them to the tasks whose stored text differs."""
         return self._view(olds), self._view(news)
@@ -171,16 +173,25 @@ class _TaskProviderCore(RetryingProvider):
         seen: dict[str, str] = {}
         if isinstance(tasks, Mapping):
             problems += checks.task_map_problems(tasks, self.task_path, containers, secrets)
-        for task_id in (tasks if isinstance(tasks, Mapping) else ()):
+        for task_id in tasks if isinstance(tasks, Mapping) else ():
             path = self.task_path(task_id)
             if task_id.lower() in seen:
-                problems.append((path, f"{task_id!r} repeats {seen[task_id.lower()]!r}: Batch "
-                                       "ids are unique ignoring case"))
+                problems.append(
+                    (
+                        path,
+                        f"{task_id!r} repeats {seen[task_id.lower()]!r}: Batch "
+                        "ids are unique ignoring case",
+                    )
+                )
             seen[task_id.lower()] = task_id
         if not problems and isinstance(tasks, Mapping):
-            news = self.with_tasks(news, {task_id: _normalise_spec(spec)
-                                          if isinstance(spec, Mapping) else spec
-                                          for task_id, spec in tasks.items()})
+            news = self.with_tasks(
+                news,
+                {
+                    task_id: _normalise_spec(spec) if isinstance(spec, Mapping) else spec
+                    for task_id, spec in tasks.items()
+                },
+            )
         return CheckResult(news, [CheckFailure(path, reason) for path, reason in problems])
 
     def task_path(self, task_id: str) -> str:
@@ -189,18 +200,25 @@ class _TaskProviderCore(RetryingProvider):
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         """Compare old state and new inputs without calling the service."""
-        moved = [name for name in TASK_LOCATION_INPUTS
-                 if is_unknown(news.get(name)) or not same(olds.get(name), news.get(name))]
+        moved = [
+            name
+            for name in TASK_LOCATION_INPUTS
+            if is_unknown(news.get(name)) or not same(olds.get(name), news.get(name))
+        ]
         if moved:
             return DiffResult(changes=True, replaces=moved, delete_before_replace=True)
         if self._tasks_unknown(news):
             # During preview the whole map may be pending: some change, not yet known which.
             return DiffResult(changes=True, replaces=[], delete_before_replace=True)
         plan = plan_tasks(*self._views_to_compare(olds, news))
-        other = [name for name in ("replaceRunningTasks", "retryPolicy", "owner")
-                 if not same(olds.get(name), news.get(name))]
-        return DiffResult(changes=plan.has_changes or bool(other), replaces=[],
-                          delete_before_replace=True)
+        other = [
+            name
+            for name in ("replaceRunningTasks", "retryPolicy", "owner")
+            if not same(olds.get(name), news.get(name))
+        ]
+        return DiffResult(
+            changes=plan.has_changes or bool(other), replaces=[], delete_before_replace=True
+        )
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         """Add the declared tasks; tasks an interrupted run already added count when equal."""
@@ -217,9 +235,14 @@ class _TaskProviderCore(RetryingProvider):
             self._replace_own(writer, props, view, outcome.different, builder)
         return CreateResult(self.resource_id(props), outs=dict(props))
 
-    def _replace_own(self, writer: TaskWriter, props: Mapping[str, Any],
-                     view: Mapping[str, Any], different: Mapping[str, Mapping[str, Any]],
-                     builder: TemplateBodyBuilder) -> None:
+    def _replace_own(
+        self,
+        writer: TaskWriter,
+        props: Mapping[str, Any],
+        view: Mapping[str, Any],
+        different: Mapping[str, Mapping[str, Any]],
+        builder: TemplateBodyBuilder,
+    ) -> None:
         """Tasks that existed with another definition: in a job this stack created, the ones
         carrying this resource's marker are its own (an interrupted create, then an edited
         declaration) and are replaced, under the running and terminateJob guards; any other
@@ -229,28 +252,36 @@ class _TaskProviderCore(RetryingProvider):
         metadata = ownership.as_dict((job or {}).get("metadata"))
         created = ownership.created_by_stack(metadata, props.get("owner") or {})
         marker = task_context(props).display_name
-        ours = sorted(task_id for task_id, live in different.items()
-                      if created and (marker is None or live.get("displayName") == marker))
+        ours = sorted(
+            task_id
+            for task_id, live in different.items()
+            if created and (marker is None or live.get("displayName") == marker)
+        )
         others = sorted(set(different) - set(ours))
         if others:
-            origin = ("the job was adopted, so only tasks with equal definitions are taken over"
-                      if metadata.get(ownership.ADOPTED) == "true"
-                      else "they were not added by this resource")
+            origin = (
+                "the job was adopted, so only tasks with equal definitions are taken over"
+                if metadata.get(ownership.ADOPTED) == "true"
+                else "they were not added by this resource"
+            )
             raise BatchOperationError(
                 f"job {job_id!r}: {len(others)} task(s) already exist with a different "
                 f"definition and {origin}: {shown_ids(others)}. Nothing of them was changed. "
                 "Batch cannot change a task in place; delete them, or give the declared tasks "
-                "new ids, and run again.")
+                "new ids, and run again."
+            )
         states = {task_id.lower(): str(live.get("state")) for task_id, live in different.items()}
         self._refuse_busy(writer, ours, props, states)
         self._refuse_ending(writer, props, ours, job, adding_back=True)
         writer.delete(ours)
-        again = writer.add(encoded_body(builder, task_id, view["tasks"][task_id])
-                           for task_id in ours)
+        again = writer.add(
+            encoded_body(builder, task_id, view["tasks"][task_id]) for task_id in ours
+        )
         if again.different:
             raise BatchOperationError(
                 f"job {job_id!r}: task(s) {shown_ids(again.different)} came back with another "
-                "definition while being replaced; something else writes to this job.")
+                "definition while being replaced; something else writes to this job."
+            )
 
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         """Make the minimal calls: delete removed and replaced tasks, add new and replaced ones in
@@ -272,8 +303,9 @@ class _TaskProviderCore(RetryingProvider):
             builder = TemplateBodyBuilder(context)
             writer.add(encoded_body(builder, task_id, new_tasks[task_id]) for task_id in arriving)
         if plan.updated:
-            writer.update_constraints({task_id: task_constraints(new_tasks[task_id]) or {}
-                                       for task_id in plan.updated})
+            writer.update_constraints(
+                {task_id: task_constraints(new_tasks[task_id]) or {} for task_id in plan.updated}
+            )
         return UpdateResult(outs=dict(news))
 
     def delete(self, _id: str, props: dict[str, Any]) -> None:
@@ -285,8 +317,9 @@ class _TaskProviderCore(RetryingProvider):
         except SERVICE_ERRORS as error:
             if is_gone(error):
                 return  # the job is gone or going, and its tasks with it
-            raise operation_error(props["jobId"], "reading the states of tasks to delete",
-                                  error, task_ids) from None
+            raise operation_error(
+                props["jobId"], "reading the states of tasks to delete", error, task_ids
+            ) from None
         job = writer.job()
         if job is None:
             return  # being deleted: its tasks go with it
@@ -304,8 +337,11 @@ class _TaskProviderCore(RetryingProvider):
             if is_gone(error):
                 return ReadResult("", {})
             raise operation_error(props["jobId"], "reading tasks", error) from None
-        tasks = {task_id: spec for task_id, spec in self.tasks_of(props).items()
-                 if task_id.lower() in live}
+        tasks = {
+            task_id: spec
+            for task_id, spec in self.tasks_of(props).items()
+            if task_id.lower() in live
+        }
         if not tasks:
             return ReadResult("", {})
         outs = self.with_tasks(props, tasks)
@@ -316,9 +352,14 @@ class _TaskProviderCore(RetryingProvider):
         policy = self.policy(props)
         return TaskWriter(make_client(props["endpoint"]), props["jobId"], policy)
 
-    def _refuse_busy(self, writer: TaskWriter, task_ids: list[str],
-                     props: Mapping[str, Any], states: Mapping[str, str] | None = None,
-                     at_least: int = 0) -> None:
+    def _refuse_busy(
+        self,
+        writer: TaskWriter,
+        task_ids: list[str],
+        props: Mapping[str, Any],
+        states: Mapping[str, str] | None = None,
+        at_least: int = 0,
+    ) -> None:
         """Fail before changing anything when tasks to delete are running, unless allowed.
 
         `states` (lower-case id -> state) saves the reads when already known; `at_least` (how
@@ -328,17 +369,23 @@ class _TaskProviderCore(RetryingProvider):
             return
         if states is None:
             states = writer.task_states(task_ids, at_least=at_least)
-        busy = sorted(task_id for task_id in task_ids
-                      if states.get(task_id.lower()) in BUSY_STATES)
+        busy = sorted(task_id for task_id in task_ids if states.get(task_id.lower()) in BUSY_STATES)
         if busy:
             raise BatchOperationError(
                 f"job {props['jobId']!r}: {len(busy)} task(s) to delete or replace are running: "
                 f"{', '.join(busy[:20])}{' ...' if len(busy) > 20 else ''}. Nothing was changed. "
-                "Wait for them to finish, or set replaceRunningTasks: true to kill them.")
+                "Wait for them to finish, or set replaceRunningTasks: true to kill them."
+            )
 
-    def _refuse_ending(self, writer: TaskWriter, props: Mapping[str, Any],
-                       task_ids: Sequence[str], job: Mapping[str, Any] | None = None, *,
-                       adding_back: bool = False) -> None:
+    def _refuse_ending(
+        self,
+        writer: TaskWriter,
+        props: Mapping[str, Any],
+        task_ids: Sequence[str],
+        job: Mapping[str, Any] | None = None,
+        *,
+        adding_back: bool = False,
+    ) -> None:
         """Fail before changing anything when deleting these tasks would end a job that ends
         itself: with no incomplete task left, Batch completes the job, and a completed job
         takes no task, so nothing could be added back. A job whose BatchJobCompletion was
@@ -351,12 +398,15 @@ class _TaskProviderCore(RetryingProvider):
             return
         if ownership.as_dict(live.get("metadata")).get(ownership.RELEASED) == "true":
             return
-        way_out = ("Nothing was changed. Give the job a new id in the stack file (jobs[].id) to "
-                   "run these tasks again in a new job.")
+        way_out = (
+            "Nothing was changed. Give the job a new id in the stack file (jobs[].id) to "
+            "run these tasks again in a new job."
+        )
         if live.get("state") in ("completed", "terminating") and adding_back:
             raise BatchOperationError(
                 f"job {job_id!r} has completed (onAllTasksComplete: terminateJob) and takes no "
-                f"task, so task(s) {shown_ids(task_ids)} could not be added back. {way_out}")
+                f"task, so task(s) {shown_ids(task_ids)} could not be added back. {way_out}"
+            )
         with service_errors(job_id, "reading task states", task_ids):
             states = writer.task_states()
         going = {task_id.lower() for task_id in task_ids}
@@ -367,7 +417,8 @@ class _TaskProviderCore(RetryingProvider):
         raise BatchOperationError(
             f"job {job_id!r} ends itself (onAllTasksComplete: terminateJob) and deleting "
             f"task(s) {shown_ids(task_ids)} would leave it with no incomplete task: Batch would "
-            f"complete the job, and a completed job takes no task. {way_out}")
+            f"complete the job, and a completed job takes no task. {way_out}"
+        )
 
     def _remove_strays(self, writer: TaskWriter, view: Mapping[str, Any], owner: str) -> None:
         """Before a create, delete tasks an interrupted earlier create of this resource added
@@ -379,10 +430,14 @@ class _TaskProviderCore(RetryingProvider):
         except SERVICE_ERRORS as error:
             if isinstance(error, HttpResponseError) and error.status_code == 404:
                 return  # no job: nothing to remove, and the add explains the missing job
-            raise operation_error(view["jobId"], "listing the job's tasks (no task added)",
-                                  error) from None
-        strays = [body["id"] for key, body in existing.items()
-                  if body.get("displayName") == owner and key not in declared]
+            raise operation_error(
+                view["jobId"], "listing the job's tasks (no task added)", error
+            ) from None
+        strays = [
+            body["id"]
+            for key, body in existing.items()
+            if body.get("displayName") == owner and key not in declared
+        ]
         if strays:
             states = {key: str(body.get("state")) for key, body in existing.items()}
             self._refuse_busy(writer, strays, view, states)
@@ -405,8 +460,9 @@ class BatchTaskSetProvider(_TaskProviderCore):
         """Tell whether the tasks map as a whole is not known yet, without decoding it."""
         return is_unknown_as_a_whole(news.get("tasks"))
 
-    def _views_to_compare(self, olds: Mapping[str, Any],
-                          news: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    def _views_to_compare(
+        self, olds: Mapping[str, Any], news: Mapping[str, Any]
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
         """Text first: when no shared input that reaches the bodies changed, a task whose
         stored spec text is the same on both sides cannot have changed, so only the tasks whose
         texts differ (or that exist on one side only) are decoded and compared.
@@ -415,17 +471,25 @@ class BatchTaskSetProvider(_TaskProviderCore):
         tasks are the whole set's, its `unchanged` count only theirs.
         """
         old_texts, new_texts = olds.get("tasks"), news.get("tasks")
-        if (not isinstance(old_texts, Mapping) or not isinstance(new_texts, Mapping)
-                or any(not same(olds.get(name), news.get(name)) or is_unknown(news.get(name))
-                       for name in SHARED_BODY_INPUTS)):
+        if (
+            not isinstance(old_texts, Mapping)
+            or not isinstance(new_texts, Mapping)
+            or any(
+                not same(olds.get(name), news.get(name)) or is_unknown(news.get(name))
+                for name in SHARED_BODY_INPUTS
+            )
+        ):
             return self._view(olds), self._view(news)
-        differing = [task_id for task_id, text in new_texts.items()
-                     if old_texts.get(task_id) != text]
+        differing = [
+            task_id for task_id, text in new_texts.items() if old_texts.get(task_id) != text
+        ]
         differing += [task_id for task_id in old_texts if task_id not in new_texts]
         old_part = {task_id: old_texts[task_id] for task_id in differing if task_id in old_texts}
         new_part = {task_id: new_texts[task_id] for task_id in differing if task_id in new_texts}
-        return ({**olds, "tasks": decode_tasks(old_part)},
-                {**news, "tasks": decode_tasks(new_part)})
+        return (
+            {**olds, "tasks": decode_tasks(old_part)},
+            {**news, "tasks": decode_tasks(new_part)},
+        )
 
     def resource_id(self, props: Mapping[str, Any]) -> str:
         """Return `<job id>/<set name>`."""
@@ -489,11 +553,16 @@ class BatchTaskProvider(_TaskProviderCore):
             spec["command"] = live.get("commandLine", spec.get("command"))
             spec["image"] = live.get("containerSettings", {}).get("imageName", spec.get("image"))
         constraints = live.get("constraints") or {}
-        for field, rest in ((name, fields.BY_KEY[name].rest.removeprefix("constraints."))
-                            for name in fields.IN_PLACE_KEYS):
+        for field, rest in (
+            (name, fields.BY_KEY[name].rest.removeprefix("constraints."))
+            for name in fields.IN_PLACE_KEYS
+        ):
             # Constraints are the part of a task that can drift in place: take the live value.
-            if field in spec and rest in constraints and not body_matches(spec[field],
-                                                                          constraints[rest]):
+            if (
+                field in spec
+                and rest in constraints
+                and not body_matches(spec[field], constraints[rest])
+            ):
                 spec[field] = constraints[rest]
         outs = {**props, "jobId": job_id, "taskId": live.get("id", task_id), "task": spec}
         return ReadResult(f"{job_id}/{outs['taskId']}", outs, dict(outs))
@@ -548,7 +617,8 @@ class TaskTarget:
 def _options(opts: pulumi.ResourceOptions | None) -> pulumi.ResourceOptions:
     # Secret values passed in stay secrets in the state the provider returns.
     return pulumi.ResourceOptions.merge(
-        pulumi.ResourceOptions(additional_secret_outputs=["secrets"]), opts)
+        pulumi.ResourceOptions(additional_secret_outputs=["secrets"]), opts
+    )
 
 
 class BatchTaskSet(Resource, module="batch", name="TaskSet"):
@@ -571,11 +641,19 @@ class BatchTaskSet(Resource, module="batch", name="TaskSet"):
     jobId: pulumi.Output[str]  # Pulumi output names follow the inputs
     tasks: pulumi.Output[dict]
 
-    def __init__(self, name: str, target: TaskTarget, tasks: Mapping[str, Mapping[str, Any]],
-                 secrets: pulumi.Input[Mapping[str, str]] | None = None,
-                 opts: pulumi.ResourceOptions | None = None) -> None:
-        props = {**target.inputs(secrets), "setName": name,
-                 "tasks": {task_id: encode_spec(spec) for task_id, spec in tasks.items()}}
+    def __init__(
+        self,
+        name: str,
+        target: TaskTarget,
+        tasks: Mapping[str, Mapping[str, Any]],
+        secrets: pulumi.Input[Mapping[str, str]] | None = None,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        props = {
+            **target.inputs(secrets),
+            "setName": name,
+            "tasks": {task_id: encode_spec(spec) for task_id, spec in tasks.items()},
+        }
         super().__init__(BatchTaskSetProvider(), name, props, _options(opts))
 
 
@@ -600,8 +678,14 @@ class BatchTask(Resource, module="batch", name="Task"):
     taskId: pulumi.Output[str]
     task: pulumi.Output[dict]
 
-    def __init__(self, name: str, target: TaskTarget, task_id: str, task: Mapping[str, Any],
-                 secrets: pulumi.Input[Mapping[str, str]] | None = None,
-                 opts: pulumi.ResourceOptions | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        target: TaskTarget,
+        task_id: str,
+        task: Mapping[str, Any],
+        secrets: pulumi.Input[Mapping[str, str]] | None = None,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
         props = {**target.inputs(secrets), "taskId": task_id, "task": dict(task)}
         super().__init__(BatchTaskProvider(), name, props, _options(opts))

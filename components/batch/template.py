@@ -113,8 +113,7 @@ def split_spec(spec: Mapping[str, Any]) -> tuple[str, dict[str, Any], VaryingVal
     placed = 1 + len(paths) + len(env_values) + (1 if depends_on else 0)
     if key.count(MARKER_STEM) != placed:
         return None  # the spec's own text holds the marker stem: build it the seed's way
-    values = VaryingValues(spec.get("command"), tuple(paths), tuple(env_values),
-                           depends_on or None)
+    values = VaryingValues(spec.get("command"), tuple(paths), tuple(env_values), depends_on or None)
     return key, shape, values
 
 
@@ -162,7 +161,8 @@ def _markers(values: VaryingValues) -> dict[str, Filler]:
         COMMAND_MARKER: lambda _task_id, values: _text(values.command),
         # dependsOn.taskIds is [marker]: the hole takes the ids, the brackets stay.
         DEPENDENCY_MARKER: lambda _task_id, values: json.dumps(
-            list(values.depends_on), separators=(",", ":"))[1:-1],
+            list(values.depends_on), separators=(",", ":")
+        )[1:-1],
     }
     for position, (index, _path) in enumerate(values.paths):
         markers[_path_marker(index)] = functools.partial(_path_text, position=position)
@@ -216,10 +216,12 @@ def _cut(text: str, values: VaryingValues) -> _Template | None:
         filler = _hole_filler(token, markers)
         if filler is None:
             return None
-        if token == f'"{DEPENDENCY_MARKER}"' and (text[match.start() - 1:match.start()] != "["
-                                                  or text[match.end():match.end() + 1] != "]"):
+        if token == f'"{DEPENDENCY_MARKER}"' and (
+            text[match.start() - 1 : match.start()] != "["
+            or text[match.end() : match.end() + 1] != "]"
+        ):
             return None
-        pieces.append(text[position:match.start()])
+        pieces.append(text[position : match.start()])
         holes.append(filler)
         position = match.end()
     pieces.append(text[position:])
@@ -234,8 +236,7 @@ _PROBE_TEXT = 'probe "quoted" \\ back/slash \u00e9\u2603'
 _PROBE_PATH = 'probe "quoted" \u00e9\u2603'
 
 
-def _probe(shape: Mapping[str, Any], values: VaryingValues) -> tuple[dict[str, Any],
-                                                                       VaryingValues]:
+def _probe(shape: Mapping[str, Any], values: VaryingValues) -> tuple[dict[str, Any], VaryingValues]:
     """Return a spec of the shape with probe values, and those values."""
     spec = dict(shape)
     spec["command"] = f"{_PROBE_TEXT} command"
@@ -254,8 +255,9 @@ def _probe(shape: Mapping[str, Any], values: VaryingValues) -> tuple[dict[str, A
     return spec, VaryingValues(spec["command"], paths, env, depends_on)
 
 
-def _make_template(reference: TaskBodyBuilder, shape: Mapping[str, Any],
-                   values: VaryingValues) -> _Template | None:
+def _make_template(
+    reference: TaskBodyBuilder, shape: Mapping[str, Any], values: VaryingValues
+) -> _Template | None:
     """Build a shape's body through the reference builder, cut it at its markers, and keep it
     only if it gives the reference's body for probe values as well."""
     try:
@@ -281,8 +283,9 @@ def _values_pass_seed_checks(task_id: str, values: VaryingValues) -> bool:
     if any(rules.BLOB_PATH.problem(path) for _index, path in values.paths):
         return False
     depends_on = values.depends_on
-    return depends_on is None or (isinstance(depends_on, list | tuple)
-                                  and all(isinstance(item, str) for item in depends_on))
+    return depends_on is None or (
+        isinstance(depends_on, list | tuple) and all(isinstance(item, str) for item in depends_on)
+    )
 
 
 class TemplateBodyBuilder:

@@ -22,8 +22,11 @@ def _limited_repr() -> reprlib.Repr:
 
 def shown(value: Any) -> str:
     """Return the repr of a bad value, shortened to MAX_SHOWN characters (bounded work)."""
-    text = repr(value) if isinstance(value, str | int | float | bool | None) else \
-        _limited_repr().repr(value)
+    text = (
+        repr(value)
+        if isinstance(value, str | int | float | bool | None)
+        else _limited_repr().repr(value)
+    )
     return text if len(text) <= MAX_SHOWN else text[: MAX_SHOWN - 3] + "..."
 
 

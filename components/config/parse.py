@@ -60,8 +60,9 @@ def _secure_problem(value: Mapping[Any, Any]) -> str | None:
 class _Stack:
     """What the job checks need to know about the rest of the stack."""
 
-    def __init__(self, problems: Problems, raw_keys: Collection[str],
-                 secure: Collection[str]) -> None:
+    def __init__(
+        self, problems: Problems, raw_keys: Collection[str], secure: Collection[str]
+    ) -> None:
         self.problems = problems
         self.raw_keys = raw_keys
         self.secure = secure
@@ -88,12 +89,19 @@ class _Stack:
         if key in schema.TOP:
             self.problems.add(path, "names a setting, not a secret", key)
         elif key not in self.raw_keys and key not in self.secure:
-            self.problems.add(path, f"names {PREFIX}{key}, which is not in the stack config "
-                                    f"(set it with: pulumi config set --secret {key} <value>)",
-                              key)
+            self.problems.add(
+                path,
+                f"names {PREFIX}{key}, which is not in the stack config "
+                f"(set it with: pulumi config set --secret {key} <value>)",
+                key,
+            )
         elif key not in self.secure:
-            self.problems.add(path, f"names {PREFIX}{key}, which is not a secret (set it with: "
-                                    f"pulumi config set --secret {key} <value>)", key)
+            self.problems.add(
+                path,
+                f"names {PREFIX}{key}, which is not a secret (set it with: "
+                f"pulumi config set --secret {key} <value>)",
+                key,
+            )
 
 
 class _Fields:
@@ -131,11 +139,15 @@ def _check_fields(fields: Mapping[str, Any], path: str, stack: _Stack) -> None:
             # Compared as the container runtime reads them: //data/./x/ is /data/x.
             first = targets.setdefault(rules.normalise_mount_target(target), index)
             if first != index:
-                stack.problems.add(f"{mount_path}.target", f"repeats the target of mounts[{first}]"
-                                   " (the same folder once normalised)", target)
+                stack.problems.add(
+                    f"{mount_path}.target",
+                    f"repeats the target of mounts[{first}] (the same folder once normalised)",
+                    target,
+                )
     for index, output in enumerate(get(fields, "outputs", [])):
-        stack.container(get(output, "container"),
-                        f"{item(child(path, 'outputs'), index)}.container", write=True)
+        stack.container(
+            get(output, "container"), f"{item(child(path, 'outputs'), index)}.container", write=True
+        )
     for name, key in get(fields, "secretEnv", {}).items():
         if key is not INVALID:
             stack.secret(key, child(child(path, "secretEnv"), name))
@@ -150,32 +162,44 @@ def _check_merged(merged: _Fields, path: str, stack: _Stack) -> None:
     slots = merged.get("requiredSlots")
     if slots is not None and slots > stack.task_slots:
         stated = "" if stack.task_slots_stated else ", the default; state the pool's value there"
-        problems.add(merged.paths["requiredSlots"], f"is more than batch.pool.taskSlotsPerNode "
-                                                    f"({stack.task_slots}{stated}): a task "
-                                                    "that needs more slots than a node has "
-                                                    "never runs", slots)
+        problems.add(
+            merged.paths["requiredSlots"],
+            f"is more than batch.pool.taskSlotsPerNode "
+            f"({stack.task_slots}{stated}): a task "
+            "that needs more slots than a node has "
+            "never runs",
+            slots,
+        )
     secret_env = merged.get("secretEnv") or {}
     for name in secret_env:
         if name in merged.env:
-            problems.add(child(merged.paths["secretEnv"], name),
-                         f"is also set in env ({merged.env[name][1]})")
+            problems.add(
+                child(merged.paths["secretEnv"], name),
+                f"is also set in env ({merged.env[name][1]})",
+            )
 
 
-def _spec(task_id: str, merged: _Fields, logs: dict[str, str] | None,
-          rendered: Mapping[str, Any]) -> dict[str, Any]:
+def _spec(
+    task_id: str, merged: _Fields, logs: dict[str, str] | None, rendered: Mapping[str, Any]
+) -> dict[str, Any]:
     """Assemble a TaskSpec: camelCase, defaults merged, empty values left out."""
     out: dict[str, Any] = {"id": task_id}
     for key in _SPEC_ORDER:
         value = rendered[key] if key in rendered else merged.values.get(key)
         if key == "env":
-            value = rendered.get("env") or {name: scalar_text(text)
-                                             for name, (text, _) in merged.env.items()}
+            value = rendered.get("env") or {
+                name: scalar_text(text) for name, (text, _) in merged.env.items()
+            }
         elif key == "mounts" and value:
-            value = [{"source": mount["source"], "target": mount["target"]} for mount in value
-                     if mount is not INVALID]
+            value = [
+                {"source": mount["source"], "target": mount["target"]}
+                for mount in value
+                if mount is not INVALID
+            ]
         elif key == "outputs" and value and "outputs" not in rendered:
-            value = [_output(output, output.get("path")) for output in value
-                     if output is not INVALID]
+            value = [
+                _output(output, output.get("path")) for output in value if output is not INVALID
+            ]
         elif isinstance(value, dict | list) and key not in rendered:
             # Defaults are shared by every task; each spec gets its own copy.
             value = copy.copy(value)
@@ -221,19 +245,34 @@ class _Job:
         if uses_dependencies:
             return
         for path in self.on_failure_paths:
-            self.problems.add(path, f"has no effect: no task of job {self.job_id!r} has "
-                                    "dependsOn, and Batch takes a dependency action only in a "
-                                    "job that uses task dependencies")
+            self.problems.add(
+                path,
+                f"has no effect: no task of job {self.job_id!r} has "
+                "dependsOn, and Batch takes a dependency action only in a "
+                "job that uses task dependencies",
+            )
 
-    def add(self, task_id: str, origin: str, where: str, id_path: str, depends: list[str],
-            depends_path: str, cap_key: str | None = None) -> None:
+    def add(
+        self,
+        task_id: str,
+        origin: str,
+        where: str,
+        id_path: str,
+        depends: list[str],
+        depends_path: str,
+        cap_key: str | None = None,
+    ) -> None:
         """Record a task; `origin` says where it was declared, `where` how a sweep made it."""
         lower = task_id.lower()
         if lower in self.by_lower:
             other, other_origin = self.by_lower[lower]
-            self.problems.add(id_path, f"repeats task id {other!r} of {other_origin}; task ids "
-                                       f"are unique in a job, ignoring case{where}",
-                              task_id, cap_key=cap_key)
+            self.problems.add(
+                id_path,
+                f"repeats task id {other!r} of {other_origin}; task ids "
+                f"are unique in a job, ignoring case{where}",
+                task_id,
+                cap_key=cap_key,
+            )
             return
         self.by_lower[lower] = (task_id, origin)
         self.ids.append(task_id)
@@ -248,19 +287,27 @@ class _Job:
             used = used or bool(depends)
             task_id = self.ids[number]
             if sum(map(len, depends)) + len(depends) - 1 > MAX_DEPENDS_ON_CHARS:
-                self.problems.add(path, f"lists {len(depends)} task ids; Batch accepts at most "
-                                        f"{MAX_DEPENDS_ON_CHARS} characters of them{where}")
+                self.problems.add(
+                    path,
+                    f"lists {len(depends)} task ids; Batch accepts at most "
+                    f"{MAX_DEPENDS_ON_CHARS} characters of them{where}",
+                )
             for dep in depends:
                 if dep == task_id:
-                    self.problems.add(path, f"makes task {task_id!r} depend on itself{where}",
-                                      dep, cap_key=path)
+                    self.problems.add(
+                        path, f"makes task {task_id!r} depend on itself{where}", dep, cap_key=path
+                    )
                 elif dep in index:
                     edges[number].append(index[dep])
                 elif not self.incomplete:
                     close = self.by_lower.get(dep.lower())
                     hint = f"; did you mean {close[0]!r}?" if close else ""
-                    self.problems.add(path, f"names no task of job {self.job_id!r}{hint}{where}",
-                                      dep, cap_key=path)
+                    self.problems.add(
+                        path,
+                        f"names no task of job {self.job_id!r}{hint}{where}",
+                        dep,
+                        cap_key=path,
+                    )
         for cycle in _cycles(edges):
             names = " -> ".join(self.ids[number] for number in [*cycle, cycle[0]])
             self.problems.add(self.depends[cycle[0]][1], f"makes a dependency cycle: {names}")
@@ -319,7 +366,7 @@ def _cycles(edges: list[list[int]]) -> list[list[int]]:
             seen[node] = len(walk)
             walk.append(node)
             node = next(target for target in edges[node] if target in members)
-        cycles.append(walk[seen[node]:])
+        cycles.append(walk[seen[node] :])
     return cycles
 
 
@@ -333,10 +380,16 @@ def _storage(cleaned: Any, stack: _Stack) -> StorageConfig | None:
         if name is None:
             continue
         if name in stack.access:
-            first = next(number for number, other in enumerate(cleaned["containers"])
-                         if get(other, "name") == name)
-            stack.problems.add(f"{item(f'{path}.containers', index)}.name",
-                               f"repeats the container of containers[{first}]", name)
+            first = next(
+                number
+                for number, other in enumerate(cleaned["containers"])
+                if get(other, "name") == name
+            )
+            stack.problems.add(
+                f"{item(f'{path}.containers', index)}.name",
+                f"repeats the container of containers[{first}]",
+                name,
+            )
             continue
         stack.access[name] = get(entry, "access", "write")
         containers.append(ContainerConfig(name, stack.access[name]))
@@ -358,12 +411,15 @@ def _registry(cleaned: Any, problems: Problems) -> RegistryConfig | None:
     server, resource_id = cleaned["server"], get(cleaned, "resourceId")
     host = server.split(":", 1)[0].lower()
     if resource_id and host.endswith(".azurecr.io"):
-        name = (rules.arm_id_parts(resource_id)[2]
-                if rules.REGISTRY_ID.fullmatch(resource_id) else "")
+        name = (
+            rules.arm_id_parts(resource_id)[2] if rules.REGISTRY_ID.fullmatch(resource_id) else ""
+        )
         if name.lower() != host.split(".", 1)[0]:
-            problems.add(f"{PREFIX}registry.resourceId",
-                         f"names registry {name!r}, but registry.server is {server!r}",
-                         resource_id)
+            problems.add(
+                f"{PREFIX}registry.resourceId",
+                f"names registry {name!r}, but registry.server is {server!r}",
+                resource_id,
+            )
     return RegistryConfig(server, resource_id)
 
 
@@ -377,9 +433,13 @@ def _batch(cleaned: Any, stack: _Stack) -> BatchConfig | None:
         match = rules.BATCH_ENDPOINT.fullmatch(endpoint)
         host = endpoint.removeprefix("https://").split("/", 1)[0].split(":", 1)[0].lower()
         if match and ".batch." in host and match.group(1).lower() != account:
-            problems.add(f"{path}.endpoint", f"is not the endpoint of batch.account {account!r} "
-                                             f"(expected https://{account}.<region>.batch."
-                                             "azure.com)", endpoint)
+            problems.add(
+                f"{path}.endpoint",
+                f"is not the endpoint of batch.account {account!r} "
+                f"(expected https://{account}.<region>.batch."
+                "azure.com)",
+                endpoint,
+            )
     pool = get(cleaned, "pool")
     if not isinstance(pool, dict):
         return None
@@ -394,25 +454,40 @@ def _batch(cleaned: Any, stack: _Stack) -> BatchConfig | None:
         # together; a custom image needs its own node agent SKU, and the other way round.
         for key, other in (("image", "nodeAgentSkuId"), ("nodeAgentSkuId", "image")):
             if key in pool and other not in pool:
-                problems.add(child(pool_path, other), f"is required when {key} is given (an "
-                             "image and its node agent SKU go together; leave both out for "
-                             "the default Ubuntu 22.04 image)")
+                problems.add(
+                    child(pool_path, other),
+                    f"is required when {key} is given (an "
+                    "image and its node agent SKU go together; leave both out for "
+                    "the default Ubuntu 22.04 image)",
+                )
     else:
         for key in _POOL_CREATE_ONLY:
             if key in pool:
                 problems.add(child(pool_path, key), "is only used when create is true")
     image = get(pool, "image")
     if image is not None:
-        image = {key: get(image, key, "latest" if key == "version" else None)
-                 for key in ("publisher", "offer", "sku", "version")}
+        image = {
+            key: get(image, key, "latest" if key == "version" else None)
+            for key in ("publisher", "offer", "sku", "version")
+        }
     slots = get(pool, "taskSlotsPerNode")
     stack.task_slots, stack.task_slots_stated = slots or 1, slots is not None
     pool_id = get(pool, "id")
     if endpoint is None or pool_id is None:
         return None
-    return BatchConfig(account, endpoint, PoolConfig(
-        pool_id, create, get(pool, "vmSize"), get(pool, "maxNodes", 1 if create else None),
-        image, get(pool, "nodeAgentSkuId"), slots))
+    return BatchConfig(
+        account,
+        endpoint,
+        PoolConfig(
+            pool_id,
+            create,
+            get(pool, "vmSize"),
+            get(pool, "maxNodes", 1 if create else None),
+            image,
+            get(pool, "nodeAgentSkuId"),
+            slots,
+        ),
+    )
 
 
 def _logs(cleaned: Any, job_id: str, path: str, stack: _Stack) -> dict[str, str] | None:
@@ -422,8 +497,15 @@ def _logs(cleaned: Any, job_id: str, path: str, stack: _Stack) -> dict[str, str]
     return {"container": cleaned["container"], "subdir": get(cleaned, "subdir", job_id)}
 
 
-def _plain_task(task: dict[str, Any], defaults: Any, path: str, defaults_path: str,
-                logs: dict[str, str] | None, job: _Job, stack: _Stack) -> dict[str, Any] | None:
+def _plain_task(
+    task: dict[str, Any],
+    defaults: Any,
+    path: str,
+    defaults_path: str,
+    logs: dict[str, str] | None,
+    job: _Job,
+    stack: _Stack,
+) -> dict[str, Any] | None:
     _check_fields(task, path, stack)
     merged = _Fields()
     if isinstance(defaults, dict):
@@ -445,15 +527,28 @@ def _plain_task(task: dict[str, Any], defaults: Any, path: str, defaults_path: s
     return spec
 
 
-def _sweep(sweep: dict[str, Any], defaults: Any, path: str, defaults_path: str,
-           logs: dict[str, str] | None, job: _Job, stack: _Stack) -> SweepConfig | None:
+def _sweep(
+    sweep: dict[str, Any],
+    defaults: Any,
+    path: str,
+    defaults_path: str,
+    logs: dict[str, str] | None,
+    job: _Job,
+    stack: _Stack,
+) -> SweepConfig | None:
     problems = stack.problems
     _check_fields(sweep, path, stack)
     merged = _Fields()
     if isinstance(defaults, dict):
         merged.take(defaults, defaults_path)
-    merged.take({key: value for key, value in sweep.items()
-                 if key not in ("taskId", "matrix", "include", "exclude")}, path)
+    merged.take(
+        {
+            key: value
+            for key, value in sweep.items()
+            if key not in ("taskId", "matrix", "include", "exclude")
+        },
+        path,
+    )
     _check_merged(merged, path, stack)
     job.note_on_failure(merged)
     matrix = get(sweep, "matrix")
@@ -461,8 +556,9 @@ def _sweep(sweep: dict[str, Any], defaults: Any, path: str, defaults_path: str,
         job.incomplete = True
         return None
     axes = {axis: number for number, axis in enumerate(matrix)}
-    combos = expand_matrix(matrix, get(sweep, "include", []), get(sweep, "exclude", []), path,
-                           problems)
+    combos = expand_matrix(
+        matrix, get(sweep, "include", []), get(sweep, "exclude", []), path, problems
+    )
 
     def compiled(text: Any, text_path: str) -> Template | None:
         if not isinstance(text, str):
@@ -471,21 +567,36 @@ def _sweep(sweep: dict[str, Any], defaults: Any, path: str, defaults_path: str,
 
     id_text = get(sweep, "taskId")
     task_id = compiled(id_text, f"{path}.taskId") if id_text is not None else None
-    command = (compiled(merged.get("command"), merged.paths["command"])
-               if "command" in merged.values else None)
-    env = {name: (compiled(text, text_path), text_path)
-           for name, (text, text_path) in merged.env.items()}
+    command = (
+        compiled(merged.get("command"), merged.paths["command"])
+        if "command" in merged.values
+        else None
+    )
+    env = {
+        name: (compiled(text, text_path), text_path)
+        for name, (text, text_path) in merged.env.items()
+    }
     outputs_path = merged.paths.get("outputs", "")
-    outputs = [(index, output,
-                compiled(output["pattern"], f"{item(outputs_path, index)}.pattern")
-                if get(output, "pattern") is not None else None,
-                compiled(output["path"], f"{item(outputs_path, index)}.path")
-                if get(output, "path") is not None else None)
-               for index, output in enumerate(merged.get("outputs") or [])
-               if output is not INVALID]
+    outputs = [
+        (
+            index,
+            output,
+            compiled(output["pattern"], f"{item(outputs_path, index)}.pattern")
+            if get(output, "pattern") is not None
+            else None,
+            compiled(output["path"], f"{item(outputs_path, index)}.path")
+            if get(output, "path") is not None
+            else None,
+        )
+        for index, output in enumerate(merged.get("outputs") or [])
+        if output is not INVALID
+    ]
     depends_path = merged.paths.get("dependsOn", f"{path}.dependsOn")
-    depends = [compiled(dep, item(depends_path, index))
-               for index, dep in enumerate(merged.get("dependsOn") or []) if dep is not INVALID]
+    depends = [
+        compiled(dep, item(depends_path, index))
+        for index, dep in enumerate(merged.get("dependsOn") or [])
+        if dep is not INVALID
+    ]
     if combos is None or task_id is None:
         job.incomplete = True
         return None
@@ -499,38 +610,63 @@ def _sweep(sweep: dict[str, Any], defaults: Any, path: str, defaults_path: str,
         produced = task_id.render(texts)
         if rules.BATCH_ID.problem(produced):
             job.incomplete = True
-            problems.add(id_path, f"makes an invalid task id: "
-                                  f"{rules.BATCH_ID.problem(produced)}{where}",
-                         produced, cap_key=id_path)
+            problems.add(
+                id_path,
+                f"makes an invalid task id: {rules.BATCH_ID.problem(produced)}{where}",
+                produced,
+                cap_key=id_path,
+            )
             continue
         rendered: dict[str, Any] = {}
         if command is not None and not command.constant:
             rendered["command"] = command.render(texts)
             if not rendered["command"].strip():
-                problems.add(merged.paths["command"], f"makes an empty command{where}",
-                             rendered["command"], cap_key=merged.paths["command"])
-        rendered["env"] = {name: template.render(texts) for name, (template, _) in env.items()
-                           if template is not None}
+                problems.add(
+                    merged.paths["command"],
+                    f"makes an empty command{where}",
+                    rendered["command"],
+                    cap_key=merged.paths["command"],
+                )
+        rendered["env"] = {
+            name: template.render(texts)
+            for name, (template, _) in env.items()
+            if template is not None
+        }
         if outputs:
             rendered["outputs"] = []
             for index, output, pattern_template, template in outputs:
                 out_path = template.render(texts) if template is not None else None
-                pattern = (pattern_template.render(texts) if pattern_template is not None
-                           else get(output, "pattern"))
-                for key, rule, text in (("path", rules.BLOB_PATH, out_path),
-                                        ("pattern", rules.OUTPUT_PATTERN, pattern)):
+                pattern = (
+                    pattern_template.render(texts)
+                    if pattern_template is not None
+                    else get(output, "pattern")
+                )
+                for key, rule, text in (
+                    ("path", rules.BLOB_PATH, out_path),
+                    ("pattern", rules.OUTPUT_PATTERN, pattern),
+                ):
                     problem = rule.problem(text) if text is not None else None
                     if problem:
                         where_path = f"{item(outputs_path, index)}.{key}"
-                        problems.add(where_path, f"makes a bad {key}: {problem}{where}", text,
-                                     cap_key=where_path)
+                        problems.add(
+                            where_path,
+                            f"makes a bad {key}: {problem}{where}",
+                            text,
+                            cap_key=where_path,
+                        )
                 rendered["outputs"].append(_output({**output, "pattern": pattern}, out_path))
-        produced_depends = [template.render(texts) for template in depends
-                            if template is not None]
+        produced_depends = [template.render(texts) for template in depends if template is not None]
         if produced_depends:
             rendered["dependsOn"] = produced_depends
-        job.add(produced, f"{path} ({described})", where, id_path,
-                produced_depends, depends_path, cap_key=id_path)
+        job.add(
+            produced,
+            f"{path} ({described})",
+            where,
+            id_path,
+            produced_depends,
+            depends_path,
+            cap_key=id_path,
+        )
         specs.append((produced, rendered))
     sweep_id = get(sweep, "id")
     if problems or sweep_id is None:
@@ -553,8 +689,11 @@ def _job(cleaned: dict[str, Any], path: str, stack: _Stack) -> JobConfig | None:
     tasks = []
     for index, task in enumerate(get(cleaned, "tasks", [])):
         if isinstance(task, dict):
-            tasks.append(_plain_task(task, defaults, item(f"{path}.tasks", index),
-                                     defaults_path, logs, job, stack))
+            tasks.append(
+                _plain_task(
+                    task, defaults, item(f"{path}.tasks", index), defaults_path, logs, job, stack
+                )
+            )
     sweeps = []
     sweep_names: dict[str, int] = {}
     for index, sweep in enumerate(get(cleaned, "sweeps", [])):
@@ -563,15 +702,17 @@ def _job(cleaned: dict[str, Any], path: str, stack: _Stack) -> JobConfig | None:
         sweep_path = item(f"{path}.sweeps", index)
         name = get(sweep, "id")
         if name is not None and sweep_names.setdefault(name.lower(), index) != index:
-            stack.problems.add(f"{sweep_path}.id", f"repeats the id of "
-                                                   f"sweeps[{sweep_names[name.lower()]}]", name)
+            stack.problems.add(
+                f"{sweep_path}.id", f"repeats the id of sweeps[{sweep_names[name.lower()]}]", name
+            )
         sweeps.append(_sweep(sweep, defaults, sweep_path, defaults_path, logs, job, stack))
     uses_dependencies = job.check_dependencies()
     job.check_on_failure(uses_dependencies)
     constraints = get(cleaned, "constraints")
     if isinstance(constraints, dict):
-        constraints = {key: value for key, value in constraints.items()
-                       if value is not INVALID} or None
+        constraints = {
+            key: value for key, value in constraints.items() if value is not INVALID
+        } or None
     if stack.problems or job_id is None:
         return None
     return JobConfig(
@@ -597,14 +738,19 @@ def _jobs(cleaned: Any, stack: _Stack) -> list[JobConfig | None]:
         path = item(f"{PREFIX}jobs", index)
         job_id = get(job, "id")
         if job_id is not None and names.setdefault(job_id.lower(), index) != index:
-            stack.problems.add(f"{path}.id", f"repeats the id of jobs[{names[job_id.lower()]}] "
-                                             "(job ids are unique ignoring case)", job_id)
+            stack.problems.add(
+                f"{path}.id",
+                f"repeats the id of jobs[{names[job_id.lower()]}] "
+                "(job ids are unique ignoring case)",
+                job_id,
+            )
         jobs.append(_job(job, path, stack))
     return jobs
 
 
-def parse_stack_config(raw: Mapping[str, Any], location: str | None = None,
-                       secure_keys: Collection[str] | None = None) -> StackConfig:
+def parse_stack_config(
+    raw: Mapping[str, Any], location: str | None = None, secure_keys: Collection[str] | None = None
+) -> StackConfig:
     """Validate a stack's `batchtasks:` settings and resolve its jobs' tasks.
 
     Parameters
@@ -645,9 +791,12 @@ def parse_stack_config(raw: Mapping[str, Any], location: str | None = None,
     for key, value in raw.items():
         if key in schema.TOP:
             if key in secure:
-                problems.add(f"{PREFIX}{key}", "is a secret; settings are plain values "
-                                               "(a secret belongs in its own key, named by a "
-                                               "task's secretEnv)")
+                problems.add(
+                    f"{PREFIX}{key}",
+                    "is a secret; settings are plain values "
+                    "(a secret belongs in its own key, named by a "
+                    "task's secretEnv)",
+                )
             else:
                 cleaned[key] = clean(value, schema.TOP[key], f"{PREFIX}{key}", problems)
     for key, spec in schema.TOP.items():
@@ -664,16 +813,29 @@ def parse_stack_config(raw: Mapping[str, Any], location: str | None = None,
     jobs = _jobs(cleaned.get("jobs", []), stack)
     for key in raw:
         if key not in schema.TOP and key not in stack.secret_refs:
-            close = difflib.get_close_matches(key, list(schema.TOP), n=1) if isinstance(
-                key, str) else []
+            close = (
+                difflib.get_close_matches(key, list(schema.TOP), n=1)
+                if isinstance(key, str)
+                else []
+            )
             hint = f"; did you mean {close[0]!r}?" if close else ""
-            problems.add(f"{PREFIX}{key}", f"unknown key{hint} (expected one of: "
-                                           f"{', '.join(schema.TOP)}; a key holding a secret "
-                                           "must be named by some task's secretEnv)")
+            problems.add(
+                f"{PREFIX}{key}",
+                f"unknown key{hint} (expected one of: "
+                f"{', '.join(schema.TOP)}; a key holding a secret "
+                "must be named by some task's secretEnv)",
+            )
     if problems or storage is None or identity is None or batch is None or location is None:
         raise ConfigError(problems.result())
-    return StackConfig(get(cleaned, "resourceGroup"), location, storage, identity, registry,
-                       batch, tuple(job for job in jobs if job is not None))
+    return StackConfig(
+        get(cleaned, "resourceGroup"),
+        location,
+        storage,
+        identity,
+        registry,
+        batch,
+        tuple(job for job in jobs if job is not None),
+    )
 
 
 def load_stack_file(path: str | Path) -> StackConfig:
@@ -719,8 +881,7 @@ def load_stack_text(text: str) -> StackConfig:
     ConfigError
         If the text is not YAML, or listing every problem of its settings.
     """
-    bad = next((index for index, char in enumerate(text) if "\udc80" <= char <= "\udcff"),
-               None)
+    bad = next((index for index, char in enumerate(text) if "\udc80" <= char <= "\udcff"), None)
     if bad is not None:
         line = text.count("\n", 0, bad) + 1
         raise ConfigError([ConfigProblem("config", f"is not UTF-8 text (line {line})")])
@@ -734,15 +895,22 @@ def load_stack_text(text: str) -> StackConfig:
     if config is None:
         config = {}
     if not isinstance(config, Mapping):
-        raise ConfigError([ConfigProblem("config", "must be a mapping of keys to values (the "
-                                                   "stack file's config: block)")])
+        raise ConfigError(
+            [
+                ConfigProblem(
+                    "config", "must be a mapping of keys to values (the stack file's config: block)"
+                )
+            ]
+        )
     raw: dict[str, Any] = {}
     problems = Problems()
     location = None
     for key, value in config.items():
         if not isinstance(key, str) or ":" not in key:
-            problems.add(child("config", key), f"is not namespaced (write {PREFIX}{key} for a "
-                                               "setting of this project)")
+            problems.add(
+                child("config", key),
+                f"is not namespaced (write {PREFIX}{key} for a setting of this project)",
+            )
         elif key == schema.LOCATION_KEY:
             location = value
         elif key.startswith(PREFIX):
@@ -753,8 +921,9 @@ def load_stack_text(text: str) -> StackConfig:
     except ConfigError as error:
         # A value the reader already refused is not reported twice.
         refused = {problem.path for problem in read_problems}
-        raise ConfigError([*found, *(problem for problem in error.problems
-                                     if problem.path not in refused)]) from None
+        raise ConfigError(
+            [*found, *(problem for problem in error.problems if problem.path not in refused)]
+        ) from None
     if found:
         raise ConfigError(found)
     return stack

@@ -46,8 +46,9 @@ class Problems:
         self._counts: dict[str, int] = {}
         self._paths: dict[str, str] = {}
 
-    def add(self, path: str, message: str, value: Any = INVALID, *,
-            cap_key: str | None = None) -> None:
+    def add(
+        self, path: str, message: str, value: Any = INVALID, *, cap_key: str | None = None
+    ) -> None:
         """Record a problem; `value` (left out for a missing key or a secret) is quoted."""
         if cap_key is not None:
             count = self._counts[cap_key] = self._counts.get(cap_key, 0) + 1
@@ -62,8 +63,11 @@ class Problems:
         out = list(self._seen)
         for key, count in self._counts.items():
             if count > self.CAP:
-                out.append(ConfigProblem(self._paths[key],
-                                         f"... and {count - self.CAP} more like the above"))
+                out.append(
+                    ConfigProblem(
+                        self._paths[key], f"... and {count - self.CAP} more like the above"
+                    )
+                )
         return out
 
     def __bool__(self) -> bool:
@@ -115,8 +119,9 @@ def _string(value: Any, spec: Field, path: str, problems: Problems) -> Any:
     return rule.canonical(value) if rule.choices else value
 
 
-def clean(value: Any, spec: Field, path: str, problems: Problems,
-          pending: Pending | None = None) -> Any:
+def clean(
+    value: Any, spec: Field, path: str, problems: Problems, pending: Pending | None = None
+) -> Any:
     """Check a raw value against its field and return it cleaned, or INVALID.
 
     Parameters
@@ -172,8 +177,10 @@ def clean(value: Any, spec: Field, path: str, problems: Problems,
             problems.add(path, f"must have at least {spec.min_items} item(s)", value)
             return INVALID
         assert spec.item is not None
-        return [clean(entry, spec.item, item(path, index), problems, pending)
-                for index, entry in enumerate(value)]
+        return [
+            clean(entry, spec.item, item(path, index), problems, pending)
+            for index, entry in enumerate(value)
+        ]
     if not isinstance(value, Mapping):
         problems.add(path, "must be a mapping of keys to values", value)
         return INVALID
@@ -182,8 +189,9 @@ def clean(value: Any, spec: Field, path: str, problems: Problems,
     return _object(value, spec, path, problems, pending)
 
 
-def _map(value: Mapping[Any, Any], spec: Field, path: str, problems: Problems,
-         pending: Pending | None) -> Any:
+def _map(
+    value: Mapping[Any, Any], spec: Field, path: str, problems: Problems, pending: Pending | None
+) -> Any:
     if len(value) < spec.min_items:
         problems.add(path, f"must have at least {spec.min_items} entry", value)
         return INVALID
@@ -199,8 +207,9 @@ def _map(value: Mapping[Any, Any], spec: Field, path: str, problems: Problems,
     return out
 
 
-def _object(value: Mapping[Any, Any], spec: Field, path: str, problems: Problems,
-            pending: Pending | None) -> Any:
+def _object(
+    value: Mapping[Any, Any], spec: Field, path: str, problems: Problems, pending: Pending | None
+) -> Any:
     fields = spec.fields or {}
     out: dict[str, Any] = {}
     for key, entry in value.items():
@@ -215,7 +224,10 @@ def _object(value: Mapping[Any, Any], spec: Field, path: str, problems: Problems
         given = [key for key in spec.exactly_one if key in value]
         if len(given) != 1:
             names = " or ".join(spec.exactly_one)
-            rule = (f"must give one of {names}" if not given
-                    else f"must give only one of {', '.join(given)}")
+            rule = (
+                f"must give one of {names}"
+                if not given
+                else f"must give only one of {', '.join(given)}"
+            )
             problems.add(path, rule)
     return out

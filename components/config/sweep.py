@@ -35,8 +35,7 @@ class Template:
 
     def render(self, texts: Sequence[str]) -> str:
         """Return the string for one combination, given its axis values as text."""
-        return "".join(texts[piece] if isinstance(piece, int) else piece
-                       for piece in self.pieces)
+        return "".join(texts[piece] if isinstance(piece, int) else piece for piece in self.pieces)
 
     @property
     def constant(self) -> bool:
@@ -44,8 +43,9 @@ class Template:
         return all(isinstance(piece, str) for piece in self.pieces)
 
 
-def compile_template(text: str, axes: Mapping[str, int], path: str,
-                     problems: Problems) -> Template | None:
+def compile_template(
+    text: str, axes: Mapping[str, int], path: str, problems: Problems
+) -> Template | None:
     """Split a template into literal text and axis positions.
 
     Parameters
@@ -68,8 +68,9 @@ def compile_template(text: str, axes: Mapping[str, int], path: str,
     try:
         parsed = list(string.Formatter().parse(text))
     except ValueError as error:
-        problems.add(path, f"is not a valid template ({error}; write {{{{ and }}}} for "
-                           "literal braces)", text)
+        problems.add(
+            path, f"is not a valid template ({error}; write {{{{ and }}}} for literal braces)", text
+        )
         return None
     ok = True
     for literal, name, spec, conversion in parsed:
@@ -78,21 +79,31 @@ def compile_template(text: str, axes: Mapping[str, int], path: str,
         if name is None:
             continue
         if spec or conversion or not name.isidentifier():
-            problems.add(path, "may only use plain {axis} placeholders (write {{ and }} for "
-                               "literal braces)", text)
+            problems.add(
+                path,
+                "may only use plain {axis} placeholders (write {{ and }} for literal braces)",
+                text,
+            )
             ok = False
         elif name not in axes:
-            problems.add(path, f"uses {{{name}}}, which is not an axis of the matrix "
-                               f"(axes: {', '.join(axes)})", text)
+            problems.add(
+                path,
+                f"uses {{{name}}}, which is not an axis of the matrix (axes: {', '.join(axes)})",
+                text,
+            )
             ok = False
         else:
             pieces.append(axes[name])
     return Template(tuple(pieces)) if ok else None
 
 
-def expand_matrix(matrix: Mapping[str, list[Any]], include: Sequence[Any],
-                  exclude: Sequence[Any], path: str,
-                  problems: Problems) -> list[tuple[Any, ...]] | None:
+def expand_matrix(
+    matrix: Mapping[str, list[Any]],
+    include: Sequence[Any],
+    exclude: Sequence[Any],
+    path: str,
+    problems: Problems,
+) -> list[tuple[Any, ...]] | None:
     """Return the combinations of a sweep, in order.
 
     The cartesian product of the axes, in the order written, less every combination that
@@ -128,15 +139,20 @@ def expand_matrix(matrix: Mapping[str, list[Any]], include: Sequence[Any],
                 continue
             earlier = first.setdefault(scalar_text(value), index)
             if earlier != index:
-                problems.add(item(child(f"{path}.matrix", axis), index),
-                             f"repeats item {earlier} of the axis", value)
+                problems.add(
+                    item(child(f"{path}.matrix", axis), index),
+                    f"repeats item {earlier} of the axis",
+                    value,
+                )
                 usable = False
     if not usable or not axes:
         return None
     size = math.prod(len(values) for values in matrix.values())
     if size > MAX_COMBINATIONS:
-        problems.add(f"{path}.matrix", f"makes {size} combinations; a sweep may have at most "
-                                       f"{MAX_COMBINATIONS}")
+        problems.add(
+            f"{path}.matrix",
+            f"makes {size} combinations; a sweep may have at most {MAX_COMBINATIONS}",
+        )
         return None
     combinations = list(itertools.product(*matrix.values()))
     keys = [tuple(scalar_text(value) for value in combo) for combo in combinations]
@@ -147,8 +163,11 @@ def expand_matrix(matrix: Mapping[str, list[Any]], include: Sequence[Any],
         wanted = _assignment(entry, position, entry_path, problems)
         if wanted is None:
             continue
-        matched = [number for number, key in enumerate(keys)
-                   if all(key[axis] == text for axis, text in wanted)]
+        matched = [
+            number
+            for number, key in enumerate(keys)
+            if all(key[axis] == text for axis, text in wanted)
+        ]
         if not matched:
             problems.add(entry_path, "matches no combination of the matrix", entry)
         dropped.update(matched)
@@ -161,8 +180,11 @@ def expand_matrix(matrix: Mapping[str, list[Any]], include: Sequence[Any],
             continue
         missing = [axis for axis in axes if axis not in entry]
         if missing:
-            problems.add(entry_path, f"must give a value for every axis (missing: "
-                                     f"{', '.join(missing)})", entry)
+            problems.add(
+                entry_path,
+                f"must give a value for every axis (missing: {', '.join(missing)})",
+                entry,
+            )
             continue
         combo = tuple(entry[axis] for axis in axes)
         key = tuple(scalar_text(value) for value in combo)
@@ -170,14 +192,18 @@ def expand_matrix(matrix: Mapping[str, list[Any]], include: Sequence[Any],
             present.add(key)
             result.append(combo)
     if not result:
-        problems.add(f"{path}.exclude", "removes every combination of the matrix, so the sweep "
-                                        "would make no task (remove the sweep instead)")
+        problems.add(
+            f"{path}.exclude",
+            "removes every combination of the matrix, so the sweep "
+            "would make no task (remove the sweep instead)",
+        )
         return None
     return result
 
 
-def _assignment(entry: Any, position: Mapping[str, int], path: str,
-                problems: Problems) -> list[tuple[int, str]] | None:
+def _assignment(
+    entry: Any, position: Mapping[str, int], path: str, problems: Problems
+) -> list[tuple[int, str]] | None:
     if not isinstance(entry, dict):
         return None
     wanted = []
@@ -185,8 +211,9 @@ def _assignment(entry: Any, position: Mapping[str, int], path: str,
         if not isinstance(value, str | int | float | bool):
             return None
         if axis not in position:
-            problems.add(child(path, axis), f"is not an axis of the matrix (axes: "
-                                            f"{', '.join(position)})")
+            problems.add(
+                child(path, axis), f"is not an axis of the matrix (axes: {', '.join(position)})"
+            )
             return None
         wanted.append((position[axis], scalar_text(value)))
     return wanted

@@ -46,8 +46,7 @@ EXPANSION_FACTOR = 10
 
 _TAG = "tag:yaml.org,2002:"
 _NULLS = {"", "~", "null", "Null", "NULL"}
-_BOOLS = {"true": True, "True": True, "TRUE": True, "false": False, "False": False,
-          "FALSE": False}
+_BOOLS = {"true": True, "True": True, "TRUE": True, "false": False, "False": False, "FALSE": False}
 _SPECIAL_FLOATS = {
     **{text: math.inf for text in (".inf", ".Inf", ".INF", "+.inf", "+.Inf", "+.INF")},
     **{text: -math.inf for text in ("-.inf", "-.Inf", "-.INF")},
@@ -121,8 +120,12 @@ def as_program_sees(value: Any) -> Any:
     Go writes a whole float below 1e21 without a fraction (1.0 -> 1), which JSON readers turn
     into an integer.
     """
-    if isinstance(value, float) and math.isfinite(value) and value.is_integer() and abs(
-            value) < 1e21:
+    if (
+        isinstance(value, float)
+        and math.isfinite(value)
+        and value.is_integer()
+        and abs(value) < 1e21
+    ):
         return int(value)
     return value
 
@@ -151,14 +154,18 @@ def scalar_problem(text: str, value: Any) -> str | None:
     if value is None or isinstance(value, str):
         return None
     if isinstance(value, float) and not math.isfinite(value):
-        return (f"is read as the number {text}, which the Pulumi CLI cannot pass to the "
-                f"program (JSON has no such number): quote it ('{text}')")
+        return (
+            f"is read as the number {text}, which the Pulumi CLI cannot pass to the "
+            f"program (JSON has no such number): quote it ('{text}')"
+        )
     seen = _text(as_program_sees(value))
     if seen == text:
         return None
     kind = "boolean" if isinstance(value, bool) else "number"
-    return (f"is read as the {kind} {seen} (YAML 1.2, as the Pulumi CLI reads it), so the "
-            f"program would see {seen}: quote it ('{text}') to keep the text, or write {seen}")
+    return (
+        f"is read as the {kind} {seen} (YAML 1.2, as the Pulumi CLI reads it), so the "
+        f"program would see {seen}: quote it ('{text}') to keep the text, or write {seen}"
+    )
 
 
 class _Merge:
@@ -213,8 +220,11 @@ class _Reader:
         raise YamlFileError(ConfigProblem(path or "config", message))
 
     def _expecting_key(self) -> bool:
-        return bool(self.stack) and isinstance(self.stack[-1].value, dict) and \
-            not self.stack[-1].has_key
+        return (
+            bool(self.stack)
+            and isinstance(self.stack[-1].value, dict)
+            and not self.stack[-1].has_key
+        )
 
     def _path(self) -> str:
         """Return the key path of the node about to be added."""
@@ -237,9 +247,12 @@ class _Reader:
         self.nodes += 1
         self.expanded += size
         if self.expanded > MAX_EXPANSION + EXPANSION_FACTOR * self.nodes:
-            self.fail(path, f"makes aliases expand the file beyond {self.expanded} values; at "
-                            f"most {MAX_EXPANSION} plus {EXPANSION_FACTOR} per value written "
-                            "are read")
+            self.fail(
+                path,
+                f"makes aliases expand the file beyond {self.expanded} values; at "
+                f"most {MAX_EXPANSION} plus {EXPANSION_FACTOR} per value written "
+                "are read",
+            )
 
     def add(self, value: Any, size: int, mark: Any, merge: bool = False) -> None:
         """Put a finished node into its parent (as a key, a value or an item)."""
@@ -255,9 +268,13 @@ class _Reader:
             if merge:
                 value = _MERGE
             elif not isinstance(value, str):
-                self.problems.append(ConfigProblem(
-                    parent.path or "config", f"has a key at line {mark.line + 1} that is not "
-                                             f"text ({shown(value)}): quote it"))
+                self.problems.append(
+                    ConfigProblem(
+                        parent.path or "config",
+                        f"has a key at line {mark.line + 1} that is not "
+                        f"text ({shown(value)}): quote it",
+                    )
+                )
                 value = _BadKey()
             parent.key, parent.has_key, parent.key_line = value, True, mark.line + 1
             return
@@ -269,9 +286,13 @@ class _Reader:
             return
         if key in parent.lines:
             path = str(key) if parent.names_bare else child(parent.path, key)
-            self.problems.append(ConfigProblem(
-                path, f"is given twice in one mapping (lines {parent.lines[key]} and "
-                      f"{parent.key_line}); the Pulumi CLI refuses duplicate keys"))
+            self.problems.append(
+                ConfigProblem(
+                    path,
+                    f"is given twice in one mapping (lines {parent.lines[key]} and "
+                    f"{parent.key_line}); the Pulumi CLI refuses duplicate keys",
+                )
+            )
             return
         parent.lines[key] = parent.key_line
         parent.value[key] = value
@@ -304,16 +325,20 @@ class _Reader:
         if tag is None or tag in ("!", f"{_TAG}str"):
             return text
         name = tag.removeprefix(_TAG)
-        kinds: dict[str, Any] = {"int": int, "float": (int, float), "bool": bool,
-                                 "null": type(None)}
+        kinds: dict[str, Any] = {
+            "int": int,
+            "float": (int, float),
+            "bool": bool,
+            "null": type(None),
+        }
         if tag.startswith(_TAG) and name in kinds:
             value = resolve_plain(text) if text else None
-            if isinstance(value, kinds[name]) and (name == "bool" or not isinstance(value,
-                                                                                   bool)):
+            if isinstance(value, kinds[name]) and (name == "bool" or not isinstance(value, bool)):
                 return float(value) if name == "float" else value
             self.fail(path, f"{text!r} is not a valid !!{name}")
-        self.fail(path, f"uses the tag {tag}, which a stack file cannot hold (quote the value "
-                        "instead)")
+        self.fail(
+            path, f"uses the tag {tag}, which a stack file cannot hold (quote the value instead)"
+        )
         return None
 
     def start(self, event: MappingStartEvent | SequenceStartEvent) -> None:
@@ -326,14 +351,20 @@ class _Reader:
             self.fail(path, f"uses the tag {tag}, which a stack file cannot hold")
         self.grow(1, path)
         root = not self.stack
-        config = (len(self.stack) == 1 and self.stack[0].has_key
-                  and self.stack[0].key == "config")
+        config = len(self.stack) == 1 and self.stack[0].has_key and self.stack[0].key == "config"
         if self._setting_level():
             checked = self.checked(path)
         else:
             checked = bool(self.stack) and self.stack[-1].checked
-        self.stack.append(_Frame({} if mapping else [], "config" if config else path,
-                                 event.anchor, checked, names_bare=root or config))
+        self.stack.append(
+            _Frame(
+                {} if mapping else [],
+                "config" if config else path,
+                event.anchor,
+                checked,
+                names_bare=root or config,
+            )
+        )
 
     def end(self, event: Any) -> None:
         frame = self.stack.pop()
@@ -374,9 +405,13 @@ class _BoundedScanner(Scanner):
     def fetch_flow_collection_start(self, TokenClass: Any, to_push: str) -> None:
         if len(self.flow_context) >= MAX_DEPTH:
             mark = self.reader.get_mark()
-            raise YamlFileError(ConfigProblem(
-                "config", f"nests [ and {{ more than {MAX_DEPTH} levels deep (line "
-                          f"{mark.line + 1}, column {mark.column + 1})"))
+            raise YamlFileError(
+                ConfigProblem(
+                    "config",
+                    f"nests [ and {{ more than {MAX_DEPTH} levels deep (line "
+                    f"{mark.line + 1}, column {mark.column + 1})",
+                )
+            )
         super().fetch_flow_collection_start(TokenClass, to_push)
 
 
@@ -419,15 +454,19 @@ def read_yaml(text: str, checked: Callable[[str], bool]) -> tuple[Any, list[Conf
             elif isinstance(event, DocumentStartEvent):
                 reader.documents += 1
                 if reader.documents > 1:
-                    reader.fail("config", f"starts a second YAML document at line "
-                                          f"{event.start_mark.line + 1}; a stack file is one "
-                                          "document")
+                    reader.fail(
+                        "config",
+                        f"starts a second YAML document at line "
+                        f"{event.start_mark.line + 1}; a stack file is one "
+                        "document",
+                    )
     except MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         reason = error.problem or error.context or "cannot be parsed"
-        raise YamlFileError(ConfigProblem("config", f"is not valid YAML{where}: {reason}")
-                            ) from None
+        raise YamlFileError(
+            ConfigProblem("config", f"is not valid YAML{where}: {reason}")
+        ) from None
     except YAMLError as error:
         raise YamlFileError(ConfigProblem("config", f"is not valid YAML: {error}")) from None
     return reader.result, reader.problems

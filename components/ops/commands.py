@@ -31,61 +31,102 @@ def add_commands(commands: argparse._SubParsersAction, add_source: AddSource) ->
         Adds the `--stack` / `--config-file` choice, as `preview` has it.
     """
     status = commands.add_parser(
-        "status", help="show what Batch has run of the declared jobs; watch or wait for them",
+        "status",
+        help="show what Batch has run of the declared jobs; watch or wait for them",
         description="Per job: its state, declared tasks, tasks by state, declared tasks "
-                    "missing from Batch and undeclared ones; per failed task its exit code, "
-                    "failure, retries, node, times and logs. Exit codes with --wait: 0 every "
-                    "declared task succeeded, 1 some failed or are missing, 3 timeout.")
+        "missing from Batch and undeclared ones; per failed task its exit code, "
+        "failure, retries, node, times and logs. Exit codes with --wait: 0 every "
+        "declared task succeeded, 1 some failed or are missing, 3 timeout.",
+    )
     add_source(status)
     status.add_argument("--job", help="only this job")
-    status.add_argument("--format", choices=("table", "json", "markdown"), default="table",
-                        help="output format (default: table)")
-    status.add_argument("--watch", action="store_true",
-                        help="refresh until every job is done (a live view on a terminal, "
-                             "plain lines otherwise)")
-    status.add_argument("--wait", action="store_true",
-                        help="block until every declared task has completed; the exit code "
-                             "says how they ended")
-    status.add_argument("--timeout", metavar="DURATION",
-                        help="with --wait or --watch: give up after this ISO 8601 duration "
-                             "(PT30M, PT2H, P1D); exit 3")
-    status.add_argument("--interval", type=float, default=15.0, metavar="SECONDS",
-                        help="seconds between reads while watching (default: 15)")
-    status.add_argument("--check-ids", action="store_true",
-                        help="list task ids even when the counts match the declaration")
+    status.add_argument(
+        "--format",
+        choices=("table", "json", "markdown"),
+        default="table",
+        help="output format (default: table)",
+    )
+    status.add_argument(
+        "--watch",
+        action="store_true",
+        help="refresh until every job is done (a live view on a terminal, plain lines otherwise)",
+    )
+    status.add_argument(
+        "--wait",
+        action="store_true",
+        help="block until every declared task has completed; the exit code says how they ended",
+    )
+    status.add_argument(
+        "--timeout",
+        metavar="DURATION",
+        help="with --wait or --watch: give up after this ISO 8601 duration "
+        "(PT30M, PT2H, P1D); exit 3",
+    )
+    status.add_argument(
+        "--interval",
+        type=float,
+        default=15.0,
+        metavar="SECONDS",
+        help="seconds between reads while watching (default: 15)",
+    )
+    status.add_argument(
+        "--check-ids",
+        action="store_true",
+        help="list task ids even when the counts match the declaration",
+    )
 
     logs = commands.add_parser(
-        "logs", help="print a task's stdout or stderr (from its node, else the log upload)",
+        "logs",
+        help="print a task's stdout or stderr (from its node, else the log upload)",
         description="Read a task's stdout or stderr from its node while the task's files are "
-                    "there (Batch's task file API), else from the job's log upload in blob "
-                    "storage. Says which it read. Exit codes: 0 printed, 1 no logs.")
+        "there (Batch's task file API), else from the job's log upload in blob "
+        "storage. Says which it read. Exit codes: 0 printed, 1 no logs.",
+    )
     add_source(logs)
     logs.add_argument("job", metavar="JOB", help="the job id")
     logs.add_argument("task", metavar="TASK", help="the task id")
     stream = logs.add_mutually_exclusive_group()
-    stream.add_argument("--stdout", dest="stream", action="store_const", const="stdout",
-                        help="standard output (the default)")
-    stream.add_argument("--stderr", dest="stream", action="store_const", const="stderr",
-                        help="standard error")
-    logs.add_argument("--follow", action="store_true",
-                      help="keep printing as the task writes, until it completes")
+    stream.add_argument(
+        "--stdout",
+        dest="stream",
+        action="store_const",
+        const="stdout",
+        help="standard output (the default)",
+    )
+    stream.add_argument(
+        "--stderr", dest="stream", action="store_const", const="stderr", help="standard error"
+    )
+    logs.add_argument(
+        "--follow", action="store_true", help="keep printing as the task writes, until it completes"
+    )
     logs.add_argument("--tail", type=int, metavar="N", help="only the last N lines")
-    logs.add_argument("--interval", type=float, default=2.0, metavar="SECONDS",
-                      help="seconds between reads with --follow (default: 2)")
+    logs.add_argument(
+        "--interval",
+        type=float,
+        default=2.0,
+        metavar="SECONDS",
+        help="seconds between reads with --follow (default: 2)",
+    )
 
     rerun = commands.add_parser(
-        "rerun", help="reactivate failed tasks (the declaration and Pulumi state stay as "
-                      "they are)",
+        "rerun",
+        help="reactivate failed tasks (the declaration and Pulumi state stay as they are)",
         description="Reactivate failed declared tasks with Batch's reactivate. A completed "
-                    "job cannot take them back: the stack-file edit that reruns it under a "
-                    "new id is shown instead. Asks before acting unless --yes. Exit codes: 0 "
-                    "done, 1 some task could not be reactivated.")
+        "job cannot take them back: the stack-file edit that reruns it under a "
+        "new id is shown instead. Asks before acting unless --yes. Exit codes: 0 "
+        "done, 1 some task could not be reactivated.",
+    )
     add_source(rerun)
-    rerun.add_argument("--failed", action="store_true", required=True,
-                       help="rerun the failed tasks (required: the only kind rerun takes)")
+    rerun.add_argument(
+        "--failed",
+        action="store_true",
+        required=True,
+        help="rerun the failed tasks (required: the only kind rerun takes)",
+    )
     rerun.add_argument("--job", help="only this job")
-    rerun.add_argument("--task", action="append", default=[], metavar="ID",
-                       help="only this task (repeatable)")
+    rerun.add_argument(
+        "--task", action="append", default=[], metavar="ID", help="only this task (repeatable)"
+    )
     rerun.add_argument("--dry-run", action="store_true", help="show what would be done")
     rerun.add_argument("--yes", action="store_true", help="do it without asking")
 
@@ -158,8 +199,10 @@ def run_command(args: argparse.Namespace, stack_file: StackFile) -> int:
         try:
             timeout = parse_duration(args.timeout).total_seconds()
         except ValueError:
-            return _usage(f"--timeout: {args.timeout!r} is not an ISO 8601 duration such as "
-                          "PT30M, PT2H or P1D")
+            return _usage(
+                f"--timeout: {args.timeout!r} is not an ISO 8601 duration such as "
+                "PT30M, PT2H or P1D"
+            )
     if args.command == "logs" and args.tail is not None and args.tail < 0:
         return _usage(f"--tail: {args.tail} must be 0 or more")
     if getattr(args, "interval", 1.0) <= 0:
@@ -170,22 +213,34 @@ def run_command(args: argparse.Namespace, stack_file: StackFile) -> int:
             if args.command == "status":
                 from batchtasks.ops.status import StatusOptions, run_status
 
-                options = StatusOptions(args.format, args.watch, args.wait, timeout,
-                                        args.interval, args.check_ids)
+                options = StatusOptions(
+                    args.format, args.watch, args.wait, timeout, args.interval, args.check_ids
+                )
                 return run_status(reader, jobs, options)
             if args.command == "logs":
                 from batchtasks.ops.logs import LogsOptions, run_logs
 
                 # JOB is positional for logs; it was checked with --job above.
-                return run_logs(reader, jobs[0], args.task, LogsOptions(
-                    args.stream or "stdout", args.follow, args.tail, args.interval))
+                return run_logs(
+                    reader,
+                    jobs[0],
+                    args.task,
+                    LogsOptions(args.stream or "stdout", args.follow, args.tail, args.interval),
+                )
             from batchtasks.ops.rerun import RerunOptions, run_rerun
 
-            return run_rerun(reader, stack, jobs, RerunOptions(
-                args.job, tuple(args.task), args.dry_run, args.yes), ask=_ask_terminal())
+            return run_rerun(
+                reader,
+                stack,
+                jobs,
+                RerunOptions(args.job, tuple(args.task), args.dry_run, args.yes),
+                ask=_ask_terminal(),
+            )
     except KeyboardInterrupt:
         return 130
     except (AzureError, TimeoutError) as error:
-        print(f"batchtasks: Batch at {stack.endpoint} could not be read: "
-              f"{error_message(error)}", file=sys.stderr)
+        print(
+            f"batchtasks: Batch at {stack.endpoint} could not be read: {error_message(error)}",
+            file=sys.stderr,
+        )
         return EXIT_SERVICE

@@ -34,8 +34,7 @@ class LogTarget:
 
     def url(self, task_id: str) -> str:
         """Return the declared blob URL of a task's log directory (public Azure cloud)."""
-        return (f"https://{self.account}.{BLOB_HOST_SUFFIX}/{self.container}/"
-                f"{self.prefix(task_id)}/")
+        return f"https://{self.account}.{BLOB_HOST_SUFFIX}/{self.container}/{self.prefix(task_id)}/"
 
 
 @dataclass(frozen=True)
@@ -93,8 +92,12 @@ def declared_job(job: JobConfig, account: str) -> DeclaredJob:
         Its id, task ids in file order, completion mode and log upload.
     """
     tasks = job.all_tasks()
-    return DeclaredJob(job.id, tuple(task["id"] for task in tasks), job.on_all_tasks_complete,
-                       _log_target(tasks, account))
+    return DeclaredJob(
+        job.id,
+        tuple(task["id"] for task in tasks),
+        job.on_all_tasks_complete,
+        _log_target(tasks, account),
+    )
 
 
 def declared_stack(config: StackConfig, path: Path) -> DeclaredStack:
@@ -113,8 +116,9 @@ def declared_stack(config: StackConfig, path: Path) -> DeclaredStack:
         The endpoint and the jobs.
     """
     account = config.storage.account
-    return DeclaredStack(path, config.batch.endpoint,
-                         tuple(declared_job(job, account) for job in config.jobs))
+    return DeclaredStack(
+        path, config.batch.endpoint, tuple(declared_job(job, account) for job in config.jobs)
+    )
 
 
 def read_declared(path: Path) -> DeclaredStack:

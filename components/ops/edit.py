@@ -39,7 +39,7 @@ def _jobs_block(lines: list[str]) -> tuple[int, str] | None:
     """Return the index of the `batchtasks:jobs:` line and the indent of its items."""
     for index, line in enumerate(lines):
         if re.match(r"^\s*batchtasks:jobs:\s*(#.*)?$", line):
-            for item in lines[index + 1:]:
+            for item in lines[index + 1 :]:
                 found = re.match(r"^(\s*)- ", item)
                 if found:
                     return index, found.group(1)
@@ -75,14 +75,20 @@ def rename_job(text: str, job_id: str, new_id: str) -> str | None:
         return None
     start, indent = block
     quoted = rf"(['\"]?){re.escape(job_id)}\2"
-    own_id = [re.compile(rf"^({re.escape(indent)}- +id: *){quoted}(\s*(#.*)?)$"),
-              re.compile(rf"^({re.escape(indent)}  +id: *){quoted}(\s*(#.*)?)$")]
+    own_id = [
+        re.compile(rf"^({re.escape(indent)}- +id: *){quoted}(\s*(#.*)?)$"),
+        re.compile(rf"^({re.escape(indent)}  +id: *){quoted}(\s*(#.*)?)$"),
+    ]
     in_item = False
     for index in range(start + 1, len(lines)):
         line = lines[index].rstrip("\r\n")
-        ending = lines[index][len(line):]
-        if line.strip() and not line.startswith(indent + " ") and not line.startswith(
-                indent + "-") and not line.strip().startswith("#"):
+        ending = lines[index][len(line) :]
+        if (
+            line.strip()
+            and not line.startswith(indent + " ")
+            and not line.startswith(indent + "-")
+            and not line.strip().startswith("#")
+        ):
             break  # the jobs block ended
         if line.startswith(indent + "-"):
             in_item = True
@@ -90,18 +96,28 @@ def rename_job(text: str, job_id: str, new_id: str) -> str | None:
         field = own_id[1].match(line) if in_item else None
         match = item_start or field
         # A field line counts only at the item's own key indent (two more than the dash).
-        if field and not item_start and len(field.group(1)) - len(field.group(1).lstrip()) != (
-                len(indent) + 2):
+        if (
+            field
+            and not item_start
+            and len(field.group(1)) - len(field.group(1).lstrip()) != (len(indent) + 2)
+        ):
             match = None
         if match:
-            lines[index] = f"{match.group(1)}{match.group(2)}{new_id}{match.group(2)}" \
-                           f"{match.group(3)}{ending}"
+            lines[index] = (
+                f"{match.group(1)}{match.group(2)}{new_id}{match.group(2)}{match.group(3)}{ending}"
+            )
             return "".join(lines)
     return None
 
 
 def edit_diff(text: str, edited: str, path: str) -> str:
     """Return a unified diff of a stack-file edit, for the user to apply."""
-    return "".join(difflib.unified_diff(text.splitlines(keepends=True),
-                                        edited.splitlines(keepends=True),
-                                        fromfile=f"a/{path}", tofile=f"b/{path}", n=2))
+    return "".join(
+        difflib.unified_diff(
+            text.splitlines(keepends=True),
+            edited.splitlines(keepends=True),
+            fromfile=f"a/{path}",
+            tofile=f"b/{path}",
+            n=2,
+        )
+    )

@@ -58,7 +58,7 @@ def upload_url(task: Mapping[str, Any], job: DeclaredJob, name: str) -> str | No
     for output in task.get("outputFiles") or ():
         if output.get("filePattern") != DEFAULT_LOG_FILE_PATTERN:
             continue
-        container = ((output.get("destination") or {}).get("container") or {})
+        container = (output.get("destination") or {}).get("container") or {}
         url = container.get("containerUrl")
         if url:
             path = (container.get("path") or "").strip("/")
@@ -68,8 +68,14 @@ def upload_url(task: Mapping[str, Any], job: DeclaredJob, name: str) -> str | No
     return None
 
 
-def choose_source(reader: Reader, job: DeclaredJob, task_id: str, task: Mapping[str, Any],
-                  name: str, credential: Callable[[], Any]) -> LogSource:
+def choose_source(
+    reader: Reader,
+    job: DeclaredJob,
+    task_id: str,
+    task: Mapping[str, Any],
+    name: str,
+    credential: Callable[[], Any],
+) -> LogSource:
     """Return the node file while it exists, else the blob upload; raise NoLogs saying why.
 
     Parameters
@@ -100,20 +106,25 @@ def choose_source(reader: Reader, job: DeclaredJob, task_id: str, task: Mapping[
     state = wire(task.get("state", ""))
     node = (task.get("nodeInfo") or {}).get("nodeId")
     if state == "active" and node is None:
-        raise NoLogs(f"task {task_id!r} of job {job.id!r} has not run yet (state active), so "
-                     "it has no logs")
+        raise NoLogs(
+            f"task {task_id!r} of job {job.id!r} has not run yet (state active), so it has no logs"
+        )
     node_file = NodeFile(reader, job.id, task_id, name, node)
     if node_file.size() is not None:
         return node_file
     if state in ("running", "preparing"):
         # Its node is there while it runs; the file just does not exist yet.
-        raise NoLogs(f"task {task_id!r} is {state} on node {node} and has not written {name} "
-                     "yet (--follow waits for it)")
+        raise NoLogs(
+            f"task {task_id!r} is {state} on node {node} and has not written {name} "
+            "yet (--follow waits for it)"
+        )
     url = upload_url({**task, "id": task_id}, job, name)
     if url is None:
-        raise NoLogs(f"the node no longer holds the files of task {task_id!r}, and job "
-                     f"{job.id!r} declares no log container (logs: in the stack file), so "
-                     "nothing was uploaded")
+        raise NoLogs(
+            f"the node no longer holds the files of task {task_id!r}, and job "
+            f"{job.id!r} declares no log container (logs: in the stack file), so "
+            "nothing was uploaded"
+        )
     blob = BlobFile(url, credential())
     from azure.core.exceptions import (
         ClientAuthenticationError,
@@ -124,23 +135,33 @@ def choose_source(reader: Reader, job: DeclaredJob, task_id: str, task: Mapping[
     try:
         found = blob.size()
     except ServiceRequestError as error:
-        raise NoLogs(f"the node no longer holds the files of task {task_id!r}, and blob "
-                     f"storage at {url} cannot be reached ({plain(error.message or error)})"
-                     ) from None
+        raise NoLogs(
+            f"the node no longer holds the files of task {task_id!r}, and blob "
+            f"storage at {url} cannot be reached ({plain(error.message or error)})"
+        ) from None
     except ClientAuthenticationError as error:
-        raise NoLogs(f"not allowed to read {url}: the identity needs Storage Blob Data Reader "
-                     f"on the log container ({plain(error.message or error)})") from None
+        raise NoLogs(
+            f"not allowed to read {url}: the identity needs Storage Blob Data Reader "
+            f"on the log container ({plain(error.message or error)})"
+        ) from None
     except HttpResponseError as error:
         if error.status_code == 403:
-            raise NoLogs(f"not allowed to read {url}: the identity needs Storage Blob Data "
-                         "Reader on the log container") from None
+            raise NoLogs(
+                f"not allowed to read {url}: the identity needs Storage Blob Data "
+                "Reader on the log container"
+            ) from None
         raise
     if found is None:
-        when = ("the upload happens when the task completes" if state != "completed" else
-                "the task completed but its upload is missing (the node may have been lost "
-                "before uploading, or the identity could not write)")
-        raise NoLogs(f"the node no longer holds the files of task {task_id!r} and there is no "
-                     f"log upload at {url}: {when}")
+        when = (
+            "the upload happens when the task completes"
+            if state != "completed"
+            else "the task completed but its upload is missing (the node may have been lost "
+            "before uploading, or the identity could not write)"
+        )
+        raise NoLogs(
+            f"the node no longer holds the files of task {task_id!r} and there is no "
+            f"log upload at {url}: {when}"
+        )
     return blob
 
 
@@ -149,10 +170,17 @@ def _write(out: BinaryIO, data: bytes) -> None:
     out.flush()
 
 
-def run_logs(reader: Reader, job: DeclaredJob, task_id: str, options: LogsOptions, *,
-             out: BinaryIO | None = None, err: TextIO | None = None,
-             credential: Callable[[], Any] | None = None,
-             clock: Clock | None = None) -> int:
+def run_logs(
+    reader: Reader,
+    job: DeclaredJob,
+    task_id: str,
+    options: LogsOptions,
+    *,
+    out: BinaryIO | None = None,
+    err: TextIO | None = None,
+    credential: Callable[[], Any] | None = None,
+    clock: Clock | None = None,
+) -> int:
     """Print a task's stdout or stderr, following it while the task runs if asked.
 
     Parameters
@@ -216,8 +244,11 @@ def run_logs(reader: Reader, job: DeclaredJob, task_id: str, options: LogsOption
         finished = task is None or wire(task.get("state", "")) == "completed"
         size_now = source.size()
         if size_now is None:
-            print("batchtasks: the node no longer holds the file; stopped following "
-                  "(try again for the log upload)", file=err)
+            print(
+                "batchtasks: the node no longer holds the file; stopped following "
+                "(try again for the log upload)",
+                file=err,
+            )
             return EXIT_OK
         if size_now > offset:
             _write(out, source.read(offset, size_now - 1))

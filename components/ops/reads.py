@@ -59,20 +59,26 @@ class Reader:
 
     def call(self, operation: Callable[[], T]) -> T:
         """Send one request with retries, counting each attempt."""
+
         def counted() -> T:
             self.requests += 1
             return operation()
 
         return call_with_retries(counted, self.policy)
 
-    def list_pages(self, job_id: str, *, filter: str | None = None,
-                   select: Sequence[str] | None = None) -> list[dict[str, Any]]:
+    def list_pages(
+        self, job_id: str, *, filter: str | None = None, select: Sequence[str] | None = None
+    ) -> list[dict[str, Any]]:
         """List a job's tasks (REST bodies), one counted request per page of 1,000."""
+
         def pages() -> list[dict[str, Any]]:
             found: list[dict[str, Any]] = []
             iterator: Iterator[Any] = self.client.list_tasks(
-                job_id, filter=filter, select=list(select) if select else None,
-                max_results=LIST_PAGE_SIZE).by_page()
+                job_id,
+                filter=filter,
+                select=list(select) if select else None,
+                max_results=LIST_PAGE_SIZE,
+            ).by_page()
             while True:
                 self.requests += 1
                 try:
@@ -131,8 +137,14 @@ class Reader:
         before = self.requests
         state = self.job_state(job.id)
         if state is None:
-            return JobReport(job, None, TaskCounts(), missing=job.task_ids, ids_checked=True,
-                             requests=self.requests - before)
+            return JobReport(
+                job,
+                None,
+                TaskCounts(),
+                missing=job.task_ids,
+                ids_checked=True,
+                requests=self.requests - before,
+            )
         raw = self.counts(job.id)
         preparing = 0
         if raw.get("running"):
@@ -148,5 +160,13 @@ class Reader:
         if checked:
             ids = [task["id"] for task in self.list_pages(job.id, select=["id"])]
             missing, undeclared = compare_ids(job, ids)
-        return JobReport(job, state, counts, missing, undeclared, checked, tuple(failures),
-                         requests=self.requests - before)
+        return JobReport(
+            job,
+            state,
+            counts,
+            missing,
+            undeclared,
+            checked,
+            tuple(failures),
+            requests=self.requests - before,
+        )

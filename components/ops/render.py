@@ -75,9 +75,14 @@ def _ids_note(job: JobReport) -> str:
 def job_row(job: JobReport) -> list[str]:
     """Return a job's summary cells: id, state, declared, counts, missing, undeclared."""
     counts = job.counts
-    return [job.id, job.state or "not in Batch", str(job.declared),
-            *(str(getattr(counts, name)) for name in COUNT_COLUMNS),
-            f"{len(job.missing)}{_ids_note(job)}", f"{len(job.undeclared)}{_ids_note(job)}"]
+    return [
+        job.id,
+        job.state or "not in Batch",
+        str(job.declared),
+        *(str(getattr(counts, name)) for name in COUNT_COLUMNS),
+        f"{len(job.missing)}{_ids_note(job)}",
+        f"{len(job.undeclared)}{_ids_note(job)}",
+    ]
 
 
 JOB_HEADER = ["job", "state", "declared", *COUNT_COLUMNS, "missing", "undeclared"]
@@ -87,22 +92,35 @@ FAILURE_HEADER = ["job", "task", "exit", "failure", "retries", "node", "start", 
 def failure_row(job: JobReport, task: FailedTask) -> list[str]:
     """Return a failed task's cells."""
     name = task.id if task.declared else f"{task.id} (undeclared)"
-    return [job.id, name, _exit(task), _failure_text(task), str(task.retries), task.node or "-",
-            when(task.start), when(task.end), logs_where(job, task)]
+    return [
+        job.id,
+        name,
+        _exit(task),
+        _failure_text(task),
+        str(task.retries),
+        task.node or "-",
+        when(task.start),
+        when(task.end),
+        logs_where(job, task),
+    ]
 
 
 def _aligned(header: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:
     table = [list(header), *([shorten(plain(cell)) for cell in row] for row in rows)]
     widths = [max(len(row[column]) for row in table) for column in range(len(header))]
-    return ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True))
-            .rstrip() for row in table]
+    return [
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in table
+    ]
 
 
 def _notes(report: StackReport) -> list[str]:
     notes = []
     if any(not job.ids_checked for job in report.jobs):
-        notes.append("* task counts match the declaration, so task ids were not listed "
-                     "(--check-ids lists them)")
+        notes.append(
+            "* task counts match the declaration, so task ids were not listed "
+            "(--check-ids lists them)"
+        )
     for job in report.jobs:
         if job.missing and job.state is not None:
             notes.append(f"{job.id}: missing from Batch: {shown_ids(job.missing)}")
@@ -131,8 +149,11 @@ def _md_table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]
 
 def render_markdown(report: StackReport, title: str = "batchtasks status") -> str:
     """Return status as Markdown: a summary line, a table of jobs, a table of failed tasks."""
-    verdict = ("all declared tasks succeeded" if report.succeeded else
-               "; ".join(report.problems()) or "in progress")
+    verdict = (
+        "all declared tasks succeeded"
+        if report.succeeded
+        else "; ".join(report.problems()) or "in progress"
+    )
     lines = [f"### {md(title)}", "", md(verdict, 2000), ""]
     lines += _md_table(JOB_HEADER, (job_row(job) for job in report.jobs))
     failures = [failure_row(job, task) for job in report.jobs for task in job.failures]
@@ -146,10 +167,19 @@ def render_markdown(report: StackReport, title: str = "batchtasks status") -> st
 
 
 def _failure_document(job: JobReport, task: FailedTask) -> dict[str, Any]:
-    return {"id": task.id, "declared": task.declared, "exitCode": task.exit_code,
-            "category": task.category, "code": task.code, "message": task.message,
-            "retries": task.retries, "node": task.node, "start": task.start, "end": task.end,
-            "logs": logs_where(job, task)}
+    return {
+        "id": task.id,
+        "declared": task.declared,
+        "exitCode": task.exit_code,
+        "category": task.category,
+        "code": task.code,
+        "message": task.message,
+        "retries": task.retries,
+        "node": task.node,
+        "start": task.start,
+        "end": task.end,
+        "logs": logs_where(job, task),
+    }
 
 
 def status_document(report: StackReport) -> dict[str, Any]:
@@ -157,15 +187,28 @@ def status_document(report: StackReport) -> dict[str, Any]:
     jobs = []
     for job in report.jobs:
         counts = {name: getattr(job.counts, name) for name in COUNT_COLUMNS}
-        jobs.append({
-            "id": job.id, "state": job.state, "declared": job.declared, "counts": counts,
-            "idsChecked": job.ids_checked, "missing": list(job.missing),
-            "undeclared": list(job.undeclared), "done": job.done, "succeeded": job.succeeded,
-            "failures": [_failure_document(job, task) for task in job.failures],
-            "requests": job.requests,
-        })
-    return {"done": report.done, "succeeded": report.succeeded, "problems": report.problems(),
-            "requests": report.requests, "jobs": jobs}
+        jobs.append(
+            {
+                "id": job.id,
+                "state": job.state,
+                "declared": job.declared,
+                "counts": counts,
+                "idsChecked": job.ids_checked,
+                "missing": list(job.missing),
+                "undeclared": list(job.undeclared),
+                "done": job.done,
+                "succeeded": job.succeeded,
+                "failures": [_failure_document(job, task) for task in job.failures],
+                "requests": job.requests,
+            }
+        )
+    return {
+        "done": report.done,
+        "succeeded": report.succeeded,
+        "problems": report.problems(),
+        "requests": report.requests,
+        "jobs": jobs,
+    }
 
 
 def render_json(report: StackReport) -> str:
@@ -182,6 +225,8 @@ def progress_line(job: JobReport) -> str:
     if job.state is None:
         return f"{job.id}: not in Batch"
     done = counts.completed
-    return (f"{job.id}: {job.state}, {done}/{job.declared} completed ({counts.succeeded} "
-            f"succeeded, {counts.failed} failed), {counts.running} running, {counts.preparing} "
-            f"preparing, {counts.active} waiting")
+    return (
+        f"{job.id}: {job.state}, {done}/{job.declared} completed ({counts.succeeded} "
+        f"succeeded, {counts.failed} failed), {counts.running} running, {counts.preparing} "
+        f"preparing, {counts.active} waiting"
+    )

@@ -124,14 +124,18 @@ class JobReport:
         """Whether nothing more will happen: every task ended, or the job cannot run more."""
         # Declared tasks missing from Batch will never run: they make the result a failure,
         # not a longer wait.
-        return self.state is None or self.state in ENDED_JOB_STATES or (
-            self.counts.incomplete == 0)
+        return self.state is None or self.state in ENDED_JOB_STATES or (self.counts.incomplete == 0)
 
     @property
     def succeeded(self) -> bool:
         """Whether every declared task exists and succeeded."""
-        return (self.state is not None and not self.missing and self.counts.failed == 0
-                and self.counts.incomplete == 0 and self.counts.succeeded >= self.declared)
+        return (
+            self.state is not None
+            and not self.missing
+            and self.counts.failed == 0
+            and self.counts.incomplete == 0
+            and self.counts.succeeded >= self.declared
+        )
 
     def problems(self) -> list[str]:
         """Return why this job has not (fully) succeeded, one line each, for summaries."""
@@ -142,11 +146,15 @@ class JobReport:
         if self.counts.failed:
             lines.append(f"job {self.id!r}: {self.counts.failed} task(s) failed")
         if self.missing:
-            lines.append(f"job {self.id!r}: {len(self.missing)} declared task(s) missing from "
-                         f"Batch: {shown_ids(self.missing)}")
+            lines.append(
+                f"job {self.id!r}: {len(self.missing)} declared task(s) missing from "
+                f"Batch: {shown_ids(self.missing)}"
+            )
         if self.state in ENDED_JOB_STATES and self.counts.incomplete:
-            lines.append(f"job {self.id!r} is {self.state} with {self.counts.incomplete} "
-                         "task(s) that never completed")
+            lines.append(
+                f"job {self.id!r} is {self.state} with {self.counts.incomplete} "
+                "task(s) that never completed"
+            )
         return lines
 
 
@@ -171,14 +179,16 @@ def task_counts(raw: Any, preparing: int = 0) -> TaskCounts:
     TaskCounts
         The counts.
     """
+
     def value(name: str) -> int:
         found = raw.get(name) if hasattr(raw, "get") else getattr(raw, name, 0)
         return int(found or 0)
 
     running = value("running")
     preparing = min(preparing, running)
-    return TaskCounts(value("active"), preparing, running - preparing, value("succeeded"),
-                      value("failed"))
+    return TaskCounts(
+        value("active"), preparing, running - preparing, value("succeeded"), value("failed")
+    )
 
 
 def failed_task(raw: dict[str, Any], job: DeclaredJob) -> FailedTask:
@@ -213,8 +223,9 @@ def failed_task(raw: dict[str, Any], job: DeclaredJob) -> FailedTask:
     )
 
 
-def compare_ids(job: DeclaredJob, present: Iterable[str]) -> tuple[tuple[str, ...],
-                                                                   tuple[str, ...]]:
+def compare_ids(
+    job: DeclaredJob, present: Iterable[str]
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """Return (declared ids Batch lacks, ids Batch has that are not declared), ignoring case.
 
     Parameters

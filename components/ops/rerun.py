@@ -132,9 +132,11 @@ def completed_job_advice(plan: JobPlan, stack: DeclaredStack) -> str:
         f"deletes job {job.id!r} with its task records (uploaded logs stay in blob storage).",
     ]
     if job.logs is not None:
-        lines.append(f"Logs go to {job.logs.container}/{job.logs.subdir}/<task>/; if the job "
-                     "sets logs.subdir, the new job's uploads replace the old ones there, so "
-                     "change it too to keep both.")
+        lines.append(
+            f"Logs go to {job.logs.container}/{job.logs.subdir}/<task>/; if the job "
+            "sets logs.subdir, the new job's uploads replace the old ones there, so "
+            "change it too to keep both."
+        )
     try:
         text = Path(stack.path).read_text(encoding="utf-8")
     except OSError:
@@ -154,8 +156,10 @@ def _describe(plans: Sequence[JobPlan]) -> list[str]:
             lines.append(f"job {plan.job.id!r}: not in Batch (run `pulumi up`)")
             continue
         if plan.reactivate and not plan.ended:
-            lines.append(f"job {plan.job.id!r}: reactivate {len(plan.reactivate)} failed "
-                         f"task(s): {shown_ids(plan.reactivate)}")
+            lines.append(
+                f"job {plan.job.id!r}: reactivate {len(plan.reactivate)} failed "
+                f"task(s): {shown_ids(plan.reactivate)}"
+            )
         elif not plan.reactivate:
             lines.append(f"job {plan.job.id!r}: no failed declared task to rerun")
         for task_id, reason in plan.skipped.items():
@@ -187,9 +191,11 @@ def reactivate(reader: Reader, job_id: str, task_ids: Sequence[str]) -> dict[str
             reader.call(lambda: reader.client.reactivate_task(job_id, task_id))
         except HttpResponseError as error:
             code = error_code(error)
-            reason = {"TaskNotCompleted": "it is running again already (not completed)",
-                      "TaskSucceeded": "it has succeeded since",
-                      "TaskNotFound": "it no longer exists"}.get(code or "")
+            reason = {
+                "TaskNotCompleted": "it is running again already (not completed)",
+                "TaskSucceeded": "it has succeeded since",
+                "TaskNotFound": "it no longer exists",
+            }.get(code or "")
             refused[task_id] = reason or plain(error_message(error))
 
     with ThreadPoolExecutor(max_workers=CONCURRENCY) as pool:
@@ -197,9 +203,16 @@ def reactivate(reader: Reader, job_id: str, task_ids: Sequence[str]) -> dict[str
     return refused
 
 
-def run_rerun(reader: Reader, stack: DeclaredStack, jobs: Sequence[DeclaredJob],
-              options: RerunOptions, *, out: TextIO | None = None, err: TextIO | None = None,
-              ask: Callable[[str], bool] | None = None) -> int:
+def run_rerun(
+    reader: Reader,
+    stack: DeclaredStack,
+    jobs: Sequence[DeclaredJob],
+    options: RerunOptions,
+    *,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
+    ask: Callable[[str], bool] | None = None,
+) -> int:
     """Plan, confirm and reactivate the failed tasks of the chosen jobs.
 
     Parameters
@@ -243,8 +256,11 @@ def run_rerun(reader: Reader, stack: DeclaredStack, jobs: Sequence[DeclaredJob],
         return status
     if not options.yes:
         if ask is None:
-            print(f"batchtasks: refusing to reactivate {count} task(s) without --yes: there is "
-                  "no terminal to ask for confirmation", file=err)
+            print(
+                f"batchtasks: refusing to reactivate {count} task(s) without --yes: there is "
+                "no terminal to ask for confirmation",
+                file=err,
+            )
             return EXIT_USAGE
         if not ask(f"Reactivate {count} task(s)? [y/N] "):
             print("nothing changed", file=out)
@@ -254,8 +270,10 @@ def run_rerun(reader: Reader, stack: DeclaredStack, jobs: Sequence[DeclaredJob],
         done = len(plan.reactivate) - len(refused)
         print(f"job {plan.job.id!r}: reactivated {done} task(s)", file=out)
         for task_id, reason in sorted(refused.items()):
-            print(f"batchtasks: job {plan.job.id!r}, task {task_id!r} not reactivated: {reason}",
-                  file=err)
+            print(
+                f"batchtasks: job {plan.job.id!r}, task {task_id!r} not reactivated: {reason}",
+                file=err,
+            )
         if refused:
             status = EXIT_REFUSED
     return status

@@ -15,8 +15,15 @@ from azure.core.exceptions import HttpResponseError
 from batchtasks.ops.reads import Reader
 
 # Task file errors that mean "the files are not on a node (any more)".
-FILES_GONE_CODES = frozenset({"TaskFilesUnavailable", "TaskFilesCleanedup", "NodeNotFound",
-                              "FileNotFound", "OperationInvalidForCurrentState"})
+FILES_GONE_CODES = frozenset(
+    {
+        "TaskFilesUnavailable",
+        "TaskFilesCleanedup",
+        "NodeNotFound",
+        "FileNotFound",
+        "OperationInvalidForCurrentState",
+    }
+)
 # How much of a file the first --tail read takes; doubled until enough lines are in.
 TAIL_CHUNK = 64 * 1024
 
@@ -78,8 +85,9 @@ class NodeFile:
         client = self.reader.client
         try:
             with quiet_failsafe_warnings():
-                properties = self.reader.call(lambda: client.get_task_file_properties(
-                    self.job_id, self.task_id, self.name))
+                properties = self.reader.call(
+                    lambda: client.get_task_file_properties(self.job_id, self.task_id, self.name)
+                )
         except HttpResponseError as error:
             # A HEAD answer carries no error body, so its code is unknown: 404 (node or file
             # gone) and 409 (files unavailable or cleaned up) both mean "not on a node".
@@ -91,8 +99,13 @@ class NodeFile:
     def read(self, start: int, end: int) -> bytes:
         """Return a byte range of the file (the service's ocp-range header)."""
         client = self.reader.client
-        return self.reader.call(lambda: b"".join(client.download_task_file(
-            self.job_id, self.task_id, self.name, ocp_range=f"bytes={start}-{end}")))
+        return self.reader.call(
+            lambda: b"".join(
+                client.download_task_file(
+                    self.job_id, self.task_id, self.name, ocp_range=f"bytes={start}-{end}"
+                )
+            )
+        )
 
 
 @dataclass
@@ -126,8 +139,7 @@ class BlobFile:
 
     def read(self, start: int, end: int) -> bytes:
         """Return a byte range of the blob."""
-        data: bytes = self._client().download_blob(offset=start,
-                                                   length=end - start + 1).readall()
+        data: bytes = self._client().download_blob(offset=start, length=end - start + 1).readall()
         return data
 
 

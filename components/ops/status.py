@@ -69,9 +69,15 @@ def read_status(reader: Reader, jobs: Sequence[DeclaredJob], check_ids: bool) ->
     return StackReport(reports, reader.requests - before)
 
 
-def run_status(reader: Reader, jobs: Sequence[DeclaredJob], options: StatusOptions, *,
-               out: TextIO | None = None, err: TextIO | None = None,
-               clock: Clock | None = None) -> int:
+def run_status(
+    reader: Reader,
+    jobs: Sequence[DeclaredJob],
+    options: StatusOptions,
+    *,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
+    clock: Clock | None = None,
+) -> int:
     """Show status once, or watch (and wait) until every job is done.
 
     Parameters
@@ -112,14 +118,15 @@ def run_status(reader: Reader, jobs: Sequence[DeclaredJob], options: StatusOptio
             if deadline is not None and now >= deadline:
                 timed_out = True
                 break
-            pause = options.interval if deadline is None else min(options.interval,
-                                                                  deadline - now)
+            pause = options.interval if deadline is None else min(options.interval, deadline - now)
             clock.sleep(max(pause, 0.0))
     out.write(render(report))
     if timed_out:
         left = sum(job.counts.incomplete for job in report.jobs)
-        print(f"batchtasks: timed out after {options.timeout:g} s with {left} task(s) not "
-              "completed", file=err)
+        print(
+            f"batchtasks: timed out after {options.timeout:g} s with {left} task(s) not completed",
+            file=err,
+        )
         return EXIT_TIMEOUT if options.wait else EXIT_OK
     if not options.wait:
         return EXIT_OK
@@ -132,6 +139,9 @@ def run_status(reader: Reader, jobs: Sequence[DeclaredJob], options: StatusOptio
         for task in job.failures:
             code = "-" if task.exit_code is None else task.exit_code
             reason = plain(task.message or task.code or "")
-            print(f"  {job.id}/{plain(task.id)}: exit {code}, {task.category or '-'}"
-                  f"{': ' + reason if reason else ''}", file=err)
+            print(
+                f"  {job.id}/{plain(task.id)}: exit {code}, {task.category or '-'}"
+                f"{': ' + reason if reason else ''}",
+                file=err,
+            )
     return EXIT_FAILED

@@ -23,8 +23,12 @@ class PlainView:
     def __enter__(self) -> PlainView:
         return self
 
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
-                 trace: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
         self.stream.flush()
 
     def update(self, report: StackReport) -> None:
@@ -44,17 +48,25 @@ class LiveView:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
         self.progress = Progress(
-            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
             TextColumn("{task.fields[detail]}"),
-            console=Console(file=stream), auto_refresh=False)
+            console=Console(file=stream),
+            auto_refresh=False,
+        )
         self.bars: dict[str, TaskID] = {}
 
     def __enter__(self) -> LiveView:
         self.progress.start()
         return self
 
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
-                 trace: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
         self.progress.refresh()
         self.progress.stop()
 
@@ -62,14 +74,21 @@ class LiveView:
         """Move each job's bar to its completed count and redraw."""
         for job in report.jobs:
             counts = job.counts
-            detail = (f"{job.state or 'not in Batch'}: {counts.failed} failed, "
-                      f"{counts.running} running, {counts.preparing} preparing, "
-                      f"{counts.active} waiting")
+            detail = (
+                f"{job.state or 'not in Batch'}: {counts.failed} failed, "
+                f"{counts.running} running, {counts.preparing} preparing, "
+                f"{counts.active} waiting"
+            )
             if job.id not in self.bars:
                 self.bars[job.id] = self.progress.add_task(
-                    plain(job.id), total=max(job.declared, counts.total), detail="")
-            self.progress.update(self.bars[job.id], completed=counts.completed,
-                                 total=max(job.declared, counts.total), detail=plain(detail))
+                    plain(job.id), total=max(job.declared, counts.total), detail=""
+                )
+            self.progress.update(
+                self.bars[job.id],
+                completed=counts.completed,
+                total=max(job.declared, counts.total),
+                detail=plain(detail),
+            )
         self.progress.refresh()
 
 

@@ -3,5 +3,12 @@
 from batchtasks.pin.images import ImageRef, ImageSite, find_images, parse_image, pin_text
 from batchtasks.pin.registry import PinError, resolve_digest
 
-__all__ = ["ImageRef", "ImageSite", "PinError", "find_images", "parse_image", "pin_text",
-           "resolve_digest"]
+__all__ = [
+    "ImageRef",
+    "ImageSite",
+    "PinError",
+    "find_images",
+    "parse_image",
+    "pin_text",
+    "resolve_digest",
+]

@@ -13,8 +13,7 @@ from batchtasks.pin.registry import PinError, resolve_digest
 EXIT_OK, EXIT_MOVED_OR_FAILED = 0, 1
 
 
-def run_pin(path: Path, check: bool,
-            resolve: Callable[[ImageRef], str] = resolve_digest) -> int:
+def run_pin(path: Path, check: bool, resolve: Callable[[ImageRef], str] = resolve_digest) -> int:
     """Pin every task image of a stack file to its digest, or check the pins.
 
     Parameters
@@ -58,12 +57,15 @@ def run_pin(path: Path, check: bool,
         if not (moved or unpinned or failures):
             print(f"{len(digests)} image(s) pinned and current")
         return EXIT_MOVED_OR_FAILED if moved or unpinned or failures else EXIT_OK
-    changed = {image: digest for image, digest in digests.items()
-               if parse_image(image).digest != digest}
+    changed = {
+        image: digest for image, digest in digests.items() if parse_image(image).digest != digest
+    }
     new_text, skipped = pin_text(text, changed)
     for key in skipped:
-        print(f"batchtasks: {key}: a block scalar; write the image on one line to pin it",
-              file=sys.stderr)
+        print(
+            f"batchtasks: {key}: a block scalar; write the image on one line to pin it",
+            file=sys.stderr,
+        )
     if new_text != text:
         path.write_text(new_text, encoding="utf-8")
     for image, digest in changed.items():

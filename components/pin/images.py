@@ -70,8 +70,7 @@ def parse_image(text: str) -> ImageRef:
         host, path = DOCKER_HUB, name
         if "/" not in path:
             path = f"library/{path}"
-    repository, _, tag = path.rpartition(":") if ":" in path.rsplit("/", 1)[-1] else (
-        path, "", "")
+    repository, _, tag = path.rpartition(":") if ":" in path.rsplit("/", 1)[-1] else (path, "", "")
     return ImageRef(host, repository, tag or "latest", digest or None, name)
 
 
@@ -117,12 +116,25 @@ def find_images(text: str) -> list[ImageSite]:
         path = _path_of(stack)
         if isinstance(event, ScalarEvent):
             if _is_image(path):
-                sites.append(ImageSite(_shown(path), event.value, event.start_mark.index,
-                                       event.end_mark.index, event.style))
+                sites.append(
+                    ImageSite(
+                        _shown(path),
+                        event.value,
+                        event.start_mark.index,
+                        event.end_mark.index,
+                        event.style,
+                    )
+                )
             _advance(stack)
         else:
-            stack.append(["map" if isinstance(event, MappingStartEvent) else "seq", path,
-                          0, isinstance(event, MappingStartEvent)])
+            stack.append(
+                [
+                    "map" if isinstance(event, MappingStartEvent) else "seq",
+                    path,
+                    0,
+                    isinstance(event, MappingStartEvent),
+                ]
+            )
     return sites
 
 
@@ -147,8 +159,9 @@ def _is_image(path: tuple[object, ...]) -> bool:
     if len(path) < 5 or path[:2] != ("config", "batchtasks:jobs") or path[-1] != "image":
         return False
     holder = path[3:-1]
-    return (holder == ("defaults",)) or (len(holder) == 2 and holder[0] in ("tasks", "sweeps")
-                                         and isinstance(holder[1], int))
+    return (holder == ("defaults",)) or (
+        len(holder) == 2 and holder[0] in ("tasks", "sweeps") and isinstance(holder[1], int)
+    )
 
 
 def _shown(path: tuple[object, ...]) -> str:
@@ -184,6 +197,6 @@ def pin_text(text: str, digests: dict[str, str]) -> tuple[str, list[str]]:
             continue
         value = f"{parse_image(site.image).name}@{digest}"
         quote = site.style or ""
-        pieces += [text[last:site.start], f"{quote}{value}{quote}"]
+        pieces += [text[last : site.start], f"{quote}{value}{quote}"]
         last = site.end
     return "".join([*pieces, text[last:]]), skipped

@@ -52,14 +52,20 @@ def resolve_digest(image: ImageRef) -> str:
         credential = DefaultAzureCredential()
     where = f"{image.name} ({image.host}/{image.repository}:{image.tag})"
     try:
-        with ContainerRegistryClient(f"https://{image.host}", credential,
-                                     connection_timeout=_CONNECT_SECONDS,
-                                     read_timeout=_READ_SECONDS,
-                                     retry_total=_RETRIES) as client:
+        with ContainerRegistryClient(
+            f"https://{image.host}",
+            credential,
+            connection_timeout=_CONNECT_SECONDS,
+            read_timeout=_READ_SECONDS,
+            retry_total=_RETRIES,
+        ) as client:
             return str(client.get_manifest(image.repository, image.tag).digest)
     except HttpResponseError as error:
-        reason = "no such tag" if error.status_code == 404 else (
-            f"the registry answered {error.status_code}: {error.reason}")
+        reason = (
+            "no such tag"
+            if error.status_code == 404
+            else (f"the registry answered {error.status_code}: {error.reason}")
+        )
         raise PinError(f"{where}: {reason}") from None
     except (AzureError, ValueError) as error:
         raise PinError(f"{where}: {type(error).__name__}: {error}") from None

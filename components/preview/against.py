@@ -57,15 +57,22 @@ def load_against(reference: str, stack_file: Path) -> StackConfig:
     return load_stack_text(_text_at_revision(reference, Path(stack_file)))
 
 
-def _git(arguments: list[str], directory: Path, reference: str
-         ) -> subprocess.CompletedProcess[bytes]:
+def _git(
+    arguments: list[str], directory: Path, reference: str
+) -> subprocess.CompletedProcess[bytes]:
     """Run git in `directory`; the reference only ever follows --end-of-options."""
     try:
-        return subprocess.run(["git", *arguments], cwd=directory, capture_output=True,
-                              check=False, stdin=subprocess.DEVNULL)
+        return subprocess.run(
+            ["git", *arguments],
+            cwd=directory,
+            capture_output=True,
+            check=False,
+            stdin=subprocess.DEVNULL,
+        )
     except OSError as error:
-        raise AgainstError(f"--against {reference!r} is not a file, and git cannot run: "
-                           f"{error}") from None
+        raise AgainstError(
+            f"--against {reference!r} is not a file, and git cannot run: {error}"
+        ) from None
 
 
 def _last_line(completed: subprocess.CompletedProcess[bytes], fallback: str) -> str:
@@ -85,25 +92,39 @@ def _text_at_revision(reference: str, stack_file: Path) -> str:
     stack_file = stack_file.resolve()
     top = _git(["rev-parse", "--show-toplevel"], directory, reference)
     if top.returncode != 0:
-        raise AgainstError(f"--against {reference!r} is not a file, nor a git revision holding "
-                           f"{stack_file.name}: {str(stack_file)!r} is not in a git "
-                           f"repository ({_last_line(top, 'git failed')})")
+        raise AgainstError(
+            f"--against {reference!r} is not a file, nor a git revision holding "
+            f"{stack_file.name}: {str(stack_file)!r} is not in a git "
+            f"repository ({_last_line(top, 'git failed')})"
+        )
     try:
         relative = stack_file.relative_to(Path(os.fsdecode(top.stdout.strip())).resolve())
     except ValueError:
-        raise AgainstError(f"--against {reference!r}: the stack file {str(stack_file)!r} is "
-                           "outside the git repository of its folder") from None
-    commit = _git(["rev-parse", "--verify", "--quiet", "--end-of-options",
-                   f"{reference}^{{commit}}"], directory, reference)
+        raise AgainstError(
+            f"--against {reference!r}: the stack file {str(stack_file)!r} is "
+            "outside the git repository of its folder"
+        ) from None
+    commit = _git(
+        ["rev-parse", "--verify", "--quiet", "--end-of-options", f"{reference}^{{commit}}"],
+        directory,
+        reference,
+    )
     if commit.returncode != 0 or not commit.stdout.strip():
-        raise AgainstError(f"--against {reference!r} is not a file, nor a git revision holding "
-                           f"{stack_file.name}: {_last_line(commit, 'no such revision')}")
+        raise AgainstError(
+            f"--against {reference!r} is not a file, nor a git revision holding "
+            f"{stack_file.name}: {_last_line(commit, 'no such revision')}"
+        )
     sha = commit.stdout.decode("ascii", "replace").strip()
-    shown = _git(["cat-file", "blob", "--end-of-options", f"{sha}:{relative.as_posix()}"],
-                 directory, reference)
+    shown = _git(
+        ["cat-file", "blob", "--end-of-options", f"{sha}:{relative.as_posix()}"],
+        directory,
+        reference,
+    )
     if shown.returncode != 0:
-        raise AgainstError(f"--against {reference!r} is not a file, nor a git revision holding "
-                           f"{stack_file.name}: {_last_line(shown, 'git cat-file failed')}")
+        raise AgainstError(
+            f"--against {reference!r} is not a file, nor a git revision holding "
+            f"{stack_file.name}: {_last_line(shown, 'git cat-file failed')}"
+        )
     return shown.stdout.decode("utf-8", "surrogateescape")
 
 
@@ -138,8 +159,9 @@ class JobChanges:
     @property
     def destructive(self) -> bool:
         """True when the job is replaced or removed, or any of its tasks is."""
-        return (self.change in ("replaced", "removed")
-                or bool(self.tasks.replaced or self.tasks.removed))
+        return self.change in ("replaced", "removed") or bool(
+            self.tasks.replaced or self.tasks.removed
+        )
 
 
 @dataclass(frozen=True)
@@ -191,9 +213,12 @@ class Changes:
     @property
     def has_changes(self) -> bool:
         """True when anything is added, removed or changed."""
-        return bool(self.added or self.removed or self.changed
-                    or any(job.change != "unchanged" or job.tasks.has_changes
-                           for job in self.jobs))
+        return bool(
+            self.added
+            or self.removed
+            or self.changed
+            or any(job.change != "unchanged" or job.tasks.has_changes for job in self.jobs)
+        )
 
 
 def _ids(task_ids: tuple[str, ...] | list[str]) -> str:
@@ -202,12 +227,17 @@ def _ids(task_ids: tuple[str, ...] | list[str]) -> str:
     return shown + (f" and {more} more" if more > 0 else "")
 
 
-def _azure_changes(old: StackPreview, new: StackPreview) -> tuple[
-        list[tuple[str, str]], list[tuple[str, str]], list[tuple[str, str, tuple[str, ...]]]]:
+def _azure_changes(
+    old: StackPreview, new: StackPreview
+) -> tuple[list[tuple[str, str]], list[tuple[str, str]], list[tuple[str, str, tuple[str, ...]]]]:
     """Compare the resources that are not jobs or tasks, by type and name."""
+
     def azure(preview: StackPreview) -> dict[tuple[str, str], dict[str, Any]]:
-        return {(r["type"], r["name"]): r["inputs"] for r in preview.resources
-                if not r["type"].startswith(DYNAMIC_PREFIX)}
+        return {
+            (r["type"], r["name"]): r["inputs"]
+            for r in preview.resources
+            if not r["type"].startswith(DYNAMIC_PREFIX)
+        }
 
     olds, news = azure(old), azure(new)
     added = [key for key in news if key not in olds]
@@ -215,8 +245,13 @@ def _azure_changes(old: StackPreview, new: StackPreview) -> tuple[
     changed = []
     for key, inputs in news.items():
         if key in olds:
-            fields = tuple(sorted(name for name in set(inputs) | set(olds[key])
-                                  if not same(olds[key].get(name), inputs.get(name))))
+            fields = tuple(
+                sorted(
+                    name
+                    for name in set(inputs) | set(olds[key])
+                    if not same(olds[key].get(name), inputs.get(name))
+                )
+            )
             if fields:
                 changed.append((*key, fields))
     return added, removed, changed
@@ -229,14 +264,23 @@ def _storage_warnings(old: StackConfig, new: StackConfig) -> list[ChangeWarning]
     new_access = {c.name: c.access for c in new.storage.containers}
     for name, access in old_access.items():
         if name not in new_access:
-            warnings.append(ChangeWarning("removed", f"container `{name}` is removed: the "
-                                                     "blob container and every blob in it are "
-                                                     "deleted"))
+            warnings.append(
+                ChangeWarning(
+                    "removed",
+                    f"container `{name}` is removed: the "
+                    "blob container and every blob in it are "
+                    "deleted",
+                )
+            )
         elif new_access[name] != access:
-            warnings.append(ChangeWarning(
-                "access", f"container `{name}` changes access {access} -> {new_access[name]}: "
-                "the identity's role on it is replaced, and tasks "
-                + ("can no longer write to it" if access == "write" else "may now write to it")))
+            warnings.append(
+                ChangeWarning(
+                    "access",
+                    f"container `{name}` changes access {access} -> {new_access[name]}: "
+                    "the identity's role on it is replaced, and tasks "
+                    + ("can no longer write to it" if access == "write" else "may now write to it"),
+                )
+            )
     return warnings
 
 
@@ -247,25 +291,35 @@ def _counted(count: int, what: str) -> str:
 def _running_warning(job_id: str, plan: TaskPlan, replace_running: bool) -> ChangeWarning:
     """Name the tasks a change deletes that may be running: offline nobody can tell which."""
     going = [*plan.replaced, *plan.removed]
-    parts = [f"{_counted(len(ids), 'task')} {verb}"
-             for ids, verb in ((plan.replaced, "replaced"), (plan.removed, "removed")) if ids]
-    consequence = ("`pulumi up` kills those that are (replaceRunningTasks is set)"
-                   if replace_running else
-                   "`pulumi up` reads their states first and stops before changing anything if "
-                   "any is (set replaceRunningTasks to kill them instead)")
+    parts = [
+        f"{_counted(len(ids), 'task')} {verb}"
+        for ids, verb in ((plan.replaced, "replaced"), (plan.removed, "removed"))
+        if ids
+    ]
+    consequence = (
+        "`pulumi up` kills those that are (replaceRunningTasks is set)"
+        if replace_running
+        else "`pulumi up` reads their states first and stops before changing anything if "
+        "any is (set replaceRunningTasks to kill them instead)"
+    )
     return ChangeWarning(
-        "running", f"job `{job_id}`: {' and '.join(parts)} ({_ids(going)}) may be running; the "
-        f"preview cannot tell offline: {consequence}. Their files on the node are deleted.")
+        "running",
+        f"job `{job_id}`: {' and '.join(parts)} ({_ids(going)}) may be running; the "
+        f"preview cannot tell offline: {consequence}. Their files on the node are deleted.",
+    )
 
 
-def _job_values(old: JobPreview, new: JobPreview, names: list[str]
-                ) -> tuple[tuple[str, str | None, str | None], ...]:
-    return tuple((name, value_text(old.inputs.get(name)), value_text(new.inputs.get(name)))
-                 for name in names)
+def _job_values(
+    old: JobPreview, new: JobPreview, names: list[str]
+) -> tuple[tuple[str, str | None, str | None], ...]:
+    return tuple(
+        (name, value_text(old.inputs.get(name)), value_text(new.inputs.get(name))) for name in names
+    )
 
 
-def _job_changes(job_id: str, old: JobPreview | None, new: JobPreview | None
-                 ) -> tuple[JobChanges, list[ChangeWarning]]:
+def _job_changes(
+    job_id: str, old: JobPreview | None, new: JobPreview | None
+) -> tuple[JobChanges, list[ChangeWarning]]:
     """Classify one job's change and its tasks', with the warnings they call for."""
     empty: dict[str, Any] = {"tasks": {}}
     old_tasks = old.task_inputs if old else empty
@@ -274,53 +328,80 @@ def _job_changes(job_id: str, old: JobPreview | None, new: JobPreview | None
     warnings: list[ChangeWarning] = []
     if new is None:
         count = len(old_tasks["tasks"])
-        warnings.append(ChangeWarning(
-            "removed", f"job `{job_id}` is removed: it is deleted with its "
-            f"{_counted(count, 'task')}, running or not, and their files on the nodes"))
-        return JobChanges(job_id, "removed", (), plan, group_tasks(plan, old_tasks, empty)
-                          ), warnings
+        warnings.append(
+            ChangeWarning(
+                "removed",
+                f"job `{job_id}` is removed: it is deleted with its "
+                f"{_counted(count, 'task')}, running or not, and their files on the nodes",
+            )
+        )
+        return JobChanges(
+            job_id, "removed", (), plan, group_tasks(plan, old_tasks, empty)
+        ), warnings
     if old is None:
-        return JobChanges(job_id, "added", (), plan, group_tasks(plan, empty, new_tasks)
-                          ), warnings
+        return JobChanges(job_id, "added", (), plan, group_tasks(plan, empty, new_tasks)), warnings
     in_place, replace = job_change(old.inputs, new.inputs)
     if replace:
-        kept = tuple(sorted(task_id for task_id in new_tasks["tasks"]
-                            if task_id.lower() in {old_id.lower() for old_id in
-                                                   old_tasks["tasks"]}))
+        kept = tuple(
+            sorted(
+                task_id
+                for task_id in new_tasks["tasks"]
+                if task_id.lower() in {old_id.lower() for old_id in old_tasks["tasks"]}
+            )
+        )
         fields = dict(plan.changed_fields or {})
         for task_id in kept:
             fields[task_id] = (*fields.get(task_id, ()), JOB_FIELD)
         plan = TaskPlan(plan.added, plan.removed, kept, (), 0, fields)
         total = len(new_tasks["tasks"])
-        warnings.append(ChangeWarning(
-            "job-replaced", f"job `{job_id}` is replaced ({', '.join(replace)} changes): the "
-            f"job is deleted with every task in it, running or not, and created anew; all "
-            f"{_counted(total, 'task')} run again"))
+        warnings.append(
+            ChangeWarning(
+                "job-replaced",
+                f"job `{job_id}` is replaced ({', '.join(replace)} changes): the "
+                f"job is deleted with every task in it, running or not, and created anew; all "
+                f"{_counted(total, 'task')} run again",
+            )
+        )
         change, job_fields = "replaced", tuple(replace)
     else:
         change = "updated" if in_place else "unchanged"
         job_fields = tuple(in_place)
-        if (completion_mode(old.inputs.get("onAllTasksComplete")) == "terminateJob"
-                and completion_mode(new.inputs.get("onAllTasksComplete")) == "noAction"):
-            warnings.append(ChangeWarning(
-                "refused", f"job `{job_id}` goes from terminateJob back to noAction: Batch "
-                "refuses that change; keep terminateJob or give the job a new id"))
+        if (
+            completion_mode(old.inputs.get("onAllTasksComplete")) == "terminateJob"
+            and completion_mode(new.inputs.get("onAllTasksComplete")) == "noAction"
+        ):
+            warnings.append(
+                ChangeWarning(
+                    "refused",
+                    f"job `{job_id}` goes from terminateJob back to noAction: Batch "
+                    "refuses that change; keep terminateJob or give the job a new id",
+                )
+            )
         if not same(old_tasks.get("identityResourceId"), new_tasks.get("identityResourceId")):
-            warnings.append(ChangeWarning(
-                "running", f"job `{job_id}`: the identity changes, so every one of its tasks "
-                "is replaced"))
+            warnings.append(
+                ChangeWarning(
+                    "running",
+                    f"job `{job_id}`: the identity changes, so every one of its tasks is replaced",
+                )
+            )
         if plan.replaced or plan.removed:
-            warnings.append(_running_warning(job_id, plan,
-                                             bool(new.inputs.get("replaceRunningTasks"))))
+            warnings.append(
+                _running_warning(job_id, plan, bool(new.inputs.get("replaceRunningTasks")))
+            )
         arriving = [*plan.added, *plan.replaced]
         if arriving and completion_mode(new.inputs.get("onAllTasksComplete")) == "terminateJob":
-            warnings.append(ChangeWarning(
-                "completed-job", f"job `{job_id}` ends itself (terminateJob): if it has already "
-                f"completed, it takes no new task, and Batch refuses the "
-                f"{_counted(len(arriving), 'task')} this change adds ({_ids(arriving)})"))
+            warnings.append(
+                ChangeWarning(
+                    "completed-job",
+                    f"job `{job_id}` ends itself (terminateJob): if it has already "
+                    f"completed, it takes no new task, and Batch refuses the "
+                    f"{_counted(len(arriving), 'task')} this change adds ({_ids(arriving)})",
+                )
+            )
     groups = group_tasks(plan, old_tasks, new_tasks)
-    return JobChanges(job_id, change, job_fields, plan, groups,
-                      _job_values(old, new, list(job_fields))), warnings
+    return JobChanges(
+        job_id, change, job_fields, plan, groups, _job_values(old, new, list(job_fields))
+    ), warnings
 
 
 def compare(old: StackPreview, new: StackPreview, against: str) -> Changes:
@@ -352,5 +433,6 @@ def compare(old: StackPreview, new: StackPreview, against: str) -> Changes:
             warnings += job_warnings
     # Most urgent first; within a kind, in stack file order.
     warnings.sort(key=lambda warning: WARNING_KINDS.index(warning.kind))
-    return Changes(against, tuple(added), tuple(removed), tuple(changed), tuple(jobs),
-                   tuple(warnings))
+    return Changes(
+        against, tuple(added), tuple(removed), tuple(changed), tuple(jobs), tuple(warnings)
+    )

@@ -27,8 +27,15 @@ COMPLETION_TYPE = f"{DYNAMIC_PREFIX}batch:JobCompletion"
 # Pickled provider code: nothing a reviewer reads.
 HIDDEN_INPUTS = ("__provider",)
 # Inputs every task resource of a job shares, as `plan_tasks` takes them.
-SHARED_TASK_INPUTS = ("jobId", "endpoint", "identityResourceId", "containerUrls", "mountsDir",
-                      "registryServer", "replaceRunningTasks")
+SHARED_TASK_INPUTS = (
+    "jobId",
+    "endpoint",
+    "identityResourceId",
+    "containerUrls",
+    "mountsDir",
+    "registryServer",
+    "replaceRunningTasks",
+)
 # Order of a job's resources after the job itself.
 _BATCH_ORDER = {JOB_TYPE: 0, TASK_TYPE: 1, TASK_SET_TYPE: 2, COMPLETION_TYPE: 3}
 
@@ -120,8 +127,7 @@ def clean_inputs(value: Any) -> Any:
         return _mask(unwrap_secret_value(value))
     if isinstance(value, Mapping):
         # Sorted: maps reach the mocks in no fixed order, and a preview must not churn.
-        return {key: clean_inputs(value[key]) for key in sorted(value)
-                if key not in HIDDEN_INPUTS}
+        return {key: clean_inputs(value[key]) for key in sorted(value) if key not in HIDDEN_INPUTS}
     if isinstance(value, list | tuple):
         return [clean_inputs(item) for item in value]
     if isinstance(value, float) and value.is_integer():
@@ -137,8 +143,7 @@ def _declared_tasks(config: StackConfig, job_id: str) -> dict[str, Mapping[str, 
     return {task["id"]: task for task in job.all_tasks()}
 
 
-def _resource_order(resources: list[dict[str, Any]],
-                    job_ids: list[str]) -> list[dict[str, Any]]:
+def _resource_order(resources: list[dict[str, Any]], job_ids: list[str]) -> list[dict[str, Any]]:
     """Order resources the same way on every run: registration order depends on threads.
 
     Storage and the other Azure resources first, then each job (in stack file order) with its
@@ -171,9 +176,13 @@ def _resource_order(resources: list[dict[str, Any]],
     return ordered
 
 
-def _job_preview(job_id: str, job_inputs: dict[str, Any],
-                 task_resources: list[dict[str, Any]],
-                 declared: Mapping[str, Mapping[str, Any]], with_bodies: bool) -> JobPreview:
+def _job_preview(
+    job_id: str,
+    job_inputs: dict[str, Any],
+    task_resources: list[dict[str, Any]],
+    declared: Mapping[str, Mapping[str, Any]],
+    with_bodies: bool,
+) -> JobPreview:
     """Merge a job's task resources and build every REST body (or none)."""
     found: dict[str, tuple[dict[str, Any], Any]] = {}
     merged: dict[str, Any] = {"tasks": {}, "secrets": {}}
@@ -217,8 +226,9 @@ def _readable(resource: Mapping[str, Any]) -> Mapping[str, Any]:
     return inputs
 
 
-def preview_stack(config: StackConfig, stack: str = "dev", *,
-                  with_bodies: bool = True) -> StackPreview:
+def preview_stack(
+    config: StackConfig, stack: str = "dev", *, with_bodies: bool = True
+) -> StackPreview:
     """Run the program for a config under mocks and collect its resources, jobs and tasks.
 
     Parameters
@@ -241,25 +251,43 @@ def preview_stack(config: StackConfig, stack: str = "dev", *,
     ValueError
         If a builder rejects a value; the message names the job and task.
     """
+
     def program() -> None:
         declare_stack(config, placeholder_secret)
 
-    run = run_offline(program, mocks=PreviewMocks(), project=NAMESPACE, stack=stack,
-                      preview=True)
-    recorded = [{**resource, "inputs": clean_inputs(_readable(resource))}
-                for resource in run.resources]
+    run = run_offline(program, mocks=PreviewMocks(), project=NAMESPACE, stack=stack, preview=True)
+    recorded = [
+        {**resource, "inputs": clean_inputs(_readable(resource))} for resource in run.resources
+    ]
     job_ids = [job.id for job in config.jobs]
     ordered = _resource_order(recorded, job_ids)
     names = {resource["urn"]: resource["name"] for resource in ordered}
-    resources = tuple({"type": r["type"], "name": r["name"], "parent": names.get(r["parent"]),
-                       "inputs": r["inputs"]} for r in ordered)
+    resources = tuple(
+        {
+            "type": r["type"],
+            "name": r["name"],
+            "parent": names.get(r["parent"]),
+            "inputs": r["inputs"],
+        }
+        for r in ordered
+    )
     jobs = []
     for resource in ordered:
         if resource["type"] != JOB_TYPE:
             continue
         job_id = resource["inputs"]["jobId"]
-        task_resources = [r for r in ordered if r["type"] in (TASK_TYPE, TASK_SET_TYPE)
-                          and r["inputs"].get("jobId") == job_id]
-        jobs.append(_job_preview(job_id, resource["inputs"], task_resources,
-                                 _declared_tasks(config, job_id), with_bodies))
+        task_resources = [
+            r
+            for r in ordered
+            if r["type"] in (TASK_TYPE, TASK_SET_TYPE) and r["inputs"].get("jobId") == job_id
+        ]
+        jobs.append(
+            _job_preview(
+                job_id,
+                resource["inputs"],
+                task_resources,
+                _declared_tasks(config, job_id),
+                with_bodies,
+            )
+        )
     return StackPreview(stack, config, resources, tuple(jobs))

@@ -80,8 +80,14 @@ def _mark(node: _Node, changed: JobChanges | None) -> None:
         return
     plan = changed.tasks
     ids = set(node.task_ids)
-    counts = {kind: len(ids.intersection(task_ids)) for kind, task_ids in (
-        ("added", plan.added), ("replaced", plan.replaced), ("updated", plan.updated))}
+    counts = {
+        kind: len(ids.intersection(task_ids))
+        for kind, task_ids in (
+            ("added", plan.added),
+            ("replaced", plan.replaced),
+            ("updated", plan.updated),
+        )
+    }
     if counts["added"] == len(ids):
         node.mark = "added"
     elif any(counts.values()):
@@ -102,28 +108,42 @@ def _jobs(preview: StackPreview, changes: Changes | None) -> list[_Job]:
             job.mark = "added" if changed.change == "added" else "changed"
             job.title += f" ({'new job' if changed.change == 'replaced' else changed.change})"
         for number, sweep in enumerate(config.sweeps):
-            job.nodes.append(_Node(f"{job.key}s{number}",
-                                   f"{sweep.id}: {_counted(len(sweep.tasks), 'task')}",
-                                   [task["id"] for task in sweep.tasks], True))
+            job.nodes.append(
+                _Node(
+                    f"{job.key}s{number}",
+                    f"{sweep.id}: {_counted(len(sweep.tasks), 'task')}",
+                    [task["id"] for task in sweep.tasks],
+                    True,
+                )
+            )
         singles = [task["id"] for task in config.tasks]
         for number, task_id in enumerate(singles[:SHOWN_SINGLE_TASKS]):
             job.nodes.append(_Node(f"{job.key}t{number}", task_id, [task_id], False))
         if len(singles) > SHOWN_SINGLE_TASKS:
             rest = singles[SHOWN_SINGLE_TASKS:]
-            job.nodes.append(_Node(f"{job.key}more", f"{len(rest):,} more single tasks", rest,
-                                   True))
+            job.nodes.append(
+                _Node(f"{job.key}more", f"{len(rest):,} more single tasks", rest, True)
+            )
         for node in job.nodes:
             _mark(node, changed)
         if changed is not None and changed.tasks.removed:
-            job.nodes.append(_Node(f"{job.key}gone", "", list(changed.tasks.removed), True,
-                                   "removed"))
+            job.nodes.append(
+                _Node(f"{job.key}gone", "", list(changed.tasks.removed), True, "removed")
+            )
         jobs.append(job)
-    for number, changed in enumerate(job for job in (changes.jobs if changes else ())
-                                     if job.change == "removed"):
-        gone = _Job(f"r{number}", changed.job_id, f"{changed.job_id} (removed)",
-                    mark="removed", removed=True)
-        gone.nodes.append(_Node(f"{gone.key}gone", "", list(changed.tasks.removed), True,
-                                "removed"))
+    for number, changed in enumerate(
+        job for job in (changes.jobs if changes else ()) if job.change == "removed"
+    ):
+        gone = _Job(
+            f"r{number}",
+            changed.job_id,
+            f"{changed.job_id} (removed)",
+            mark="removed",
+            removed=True,
+        )
+        gone.nodes.append(
+            _Node(f"{gone.key}gone", "", list(changed.tasks.removed), True, "removed")
+        )
         jobs.append(gone)
     return jobs
 
@@ -211,9 +231,10 @@ def mermaid(preview: StackPreview, changes: Changes | None = None) -> list[str]:
 
 def legend(changes: Changes | None) -> str:
     """Return the sentence that explains the chart's shapes and marks."""
-    text = ("Each sweep is one node with its task count; an arrow runs from a task to those "
-            "that depend on it, and says how many when only part of a sweep takes part.")
+    text = (
+        "Each sweep is one node with its task count; an arrow runs from a task to those "
+        "that depend on it, and says how many when only part of a sweep takes part."
+    )
     if changes is not None:
         text += " Marked: added (green), changed (yellow, with counts), removed (red, dashed)."
     return text
-

@@ -56,8 +56,12 @@ class FieldChange:
 
     def as_dict(self) -> dict[str, Any]:
         """Return the change as JSON data: field, old, new, sameValues."""
-        return {"field": self.name, "old": self.old, "new": self.new,
-                "sameValues": self.same_values}
+        return {
+            "field": self.name,
+            "old": self.old,
+            "new": self.new,
+            "sameValues": self.same_values,
+        }
 
 
 @dataclass(frozen=True)
@@ -80,9 +84,12 @@ class TaskGroup:
 
     def as_dict(self) -> dict[str, Any]:
         """Return the group as JSON data: change, count, fields, tasks."""
-        return {"change": self.change, "count": len(self.task_ids),
-                "fields": [field.as_dict() for field in self.fields],
-                "tasks": list(self.task_ids)}
+        return {
+            "change": self.change,
+            "count": len(self.task_ids),
+            "fields": [field.as_dict() for field in self.fields],
+            "tasks": list(self.task_ids),
+        }
 
 
 def value_text(value: Any) -> str | None:
@@ -136,12 +143,16 @@ def edit_span(old: str, new: str) -> tuple[int, int, int]:
     return start, old_end, new_end
 
 
-def _field_values(name: str, old: Mapping[str, Any], new: Mapping[str, Any]
-                  ) -> list[tuple[str, Any, Any]]:
+def _field_values(
+    name: str, old: Mapping[str, Any], new: Mapping[str, Any]
+) -> list[tuple[str, Any, Any]]:
     """Split a changed field into (name, old value, new value), maps key by key."""
     before, after = old.get(name), new.get(name)
-    if name in _MAPPED_FIELDS and isinstance(before or {}, Mapping) and isinstance(
-            after or {}, Mapping):
+    if (
+        name in _MAPPED_FIELDS
+        and isinstance(before or {}, Mapping)
+        and isinstance(after or {}, Mapping)
+    ):
         before, after = before or {}, after or {}
         keys = sorted(key for key in {*before, *after} if before.get(key) != after.get(key))
         return [(f"{name}.{key}", before.get(key), after.get(key)) for key in keys]
@@ -169,8 +180,12 @@ class _Edits:
         last_old, last_new = self._last
         if old is None or new is None:
             edit = (old, new)
-        elif last_old and last_new is not None and last_old in old and old.replace(
-                last_old, last_new, 1) == new:
+        elif (
+            last_old
+            and last_new is not None
+            and last_old in old
+            and old.replace(last_old, last_new, 1) == new
+        ):
             edit = self._last
         else:
             start, old_end, new_end = edit_span(old, new)
@@ -198,10 +213,15 @@ def _edit_column(pairs: list[tuple[Any, Any]]) -> tuple[list[tuple[Any, Any]], l
     return pairs, found, max(per_edit.values(), default=1)
 
 
-def _columns(fields: tuple[str, ...], task_ids: list[str], old_ids: list[str],
-             olds: list[Mapping[str, Any]], news: list[Mapping[str, Any]],
-             shared_old: Mapping[str, Any], shared_new: Mapping[str, Any]
-             ) -> list[tuple[str, list[tuple[Any, Any]]]]:
+def _columns(
+    fields: tuple[str, ...],
+    task_ids: list[str],
+    old_ids: list[str],
+    olds: list[Mapping[str, Any]],
+    news: list[Mapping[str, Any]],
+    shared_old: Mapping[str, Any],
+    shared_new: Mapping[str, Any],
+) -> list[tuple[str, list[tuple[Any, Any]]]]:
     """The changed values of tasks that change the same fields, one column per field.
 
     Field by field over all the tasks at once, so the work per task is two lookups a field.
@@ -222,14 +242,21 @@ def _columns(fields: tuple[str, ...], task_ids: list[str], old_ids: list[str],
                     after = None if after is None else SECRET_PLACEHOLDER
                 columns.append((field_name, [(before, after)] * len(task_ids)))
         elif name in _MAPPED_FIELDS:
-            split = [{key: (before, after) for key, before, after in
-                      _field_values(name, old, new)} for old, new in zip(olds, news, strict=True)]
+            split = [
+                {key: (before, after) for key, before, after in _field_values(name, old, new)}
+                for old, new in zip(olds, news, strict=True)
+            ]
             for field_name in sorted({key for values in split for key in values}):
-                columns.append((field_name, [values.get(field_name, (None, None))
-                                             for values in split]))
+                columns.append(
+                    (field_name, [values.get(field_name, (None, None)) for values in split])
+                )
         else:
-            columns.append((name, [(old.get(name), new.get(name))
-                                   for old, new in zip(olds, news, strict=True)]))
+            columns.append(
+                (
+                    name,
+                    [(old.get(name), new.get(name)) for old, new in zip(olds, news, strict=True)],
+                )
+            )
     return columns
 
 
@@ -242,10 +269,15 @@ def _field_change(name: str, pair: tuple[Any, Any], same_values: bool) -> FieldC
     return FieldChange(name, old, new, *edit_span(old, new), same_values=same_values)
 
 
-def _group_kind(change: str, task_ids: tuple[str, ...], fields_of: Mapping[str, tuple[str, ...]],
-                old_tasks: Mapping[str, Mapping[str, Any]], new_tasks: Mapping[str, Any],
-                shared_old: Mapping[str, Any], shared_new: Mapping[str, Any]
-                ) -> list[TaskGroup]:
+def _group_kind(
+    change: str,
+    task_ids: tuple[str, ...],
+    fields_of: Mapping[str, tuple[str, ...]],
+    old_tasks: Mapping[str, Mapping[str, Any]],
+    new_tasks: Mapping[str, Any],
+    shared_old: Mapping[str, Any],
+    shared_new: Mapping[str, Any],
+) -> list[TaskGroup]:
     """Group the tasks of one kind of change (replaced or updated) by their edits."""
     by_fields: dict[tuple[str, ...], list[str]] = {}
     for task_id in task_ids:
@@ -258,8 +290,15 @@ def _group_kind(change: str, task_ids: tuple[str, ...], fields_of: Mapping[str, 
             # Only a task whose id changes case has no old spec under its new id.
             lowered = lowered or {task_id.lower(): task_id for task_id in old_tasks}
             old_ids = [lowered.get(task_id.lower(), task_id) for task_id in ids]
-        columns = _columns(fields, ids, old_ids, [old_tasks.get(i, {}) for i in old_ids],
-                           [new_tasks.get(i, {}) for i in ids], shared_old, shared_new)
+        columns = _columns(
+            fields,
+            ids,
+            old_ids,
+            [old_tasks.get(i, {}) for i in old_ids],
+            [new_tasks.get(i, {}) for i in ids],
+            shared_old,
+            shared_new,
+        )
         edited = [_edit_column(pairs) for _, pairs in columns]
         members: dict[tuple[Any, ...], list[int]] = {}
         for index, key in enumerate(zip(*(found for _, found, _ in edited), strict=True)):
@@ -270,16 +309,19 @@ def _group_kind(change: str, task_ids: tuple[str, ...], fields_of: Mapping[str, 
             first = rows[0]
             # A field whose edit came from one pair of values only has those values everywhere.
             changes = tuple(
-                _field_change(name, pairs[first], most == 1 or all(
-                    pairs[row] == pairs[first] for row in rows))
-                for (name, _), (pairs, _, most) in zip(columns, edited, strict=True))
+                _field_change(
+                    name, pairs[first], most == 1 or all(pairs[row] == pairs[first] for row in rows)
+                )
+                for (name, _), (pairs, _, most) in zip(columns, edited, strict=True)
+            )
             ranked.append(TaskGroup(change, changes, tuple(ids[row] for row in rows)))
     ranked.sort(key=lambda group: (-len(group.task_ids), group.task_ids[0]))
     return ranked
 
 
-def group_tasks(plan: TaskPlan, olds: Mapping[str, Any], news: Mapping[str, Any]
-                ) -> tuple[TaskGroup, ...]:
+def group_tasks(
+    plan: TaskPlan, olds: Mapping[str, Any], news: Mapping[str, Any]
+) -> tuple[TaskGroup, ...]:
     """Group a job's planned task changes by kind and edit.
 
     Parameters
@@ -305,8 +347,9 @@ def group_tasks(plan: TaskPlan, olds: Mapping[str, Any], news: Mapping[str, Any]
     if plan.removed:
         groups.append(TaskGroup("removed", (), tuple(plan.removed)))
     for change, task_ids in (("replaced", plan.replaced), ("updated", plan.updated)):
-        groups += _group_kind(change, task_ids, fields_of, old_tasks, new_tasks, shared_old,
-                              shared_new)
+        groups += _group_kind(
+            change, task_ids, fields_of, old_tasks, new_tasks, shared_old, shared_new
+        )
     if plan.added:
         groups.append(TaskGroup("added", (), tuple(plan.added)))
     return tuple(groups)

@@ -82,8 +82,9 @@ class AzureMocks(pulumi.runtime.Mocks):
         self._lock = threading.Lock()
         self._request = threading.local()
 
-    def install(self, project: str = "batchtasks", stack: str = "dev",
-                preview: bool = False) -> AzureMocks:
+    def install(
+        self, project: str = "batchtasks", stack: str = "dev", preview: bool = False
+    ) -> AzureMocks:
         """Make these mocks the Pulumi runtime's engine, recording parents.
 
         Parameters
@@ -98,14 +99,18 @@ class AzureMocks(pulumi.runtime.Mocks):
         AzureMocks
             self, for chaining.
         """
-        pulumi.runtime.set_mocks(self, project=project, stack=stack, preview=preview,
-                                 monitor=RecordingMonitor(self))
+        pulumi.runtime.set_mocks(
+            self, project=project, stack=stack, preview=preview, monitor=RecordingMonitor(self)
+        )
         return self
 
     @contextmanager
-    def registering(self, parent: str | None, urn: str | None,
-                    property_dependencies: Mapping[str, list[str]] | None = None
-                    ) -> Iterator[None]:
+    def registering(
+        self,
+        parent: str | None,
+        urn: str | None,
+        property_dependencies: Mapping[str, list[str]] | None = None,
+    ) -> Iterator[None]:
         """Tell `new_resource`, on this thread, the parent, URN and property dependencies
         (input name -> URNs it comes from) of the request it answers."""
         self._request.parent, self._request.urn = parent, urn
@@ -131,13 +136,15 @@ class AzureMocks(pulumi.runtime.Mocks):
             The resource id and its output properties (the inputs plus computed outputs).
         """
         with self._lock:
-            self.resources.append({
-                "type": args.typ,
-                "name": args.name,
-                "parent": getattr(self._request, "parent", None),
-                "urn": getattr(self._request, "urn", None),
-                "inputs": dict(args.inputs),
-            })
+            self.resources.append(
+                {
+                    "type": args.typ,
+                    "name": args.name,
+                    "parent": getattr(self._request, "parent", None),
+                    "urn": getattr(self._request, "urn", None),
+                    "inputs": dict(args.inputs),
+                }
+            )
         build = _OUTPUTS.get(args.typ)
         if build is None:
             # Components and dynamic resources: echo the inputs, the name stands in for an id.
@@ -194,8 +201,13 @@ class AzureMocks(pulumi.runtime.Mocks):
         str
             "/subscriptions/<sub>/resourceGroups/<rg>/providers/<provider_type>/<names...>".
         """
-        return "/".join((f"/subscriptions/{self.subscription_id}/resourceGroups/{resource_group}"
-                         f"/providers/{provider_type}", *names))
+        return "/".join(
+            (
+                f"/subscriptions/{self.subscription_id}/resourceGroups/{resource_group}"
+                f"/providers/{provider_type}",
+                *names,
+            )
+        )
 
     def identity_ids(self, resource_id: str) -> dict[str, str]:
         """Return the client and principal ids the mocks give the identity with this ARM id.
@@ -213,8 +225,9 @@ class AzureMocks(pulumi.runtime.Mocks):
             looked up by that resource group and name.
         """
         parts = resource_id.split("/")
-        group = next((parts[i + 1] for i, p in enumerate(parts[:-1])
-                      if p.lower() == "resourcegroups"), "")
+        group = next(
+            (parts[i + 1] for i, p in enumerate(parts[:-1]) if p.lower() == "resourcegroups"), ""
+        )
         outputs = self._identity_outputs(group, parts[-1])
         return {"clientId": outputs["clientId"], "principalId": outputs["principalId"]}
 
@@ -251,10 +264,20 @@ def _blob_container(mocks: AzureMocks, name: str, inputs: dict) -> tuple[str, di
     container = inputs.get("containerName", name)
     group = inputs.get("resourceGroupName", "")
     account = inputs.get("accountName", "")
-    resource_id = mocks.arm_id(group, "Microsoft.Storage/storageAccounts", account,
-                               "blobServices", "default", "containers", container)
-    return resource_id, {**inputs, "name": container,
-                         "type": "Microsoft.Storage/storageAccounts/blobServices/containers"}
+    resource_id = mocks.arm_id(
+        group,
+        "Microsoft.Storage/storageAccounts",
+        account,
+        "blobServices",
+        "default",
+        "containers",
+        container,
+    )
+    return resource_id, {
+        **inputs,
+        "name": container,
+        "type": "Microsoft.Storage/storageAccounts/blobServices/containers",
+    }
 
 
 def _identity(mocks: AzureMocks, name: str, inputs: dict) -> tuple[str, dict]:
@@ -268,8 +291,11 @@ def _role_assignment(mocks: AzureMocks, name: str, inputs: dict) -> tuple[str, d
     assignment = inputs.get("roleAssignmentName", name)
     scope = inputs.get("scope", "")
     resource_id = f"{scope}/providers/Microsoft.Authorization/roleAssignments/{assignment}"
-    return resource_id, {**inputs, "name": assignment,
-                         "type": "Microsoft.Authorization/roleAssignments"}
+    return resource_id, {
+        **inputs,
+        "name": assignment,
+        "type": "Microsoft.Authorization/roleAssignments",
+    }
 
 
 def _pool(mocks: AzureMocks, name: str, inputs: dict) -> tuple[str, dict]:
@@ -277,13 +303,21 @@ def _pool(mocks: AzureMocks, name: str, inputs: dict) -> tuple[str, dict]:
     group = inputs.get("resourceGroupName", "")
     account = inputs.get("accountName", "")
     resource_id = mocks.arm_id(group, "Microsoft.Batch/batchAccounts", account, "pools", pool)
-    outputs = {**inputs, "name": pool, "provisioningState": "Succeeded",
-               "type": "Microsoft.Batch/batchAccounts/pools"}
+    outputs = {
+        **inputs,
+        "name": pool,
+        "provisioningState": "Succeeded",
+        "type": "Microsoft.Batch/batchAccounts/pools",
+    }
     identity = inputs.get("identity")
     if isinstance(identity, dict) and isinstance(identity.get("userAssignedIdentities"), list):
         # The pool takes a list of identity ids but reports a map: id -> its client/principal.
-        outputs["identity"] = {**identity, "userAssignedIdentities": {
-            ref: mocks.identity_ids(ref) for ref in identity["userAssignedIdentities"]}}
+        outputs["identity"] = {
+            **identity,
+            "userAssignedIdentities": {
+                ref: mocks.identity_ids(ref) for ref in identity["userAssignedIdentities"]
+            },
+        }
     return resource_id, outputs
 
 
@@ -313,8 +347,9 @@ class RecordingMonitor(MockMonitor):
     def RegisterResource(self, request: Any) -> Any:
         """Register a resource, telling the mocks its parent, URN and property dependencies."""
         urn = self.make_urn(request.parent, request.type, request.name)
-        dependencies = {key: list(value.urns)
-                        for key, value in request.propertyDependencies.items()}
+        dependencies = {
+            key: list(value.urns) for key, value in request.propertyDependencies.items()
+        }
         with self.mocks.registering(request.parent or None, urn, dependencies):
             return super().RegisterResource(request)
 

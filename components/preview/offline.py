@@ -69,9 +69,14 @@ class PreviewMocks(AzureMocks):
         return resource_id, outputs
 
 
-def run_offline(program: Callable[[], Any], *, mocks: AzureMocks | None = None,
-                project: str = "batchtasks", stack: str = "dev",
-                preview: bool = False) -> OfflineRun:
+def run_offline(
+    program: Callable[[], Any],
+    *,
+    mocks: AzureMocks | None = None,
+    project: str = "batchtasks",
+    stack: str = "dev",
+    preview: bool = False,
+) -> OfflineRun:
     """Run a program under mocks and resolve what it returns.
 
     Parameters
@@ -97,8 +102,7 @@ def run_offline(program: Callable[[], Any], *, mocks: AzureMocks | None = None,
     """
     # A root stack left by an earlier run would parent this run's resources; start afresh.
     pulumi.runtime.reset_options(project=project, stack=stack, preview=preview)
-    run = OfflineRun((mocks or AzureMocks()).install(project=project, stack=stack,
-                                                     preview=preview))
+    run = OfflineRun((mocks or AzureMocks()).install(project=project, stack=stack, preview=preview))
 
     def collect(values: Any) -> None:
         if isinstance(values, dict):

@@ -26,8 +26,12 @@ DIFF_CONTEXT = 24
 # many groups per job and task ids per group; the JSON format carries them all.
 SHOWN_GROUPS = 20
 SHOWN_GROUP_IDS = 200
-CHANGE_WORDS = {"added": "added", "removed": "removed", "replaced": "replaced",
-                "updated": "updated in place"}
+CHANGE_WORDS = {
+    "added": "added",
+    "removed": "removed",
+    "replaced": "replaced",
+    "updated": "updated in place",
+}
 
 
 def changes_document(changes: Changes) -> dict[str, Any]:
@@ -52,20 +56,25 @@ def changes_document(changes: Changes) -> dict[str, Any]:
         "resources": {
             "added": [{"type": kind, "name": name} for kind, name in changes.added],
             "removed": [{"type": kind, "name": name} for kind, name in changes.removed],
-            "changed": [{"type": kind, "name": name, "fields": list(fields)}
-                        for kind, name, fields in changes.changed],
+            "changed": [
+                {"type": kind, "name": name, "fields": list(fields)}
+                for kind, name, fields in changes.changed
+            ],
         },
         "jobs": [_job_changes_document(job) for job in changes.jobs],
-        "warnings": [{"kind": warning.kind, "text": warning.text}
-                     for warning in changes.warnings],
+        "warnings": [{"kind": warning.kind, "text": warning.text} for warning in changes.warnings],
     }
 
 
 def _summary(job: JobChanges) -> dict[str, int]:
     plan = job.tasks
-    return {"added": len(plan.added), "removed": len(plan.removed),
-            "replaced": len(plan.replaced), "updated": len(plan.updated),
-            "unchanged": plan.unchanged}
+    return {
+        "added": len(plan.added),
+        "removed": len(plan.removed),
+        "replaced": len(plan.replaced),
+        "updated": len(plan.updated),
+        "unchanged": plan.unchanged,
+    }
 
 
 def _job_changes_document(job: JobChanges) -> dict[str, Any]:
@@ -135,8 +144,10 @@ def dump_json(value: Any, depth: int = EXPANDED_DEPTH, indent: str = "") -> str:
     """
     inner = indent + "  "
     if depth > 0 and isinstance(value, dict) and value:
-        items = [f"{inner}{json.dumps(key, ensure_ascii=False)}: "
-                 f"{dump_json(item, depth - 1, inner)}" for key, item in value.items()]
+        items = [
+            f"{inner}{json.dumps(key, ensure_ascii=False)}: {dump_json(item, depth - 1, inner)}"
+            for key, item in value.items()
+        ]
         return "{\n" + ",\n".join(items) + f"\n{indent}}}"
     if depth > 0 and isinstance(value, list) and value:
         items = [inner + dump_json(item, depth - 1, inner) for item in value]
@@ -169,8 +180,12 @@ def _table(header: Iterable[str], rows: Iterable[Iterable[str]]) -> list[str]:
 
 def _columns(job: JobPreview) -> list[fields.TaskField]:
     """Return the task fields shown as columns: from the field table, optional ones when set."""
-    return [field for field in fields.TASK_FIELDS if field.column and (
-        not field.column_when_set or any(task.spec.get(field.key) for task in job.tasks))]
+    return [
+        field
+        for field in fields.TASK_FIELDS
+        if field.column
+        and (not field.column_when_set or any(task.spec.get(field.key) for task in job.tasks))
+    ]
 
 
 def _cell(field: fields.TaskField, spec: Mapping[str, Any]) -> str:
@@ -191,8 +206,11 @@ def _task_row(task: TaskPreview, columns: list[fields.TaskField]) -> list[str]:
 def _job_lines(job: JobPreview) -> list[str]:
     inputs = job.inputs
     facts = [f"pool {code(str(inputs.get('poolId')))}"]
-    for key, label in (("priority", "priority"), ("maxParallelTasks", "max parallel tasks"),
-                       ("onAllTasksComplete", "when all tasks complete")):
+    for key, label in (
+        ("priority", "priority"),
+        ("maxParallelTasks", "max parallel tasks"),
+        ("onAllTasksComplete", "when all tasks complete"),
+    ):
         if inputs.get(key) is not None:
             facts.append(f"{label} {code(str(inputs[key]))}")
     if inputs.get("usesTaskDependencies"):
@@ -201,16 +219,20 @@ def _job_lines(job: JobPreview) -> list[str]:
         facts.append("may replace running tasks")
     lines = [f"## Job {code(job.id)}: {len(job.tasks)} task(s)", "", ", ".join(facts) + ".", ""]
     columns = _columns(job)
-    lines += _table(("Task", *(str(field.column) for field in columns)),
-                    (_task_row(task, columns) for task in job.tasks))
+    lines += _table(
+        ("Task", *(str(field.column) for field in columns)),
+        (_task_row(task, columns) for task in job.tasks),
+    )
     return [*lines, ""]
 
 
 def _summary_line(job: JobChanges) -> str:
     counts = _summary(job)
-    return (f"- {code(job.job_id)} (job {job.change}): {counts['added']} added, "
-            f"{counts['removed']} removed, {counts['replaced']} replaced, "
-            f"{counts['updated']} updated in place, {counts['unchanged']} unchanged.")
+    return (
+        f"- {code(job.job_id)} (job {job.change}): {counts['added']} added, "
+        f"{counts['removed']} removed, {counts['replaced']} replaced, "
+        f"{counts['updated']} updated in place, {counts['unchanged']} unchanged."
+    )
 
 
 def _change_lines(changes: Changes) -> list[str]:
@@ -221,10 +243,14 @@ def _change_lines(changes: Changes) -> list[str]:
     for warning in changes.warnings:
         # A blank line between them: adjacent quote lines would merge into one paragraph.
         lines += [f"> **Warning:** {warning.text}", ""]
-    resource_rows = [*([code(name), code(kind), "added"] for kind, name in changes.added),
-                     *([code(name), code(kind), "removed"] for kind, name in changes.removed),
-                     *([code(name), code(kind), "changed: " + ", ".join(fields)]
-                       for kind, name, fields in changes.changed)]
+    resource_rows = [
+        *([code(name), code(kind), "added"] for kind, name in changes.added),
+        *([code(name), code(kind), "removed"] for kind, name in changes.removed),
+        *(
+            [code(name), code(kind), "changed: " + ", ".join(fields)]
+            for kind, name, fields in changes.changed
+        ),
+    ]
     if resource_rows:
         lines += ["### Resources", ""]
         lines += _table(("Resource", "Type", "Change"), resource_rows)
@@ -256,8 +282,7 @@ def around(text: str, start: int, end: int, limit: int = CELL_CHARS) -> str:
         return text
     left = max(0, start - DIFF_CONTEXT)
     right = min(len(text), max(end, start) + DIFF_CONTEXT, left + limit)
-    return (ELLIPSIS if left else "") + text[left:right] + (ELLIPSIS if right < len(text)
-                                                            else "")
+    return (ELLIPSIS if left else "") + text[left:right] + (ELLIPSIS if right < len(text) else "")
 
 
 def _value(text: str | None, start: int, end: int) -> str:
@@ -271,8 +296,10 @@ def _field_line(change: FieldChange, first_id: str) -> str:
     if change.name == JOB_FIELD:
         return "  - the job is replaced: the task runs again in the new job"
     where = "" if change.same_values else f" (each task its own value; {code(first_id)}'s)"
-    return (f"  - {code(change.name)}{where}: {_value(change.old, change.start, change.old_end)}"
-            f" → {_value(change.new, change.start, change.new_end)}")
+    return (
+        f"  - {code(change.name)}{where}: {_value(change.old, change.start, change.old_end)}"
+        f" → {_value(change.new, change.start, change.new_end)}"
+    )
 
 
 def _ids_block(task_ids: tuple[str, ...]) -> list[str]:
@@ -280,8 +307,14 @@ def _ids_block(task_ids: tuple[str, ...]) -> list[str]:
     more = len(task_ids) - SHOWN_GROUP_IDS
     if more > 0:
         shown += f" and {more:,} more (`--format json` lists them all)"
-    return [f"  <details><summary>{len(task_ids):,} tasks</summary>", "", f"  {shown}", "",
-            "  </details>", ""]
+    return [
+        f"  <details><summary>{len(task_ids):,} tasks</summary>",
+        "",
+        f"  {shown}",
+        "",
+        "  </details>",
+        "",
+    ]
 
 
 def _group_lines(group: TaskGroup) -> list[str]:
@@ -301,21 +334,28 @@ def _job_change_lines(job: JobChanges) -> list[str]:
         title += f" ({', '.join(job.fields)})"
     lines = [title, ""]
     for name, old, new in job.values:
-        lines.append(f"- {code(name)}: {code(old) if old is not None else '*(none)*'} → "
-                     f"{code(new) if new is not None else '*(none)*'}")
+        lines.append(
+            f"- {code(name)}: {code(old) if old is not None else '*(none)*'} → "
+            f"{code(new) if new is not None else '*(none)*'}"
+        )
     if job.values:
         lines.append("")
     counts = _summary(job)
-    lines += [f"{counts['added']} added, {counts['removed']} removed, {counts['replaced']} "
-              f"replaced, {counts['updated']} updated in place, {counts['unchanged']} "
-              "unchanged.", ""]
+    lines += [
+        f"{counts['added']} added, {counts['removed']} removed, {counts['replaced']} "
+        f"replaced, {counts['updated']} updated in place, {counts['unchanged']} "
+        "unchanged.",
+        "",
+    ]
     for group in job.groups[:SHOWN_GROUPS]:
         lines += _group_lines(group)
     hidden = job.groups[SHOWN_GROUPS:]
     if hidden:
         tasks = sum(len(group.task_ids) for group in hidden)
-        lines.append(f"- and {len(hidden):,} more groups of changes ({tasks:,} tasks): "
-                     "`--format json` lists them all")
+        lines.append(
+            f"- and {len(hidden):,} more groups of changes ({tasks:,} tasks): "
+            "`--format json` lists them all"
+        )
     if job.groups:
         lines.append("")
     return lines
@@ -323,14 +363,23 @@ def _job_change_lines(job: JobChanges) -> list[str]:
 
 def _unpinned_lines(preview: StackPreview) -> list[str]:
     """A note naming the images given by tag alone: a tag can move to a new build unseen."""
-    images = sorted({str(task.spec.get("image")) for job in preview.jobs for task in job.tasks
-                     if task.spec.get("image") and "@" not in str(task.spec.get("image"))})
+    images = sorted(
+        {
+            str(task.spec.get("image"))
+            for job in preview.jobs
+            for task in job.tasks
+            if task.spec.get("image") and "@" not in str(task.spec.get("image"))
+        }
+    )
     if not images:
         return []
-    return [f"> **Unpinned images:** {', '.join(code(image) for image in images)} "
-            f"{'is' if len(images) == 1 else 'are'} given by tag alone, so a new build pushed "
-            "under the tag would run without any change in review; `batchtasks pin` writes "
-            "each tag's digest into the stack file.", ""]
+    return [
+        f"> **Unpinned images:** {', '.join(code(image) for image in images)} "
+        f"{'is' if len(images) == 1 else 'are'} given by tag alone, so a new build pushed "
+        "under the tag would run without any change in review; `batchtasks pin` writes "
+        "each tag's digest into the stack file.",
+        "",
+    ]
 
 
 def render_markdown(preview: StackPreview, changes: Changes | None = None) -> str:
@@ -350,17 +399,22 @@ def render_markdown(preview: StackPreview, changes: Changes | None = None) -> st
         per job a table of its tasks.
     """
     total = sum(len(job.tasks) for job in preview.jobs)
-    lines = [f"# Preview of stack {code(preview.stack)}", "",
-             f"{len(preview.resources)} resources, {len(preview.jobs)} job(s), {total} task(s). "
-             "Rendered offline; secret values show as `[secret]`.", ""]
+    lines = [
+        f"# Preview of stack {code(preview.stack)}",
+        "",
+        f"{len(preview.resources)} resources, {len(preview.jobs)} job(s), {total} task(s). "
+        "Rendered offline; secret values show as `[secret]`.",
+        "",
+    ]
     lines += _unpinned_lines(preview)
     if changes is not None:
         lines += _change_lines(changes)
     lines += ["## Task graph", "", legend(changes), "", *mermaid(preview, changes), ""]
     lines += ["## Resources", ""]
-    lines += _table(("Resource", "Type", "Parent"),
-                    ([code(r["name"]), code(r["type"]), code(r["parent"] or "")]
-                     for r in preview.resources))
+    lines += _table(
+        ("Resource", "Type", "Parent"),
+        ([code(r["name"]), code(r["type"]), code(r["parent"] or "")] for r in preview.resources),
+    )
     lines.append("")
     for job in preview.jobs:
         lines += _job_lines(job)
