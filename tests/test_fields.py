@@ -276,15 +276,76 @@ def test_the_service_receives_slots_and_exit_conditions(batch_api: BatchApiDoubl
         provider.create({**checked.inputs, "jobId": "plain"})
 
 
-def test_job_input_table_covers_every_input_the_job_registers() -> None:
-    import inspect
+def _registered_inputs() -> dict[str, set[str]]:
+    # Register each dynamic resource under Pulumi mocks, every optional argument set, and keep
+    # the names of the inputs the engine receives.
+    from batchtasks.batch.job import BatchJob, BatchJobCompletion
+    from batchtasks.batch.tasks import BatchTask, BatchTaskSet, TaskTarget
+    from tests.pulumi_support import run_program
 
-    from batchtasks.batch import job as job_module
-    from batchtasks.batch.diff import JOB_INPUTS
+    def program() -> dict[str, Any]:
+        job = BatchJob(
+            "job",
+            job_id="weekly",
+            endpoint="https://acct.westeurope.batch.azure.com",
+            pool_id="pool",
+            priority=1,
+            max_parallel_tasks=2,
+            constraints={"maxTaskRetryCount": 1},
+            retry_policy={"maxAttempts": 2},
+        )
+        BatchJobCompletion(
+            "completion",
+            job_id=job.jobId,
+            endpoint="https://acct.westeurope.batch.azure.com",
+            on_all_tasks_complete="terminateJob",
+            retry_policy={"maxAttempts": 2},
+        )
+        target = TaskTarget(
+            job_id=job.jobId,
+            endpoint="https://acct.westeurope.batch.azure.com",
+            identity_resource_id="/subscriptions/s/id",
+            container_urls={"out": "https://acct.blob.core.windows.net/out"},
+            mounts_dir="/mnt/batch",
+            registry_server="acr.azurecr.io",
+            retry_policy={"maxAttempts": 2},
+            owner={"project": "p", "stack": "s"},
+        )
+        spec = {"image": "python:3.12", "command": ["python", "-V"]}
+        BatchTaskSet("sweep", target, {"a": spec}, {"k": "v"})
+        BatchTask("one", target, "b", spec, {"k": "v"})
+        return {}
 
-    source = inspect.getsource(job_module.BatchJob.__init__)
-    registered = set(re.findall(r'"(\w+)":', source[source.index("props = {") :]))
-    assert registered - {"project", "stack", "resource"} == set(JOB_INPUTS)
+    run = run_program(program)
+    return {
+        token: {name for name in run.of_type(token)[0]["inputs"] if not name.startswith("__")}
+        for token in (
+            "pulumi-python:dynamic/batch:Job",
+            "pulumi-python:dynamic/batch:JobCompletion",
+            "pulumi-python:dynamic/batch:TaskSet",
+            "pulumi-python:dynamic/batch:Task",
+        )
+    }
+
+
+def test_each_input_table_and_typed_dict_covers_exactly_the_inputs_registered() -> None:
+    from batchtasks.batch import diff, inputs
+
+    registered = _registered_inputs()
+    expected = {
+        "pulumi-python:dynamic/batch:Job": (diff.JOB_INPUTS, inputs.JobInputs),
+        "pulumi-python:dynamic/batch:JobCompletion": (
+            diff.JOB_COMPLETION_INPUTS,
+            inputs.JobCompletionInputs,
+        ),
+        "pulumi-python:dynamic/batch:TaskSet": (diff.TASK_SET_INPUTS, inputs.TaskSetInputs),
+        "pulumi-python:dynamic/batch:Task": (diff.TASK_INPUTS, inputs.TaskInputs),
+    }
+    for token, (table, typed) in expected.items():
+        # Inputs registered as None (the job's `adopted` output) never reach the engine.
+        seeded_none = set(diff.inputs_of_kind(table, "output"))
+        assert registered[token] | seeded_none == set(table), token
+        assert set(typed.__annotations__) == set(table), token
 
 
 @pytest.mark.parametrize(

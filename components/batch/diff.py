@@ -13,9 +13,6 @@ from typing import Any
 
 from batchtasks.batch.spec import CONSTRAINT_FIELDS, is_unknown, is_unknown_as_a_whole
 
-# Task-resource inputs that identify where the tasks live: a change moves every task.
-TASK_LOCATION_INPUTS = ("endpoint", "jobId")
-# Job inputs Batch can change on an existing job.
 # Every BatchJob input and what a change to it does: "update" (Batch changes the job in place),
 # "replace" (a new job), "stored" (kept in the state only, so that delete and later operations
 # read the new value: still an update, pulumi/pulumi#9086), "output" (set by the provider, seeded
@@ -35,10 +32,46 @@ JOB_INPUTS = {
     "replaceRunningTasks": "stored",
     "retryPolicy": "stored",
 }
-JOB_UPDATABLE_INPUTS = tuple(name for name, kind in JOB_INPUTS.items() if kind == "update")
-JOB_REPLACE_INPUTS = tuple(name for name, kind in JOB_INPUTS.items() if kind == "replace")
-JOB_STORED_INPUTS = tuple(name for name, kind in JOB_INPUTS.items() if kind == "stored")
-# Shared task inputs that end up in every task body.
+# BatchJobCompletion: "replace" (a new switch), "update" (the switch is applied again), "ignored"
+# (read from the inputs of each operation; a change alone is no change).
+JOB_COMPLETION_INPUTS = {
+    "endpoint": "replace",
+    "jobId": "replace",
+    "onAllTasksComplete": "update",
+    "retryPolicy": "ignored",
+}
+# Task resources: "replace" (where the tasks live: a change moves every task), "tasks" (the task
+# specs, compared task by task through `fields`), "body" (shared inputs that reach the task
+# bodies, compared by `plan_tasks`), "stored" (as for the job).
+_TASK_TARGET_INPUTS = {
+    "endpoint": "replace",
+    "jobId": "replace",
+    "identityResourceId": "body",
+    "containerUrls": "body",
+    "mountsDir": "body",
+    "registryServer": "body",
+    "secrets": "body",
+    "replaceRunningTasks": "stored",
+    "retryPolicy": "stored",
+    "owner": "stored",
+}
+TASK_SET_INPUTS = {**_TASK_TARGET_INPUTS, "setName": "body", "tasks": "tasks"}
+TASK_INPUTS = {**_TASK_TARGET_INPUTS, "taskId": "tasks", "task": "tasks"}
+
+
+def inputs_of_kind(table: Mapping[str, str], kind: str) -> tuple[str, ...]:
+    """Return the inputs of a table that have the given kind, in table order."""
+    return tuple(name for name, each in table.items() if each == kind)
+
+
+JOB_UPDATABLE_INPUTS = inputs_of_kind(JOB_INPUTS, "update")
+JOB_REPLACE_INPUTS = inputs_of_kind(JOB_INPUTS, "replace")
+JOB_STORED_INPUTS = inputs_of_kind(JOB_INPUTS, "stored")
+# The same for BatchTask and BatchTaskSet (one table apart from the task inputs).
+TASK_LOCATION_INPUTS = inputs_of_kind(TASK_SET_INPUTS, "replace")
+TASK_STORED_INPUTS = inputs_of_kind(TASK_SET_INPUTS, "stored")
+# Shared task inputs that end up in every task body alike (containerUrls and secrets reach only
+# the tasks that use them, setName only the marker).
 ALL_TASK_INPUTS = ("identityResourceId", "mountsDir", "registryServer")
 
 

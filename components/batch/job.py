@@ -38,7 +38,13 @@ from batchtasks.batch.client import (
     operation_error,
     service_errors,
 )
-from batchtasks.batch.diff import JOB_STORED_INPUTS, completion_mode, job_change, same
+from batchtasks.batch.diff import (
+    JOB_COMPLETION_INPUTS,
+    JOB_STORED_INPUTS,
+    completion_mode,
+    job_change,
+    same,
+)
 from batchtasks.batch.retrying import RetryingProvider
 from batchtasks.batch.spec import build_job_body, is_unknown
 
@@ -262,10 +268,11 @@ class BatchJobCompletionProvider(RetryingProvider):
         sends it when the job is replaced) means a new switch."""
         changed = [
             key
-            for key in ("endpoint", "jobId", "onAllTasksComplete")
-            if is_unknown(news.get(key)) or olds.get(key) != news.get(key)
+            for key, kind in JOB_COMPLETION_INPUTS.items()
+            if kind in ("replace", "update")
+            and (is_unknown(news.get(key)) or olds.get(key) != news.get(key))
         ]
-        moved = [key for key in changed if key != "onAllTasksComplete"]
+        moved = [key for key in changed if JOB_COMPLETION_INPUTS[key] == "replace"]
         return DiffResult(changes=bool(changed), replaces=moved, delete_before_replace=True)
 
     def create(self, props: dict[str, Any]) -> CreateResult:

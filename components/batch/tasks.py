@@ -43,8 +43,10 @@ from batchtasks.batch.client import (
     shown_ids,
 )
 from batchtasks.batch.diff import (
-    ALL_TASK_INPUTS,
     TASK_LOCATION_INPUTS,
+    TASK_SET_INPUTS,
+    TASK_STORED_INPUTS,
+    inputs_of_kind,
     completion_mode,
     plan_tasks,
     same,
@@ -60,7 +62,7 @@ from batchtasks.batch.spec import (
 from batchtasks.batch.template import TemplateBodyBuilder
 
 # Inputs besides a task's own spec that its body depends on (`plan_tasks` compares them).
-SHARED_BODY_INPUTS = (*ALL_TASK_INPUTS, "containerUrls", "secrets", "setName")
+SHARED_BODY_INPUTS = inputs_of_kind(TASK_SET_INPUTS, "body")
 
 
 def task_context(props: Mapping[str, Any]) -> TaskContext:
@@ -211,11 +213,7 @@ class _TaskProviderCore(RetryingProvider):
             # During preview the whole map may be pending: some change, not yet known which.
             return DiffResult(changes=True, replaces=[], delete_before_replace=True)
         plan = plan_tasks(*self._views_to_compare(olds, news))
-        other = [
-            name
-            for name in ("replaceRunningTasks", "retryPolicy", "owner")
-            if not same(olds.get(name), news.get(name))
-        ]
+        other = [name for name in TASK_STORED_INPUTS if not same(olds.get(name), news.get(name))]
         return DiffResult(
             changes=plan.has_changes or bool(other), replaces=[], delete_before_replace=True
         )
