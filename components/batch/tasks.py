@@ -46,8 +46,8 @@ from batchtasks.batch.diff import (
     TASK_LOCATION_INPUTS,
     TASK_SET_INPUTS,
     TASK_STORED_INPUTS,
-    inputs_of_kind,
     completion_mode,
+    inputs_of_kind,
     plan_tasks,
     same,
 )
