@@ -109,6 +109,9 @@ class TaskField:
     in_place
         Whether a change updates an existing task in place (Batch allows it for constraints
         only); otherwise the task is replaced (deleted, then added again).
+    varies
+        Whether a template body fills it in per task (the rest of a task's spec is its shape,
+        checked once per shape).
     column
         Its column in the preview's task table, or None.
     column_when_set
@@ -134,6 +137,7 @@ class TaskField:
     rest: str
     via: str
     in_place: bool = False
+    varies: bool = False
     column: str | None = None
     column_when_set: bool = False
     cell: Callable[[Any], tuple[str, ...]] = lambda value: (str(value),)
@@ -267,6 +271,7 @@ TASK_FIELDS: tuple[TaskField, ...] = (
         string("Command line run inside the container.", rule=rules.COMMAND_LINE),
         rest="commandLine",
         via="command",
+        varies=True,
         column="Command",
         sweep_field=_templated(
             string("Command line run inside the container.", rule=rules.COMMAND_LINE)
@@ -314,6 +319,7 @@ TASK_FIELDS: tuple[TaskField, ...] = (
         ),
         rest="environmentSettings",
         via="env",
+        varies=True,
         sweep_field=_templated(
             Field(
                 "map",
@@ -342,6 +348,7 @@ TASK_FIELDS: tuple[TaskField, ...] = (
         _output(templated=False),
         rest="outputFiles",
         via="outputs",
+        varies=True,
         column="Outputs",
         cell=_output_cells,
         sweep_field=_output(templated=True),
@@ -404,6 +411,7 @@ TASK_FIELDS: tuple[TaskField, ...] = (
         ),
         rest="dependsOn.taskIds",
         via="direct",
+        varies=True,
         in_defaults=False,
         sweep_field=_templated(
             Field(
@@ -468,6 +476,7 @@ BY_KEY: dict[str, TaskField] = {field.key: field for field in TASK_FIELDS}
 STACK_TASK_FIELDS = tuple(field for field in TASK_FIELDS if field.in_task)
 # Fields whose change Batch applies to an existing task (its constraints).
 IN_PLACE_KEYS = tuple(field.key for field in TASK_FIELDS if field.in_place)
+VARYING_KEYS = tuple(field.key for field in TASK_FIELDS if field.varies)
 # Fields that make the container settings (a sweep's tasks share a few of them).
 CONTAINER_KEYS = tuple(field.key for field in TASK_FIELDS if field.via == "container")
 IDENTITY_KEYS = tuple(field.key for field in TASK_FIELDS if field.via == "identity")

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from batchtasks import fields as fields_table
 from batchtasks import rules
 from batchtasks.batch.spec import is_unknown, is_unknown_as_a_whole
 from batchtasks.batch.template import split_spec
@@ -130,11 +131,6 @@ def task_spec_problems(
     return problems
 
 
-# Task fields whose values differ from task to task in a sweep (see `template.split_spec`):
-# each task's are checked on their own once its shape has been checked whole.
-VARYING_FIELDS = ("command", "env", "outputs", "dependsOn")
-
-
 def task_map_problems(
     tasks: Mapping[str, Any],
     path_of: Callable[[str], str],
@@ -174,7 +170,8 @@ def task_map_problems(
         )
         if split is not None and split[0] in clean_shapes:
             found = id_problems(task_id, f"{path}.id")
-            for key in VARYING_FIELDS:
+            # The shape was checked whole once; each task's own values are checked here.
+            for key in fields_table.VARYING_KEYS:
                 if key in spec and not found:
                     found = _field_problems(spec[key], fields[key], child(path, key))
             # Varying values make each task's body its own size; a task too big is checked
