@@ -14,6 +14,7 @@ from typing import Any
 
 import pulumi
 
+from batchtasks.batch import shards
 from batchtasks.batch.job import BatchJob, BatchJobCompletion
 from batchtasks.batch.tasks import BatchTask, BatchTaskSet, TaskTarget
 from batchtasks.config import ConfigError, JobConfig, StackConfig, parse_stack_config
@@ -183,15 +184,22 @@ def declare_stack(config: StackConfig, read_secret: SecretReader) -> DeclaredSta
                 )
             )
         for sweep in job.sweeps:
-            task_resources.append(
-                BatchTaskSet(
-                    f"{job.id}.{sweep.id}",
-                    target,
-                    {task["id"]: _without_id(task) for task in sweep.tasks},
-                    secrets=_secrets_for(list(sweep.tasks), read_secret),
-                    opts=task_options,
+            # A big sweep is several sets (batch/shards.py); shard 0 keeps the sweep's name.
+            set_name = f"{job.id}.{sweep.id}"
+            count = sweep.shards or shards.shard_count(len(sweep.tasks))
+            by_id = {task["id"]: task for task in sweep.tasks}
+            for index, part in enumerate(shards.split(by_id, count)):
+                task_resources.append(
+                    BatchTaskSet(
+                        shards.shard_name(set_name, index),
+                        target,
+                        {task_id: _without_id(task) for task_id, task in part.items()},
+                        secrets=_secrets_for(list(part.values()), read_secret),
+                        opts=task_options,
+                        set_name=set_name,
+                        shard=(index, count),
+                    )
                 )
-            )
         if job.on_all_tasks_complete == "terminateJob":
             BatchJobCompletion(
                 f"{job.id}.completion",

@@ -445,6 +445,19 @@ MAX_NODES = Range("most nodes", minimum=1, maximum=INT32_MAX)
 # at 256 (and at four times the VM size's cores).
 TASK_SLOTS_PER_NODE = Range("task slots per node", minimum=1, maximum=256)
 REQUIRED_SLOTS = Range("required slots", minimum=1, maximum=256)
+# How many task sets a sweep is split over (`shards:`), and a power of two (batch/shards.py
+# places a task by masking a hash with count - 1).
+SHARD_COUNT = Range("shard count", minimum=1, maximum=1024)
+
+
+def shard_count_problem(value: Any) -> str | None:
+    """Say what is wrong with a sweep's shard count: an integer in SHARD_COUNT, a power of two."""
+    if problem := SHARD_COUNT.problem(value):
+        return problem
+    if int(value) & (int(value) - 1):
+        return f"must be a power of two (1, 2, 4, ... {SHARD_COUNT.maximum})"
+    return None
+
 
 # ------------------------------------------------------------------ choices
 

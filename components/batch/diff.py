@@ -42,7 +42,9 @@ JOB_COMPLETION_INPUTS = {
 }
 # Task resources: "replace" (where the tasks live: a change moves every task), "tasks" (the task
 # specs, compared task by task through `fields`), "body" (shared inputs that reach the task
-# bodies, compared by `plan_tasks`), "stored" (as for the job).
+# bodies, compared by `plan_tasks`), "stored" (as for the job), "shard" (a set's place in its
+# sweep, {index, count}: absent is shard 0 of 1, so state made before sharding does not change;
+# check refuses a new count, since tasks would move between sets; otherwise as "stored").
 _TASK_TARGET_INPUTS = {
     "endpoint": "replace",
     "jobId": "replace",
@@ -55,7 +57,7 @@ _TASK_TARGET_INPUTS = {
     "retryPolicy": "stored",
     "owner": "stored",
 }
-TASK_SET_INPUTS = {**_TASK_TARGET_INPUTS, "setName": "body", "tasks": "tasks"}
+TASK_SET_INPUTS = {**_TASK_TARGET_INPUTS, "setName": "body", "shard": "shard", "tasks": "tasks"}
 TASK_INPUTS = {**_TASK_TARGET_INPUTS, "taskId": "tasks", "task": "tasks"}
 
 

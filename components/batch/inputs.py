@@ -25,9 +25,11 @@ class TaskTargetInputs(TypedDict, total=False):
 
 
 class TaskSetInputs(TaskTargetInputs, total=False):
-    """BatchTaskSet inputs: task id -> spec as canonical JSON text, and the set's name."""
+    """BatchTaskSet inputs: task id -> spec as canonical JSON text, the sweep's name (the
+    marker of its tasks, shared by its shards), and the shard this set is ({index, count})."""
 
     setName: str
+    shard: dict[str, int]
     tasks: dict[str, Any]
 
 

@@ -52,6 +52,7 @@ from batchtasks.batch.diff import (
     same,
 )
 from batchtasks.batch.retrying import RetryingProvider
+from batchtasks.batch.shards import shard_input, shard_name, shard_of, shard_problem
 from batchtasks.batch.spec import (
     TaskContext,
     build_task_body,
@@ -168,7 +169,7 @@ class _TaskProviderCore(RetryingProvider):
             if news.get(name) in (None, ""):
                 problems.append((name, "is required"))
         tasks = self.tasks_of(news)
-        if not is_unknown_as_a_whole(tasks) and not tasks:
+        if not is_unknown_as_a_whole(tasks) and not tasks and not self.may_be_empty(news):
             problems.append(("tasks", "must declare at least one task"))
         containers = news.get("containerUrls")
         secrets = news.get("secrets") or {}
@@ -196,6 +197,10 @@ class _TaskProviderCore(RetryingProvider):
             )
         return CheckResult(news, [CheckFailure(path, reason) for path, reason in problems])
 
+    def may_be_empty(self, props: Mapping[str, Any]) -> bool:
+        """Tell whether the resource may hold no task (one shard of a sweep split in several)."""
+        return False
+
     def task_path(self, task_id: str) -> str:
         """Return the property path of one task's spec, for messages."""
         return f"tasks.{task_id}"
@@ -214,6 +219,8 @@ class _TaskProviderCore(RetryingProvider):
             return DiffResult(changes=True, replaces=[], delete_before_replace=True)
         plan = plan_tasks(*self._views_to_compare(olds, news))
         other = [name for name in TASK_STORED_INPUTS if not same(olds.get(name), news.get(name))]
+        if shard_input(olds.get("shard")) != shard_input(news.get("shard")):
+            other.append("shard")
         return DiffResult(
             changes=plan.has_changes or bool(other), replaces=[], delete_before_replace=True
         )
@@ -250,10 +257,15 @@ class _TaskProviderCore(RetryingProvider):
         metadata = ownership.as_dict((job or {}).get("metadata"))
         created = ownership.created_by_stack(metadata, props.get("owner") or {})
         marker = task_context(props).display_name
+        # The marker names the sweep, which every shard of it shares: only a task this shard
+        # declares is this resource's to replace.
+        declared = {task_id.lower() for task_id in view["tasks"]}
         ours = sorted(
             task_id
             for task_id, live in different.items()
-            if created and (marker is None or live.get("displayName") == marker)
+            if created
+            and task_id.lower() in declared
+            and (marker is None or live.get("displayName") == marker)
         )
         others = sorted(set(different) - set(ours))
         if others:
@@ -423,6 +435,9 @@ class _TaskProviderCore(RetryingProvider):
         but the declaration no longer has, so the job ends with exactly the declared tasks.
         Checked on every create: nothing else tells that an earlier run went part of the way."""
         declared = {task_id.lower() for task_id in view["tasks"]}
+        # Every shard of a sweep carries the sweep's marker: a stray of this resource is one
+        # its shard would hold, or one shard's create would delete the others' tasks.
+        index, count = shard_input(view.get("shard"))
         try:
             existing = writer.existing_tasks(select=["id", "displayName", "state"])
         except SERVICE_ERRORS as error:
@@ -434,7 +449,9 @@ class _TaskProviderCore(RetryingProvider):
         strays = [
             body["id"]
             for key, body in existing.items()
-            if body.get("displayName") == owner and key not in declared
+            if body.get("displayName") == owner
+            and key not in declared
+            and (count == 1 or shard_of(key, count) == index)
         ]
         if strays:
             states = {key: str(body.get("state")) for key, body in existing.items()}
@@ -443,7 +460,59 @@ class _TaskProviderCore(RetryingProvider):
 
 
 class BatchTaskSetProvider(_TaskProviderCore):
-    """Provider for BatchTaskSet: many tasks (a sweep) in one resource, diffed task by task."""
+    """Provider for BatchTaskSet: many tasks (a sweep, or one shard of it) in one resource,
+    diffed task by task."""
+
+    def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
+        """Validate as every task resource does, plus the shard: a valid {index, count}, every
+        task in the shard its id hashes to, and the same count as the state has."""
+        result = super().check(olds, news)
+        failures = list(result.failures or [])
+        shard = news.get("shard")
+        if problem := shard_problem(shard):
+            return CheckResult(result.inputs, [*failures, CheckFailure("shard", problem)])
+        index, count = shard_input(shard)
+        tasks = news.get("tasks")
+        misplaced = sorted(
+            task_id
+            for task_id in (tasks if isinstance(tasks, Mapping) and count > 1 else ())
+            if shard_of(task_id, count) != index
+        )
+        if misplaced:
+            # Strays are found by shard: a task in the wrong set would be another's stray.
+            failures.append(
+                CheckFailure(
+                    "shard",
+                    f"task(s) {shown_ids(misplaced)} do not belong to shard {index} of "
+                    f"{count}: a task's shard follows from its id (batchtasks.batch.shards)",
+                )
+            )
+        if refusal := self._count_change(olds, news):
+            failures.append(CheckFailure("shard", refusal))
+        return CheckResult(result.inputs, failures)
+
+    def may_be_empty(self, props: Mapping[str, Any]) -> bool:
+        """A shard of a sweep split over several sets may hold no task: every shard is
+        registered, so a change of the count always meets a set that exists (and is refused)."""
+        return shard_problem(props.get("shard")) is None and shard_input(props.get("shard"))[1] > 1
+
+    @staticmethod
+    def _count_change(olds: Mapping[str, Any], news: Mapping[str, Any]) -> str | None:
+        """Refuse a new shard count for a set that exists: the tasks would move between
+        resources, and a task that moves is deleted by one and added by another (it runs
+        again). State without the input (a set made before sharding) is 1 shard."""
+        if not olds or shard_problem(olds.get("shard")):
+            return None
+        old, new = shard_input(olds.get("shard"))[1], shard_input(news.get("shard"))[1]
+        if old == new:
+            return None
+        sweep = news.get("setName") or olds.get("setName")
+        return (
+            f"sweep {sweep!r} is split over {old} task set(s) in the state and would be split "
+            f"over {new}: tasks would move between resources, and a task that moves is deleted "
+            f"and added again, so it runs again. Nothing was changed. To keep every task where "
+            f"it is, write `shards: {old}` on the sweep in the stack file."
+        )
 
     def tasks_of(self, props: Mapping[str, Any]) -> dict[str, Any]:
         """Return the set's `tasks` input as task id -> spec."""
@@ -490,8 +559,9 @@ class BatchTaskSetProvider(_TaskProviderCore):
         )
 
     def resource_id(self, props: Mapping[str, Any]) -> str:
-        """Return `<job id>/<set name>`."""
-        return f"{props['jobId']}/{props.get('setName') or 'tasks'}"
+        """Return `<job id>/<set name>`, with `.shard-<i>` for shards past the first."""
+        index = shard_input(props.get("shard"))[0]
+        return f"{props['jobId']}/{shard_name(props.get('setName') or 'tasks', index)}"
 
     def with_tasks(self, props: Mapping[str, Any], tasks: Mapping[str, Any]) -> dict[str, Any]:
         """Return props with `tasks` replaced, each spec stored as canonical JSON text."""
@@ -625,7 +695,7 @@ class BatchTaskSet(Resource, module="batch", name="TaskSet"):
     Parameters
     ----------
     name
-        Resource name; also marks the tasks it owns (their displayName).
+        Resource name.
     target
         The job, endpoint and BatchStorage outputs the tasks use.
     tasks
@@ -634,6 +704,11 @@ class BatchTaskSet(Resource, module="batch", name="TaskSet"):
         Config key -> secret value for the tasks' secretEnv.
     opts
         Pulumi resource options.
+    set_name
+        The sweep's name, which marks the tasks it owns (their displayName); every shard of
+        a sweep shares it. Default: the resource name.
+    shard
+        (index, count): which shard of the sweep this set holds (see `batch/shards.py`).
     """
 
     jobId: pulumi.Output[str]  # Pulumi output names follow the inputs
@@ -646,10 +721,14 @@ class BatchTaskSet(Resource, module="batch", name="TaskSet"):
         tasks: Mapping[str, Mapping[str, Any]],
         secrets: pulumi.Input[Mapping[str, str]] | None = None,
         opts: pulumi.ResourceOptions | None = None,
+        *,
+        set_name: str | None = None,
+        shard: tuple[int, int] = (0, 1),
     ) -> None:
         props = {
             **target.inputs(secrets),
-            "setName": name,
+            "setName": set_name or name,
+            "shard": {"index": shard[0], "count": shard[1]},
             "tasks": {task_id: encode_spec(spec) for task_id, spec in tasks.items()},
         }
         super().__init__(BatchTaskSetProvider(), name, props, _options(opts))

@@ -130,10 +130,12 @@ class BatchConfig:
 
 @dataclass(frozen=True)
 class SweepConfig:
-    """A sweep: its name and the tasks its matrix expands to (TaskSpec dicts)."""
+    """A sweep: its name, the tasks its matrix expands to (TaskSpec dicts), and the shard
+    count the stack file fixes (None: from the task count, see `batchtasks.batch.shards`)."""
 
     id: str
     tasks: tuple[dict[str, Any], ...]
+    shards: int | None = None
 
 
 @dataclass(frozen=True)

@@ -545,7 +545,7 @@ def _sweep(
         {
             key: value
             for key, value in sweep.items()
-            if key not in ("taskId", "matrix", "include", "exclude")
+            if key not in ("taskId", "matrix", "include", "exclude", "shards")
         },
         path,
     )
@@ -669,13 +669,16 @@ def _sweep(
         )
         specs.append((produced, rendered))
     sweep_id = get(sweep, "id")
+    shards = get(sweep, "shards")
+    if shards is not None and (problem := rules.shard_count_problem(shards)):
+        problems.add(f"{path}.shards", problem, shards)
     if problems or sweep_id is None:
         return None
     built = tuple(_spec(produced, merged, logs, rendered) for produced, rendered in specs)
     for spec in built:
         if problem := rules.task_body_problem(spec):
             problems.add(path, f"{problem} (task {spec['id']!r})", cap_key=f"{path} body")
-    return None if problems else SweepConfig(sweep_id, built)
+    return None if problems else SweepConfig(sweep_id, built, shards)
 
 
 def _job(cleaned: dict[str, Any], path: str, stack: _Stack) -> JobConfig | None:

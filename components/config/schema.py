@@ -67,6 +67,12 @@ SWEEP = _object(
         "exclude": Field(
             "list", "Combinations to remove: those matching all the given axes.", item=_ASSIGNMENT
         ),
+        "shards": fields.integer(
+            "How many task sets the sweep is split over, a power of two (default: the fewest "
+            "that hold at most 12,500 tasks each). Fixed once the sweep exists: give the count "
+            "its state has when the task count crosses a threshold.",
+            rules.SHARD_COUNT,
+        ),
         **SWEEP_TASK_FIELDS,
     },
 )
