@@ -16,6 +16,7 @@ from azure.batch.models._models import BatchJobTerminateOptions
 from azure.core.exceptions import HttpResponseError, ServiceResponseError
 
 from batchapi import BatchApiDouble
+from batchtasks.batch import sdk_compat
 
 POOL = m.BatchPoolInfo(pool_id="pool")
 
@@ -97,7 +98,7 @@ def test_deleting_job_refuses_tasks_then_goes(batch_client: BatchClient, batch_a
     batch_client.create_task("job1", _task("t1"))
 
     # The bare DELETE, not the poller: its background polls would race the checks below.
-    batch_client._delete_job_internal("job1")
+    sdk_compat.delete_job(batch_client, "job1")
     assert batch_api.jobs()["job1"]["state"] == "deleting"
     error = _error(batch_client.create_task, "job1", _task("t2"))
     assert (error.status_code, error.error.code) == (409, "JobBeingDeleted")

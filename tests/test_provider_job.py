@@ -12,6 +12,7 @@ import pytest
 from pulumi.dynamic.dynamic import serialize_provider
 
 from batchapi import BatchApiDouble
+from batchtasks.batch import sdk_compat
 from batchtasks.batch.client import BatchOperationError, make_client
 from batchtasks.batch.job import (
     DELETE_WAIT_SECONDS,
@@ -389,7 +390,7 @@ def test_replacement_waits_for_its_predecessor_to_finish_deleting(
     batch_api.deleting_polls = 1
     # Pulumi deletes the old job first (delete_before_replace); Batch takes a while to finish.
     # The raw delete starts it without leaving a poller behind.
-    make_client(batch_api.endpoint)._delete_job_internal(JOB)
+    sdk_compat.delete_job(make_client(batch_api.endpoint), JOB)
     policy = {**POLICY, "pollInterval": 5.0}
     create(jobs, job_props(batch_api, poolId="pool2", retryPolicy=policy))
     assert batch_api.job(JOB)["poolInfo"] == {"poolId": "pool2"}
@@ -403,7 +404,7 @@ def test_a_predecessor_that_never_finishes_deleting_ends_the_wait(
 ) -> None:
     create(jobs, job_props(batch_api))
     batch_api.deleting_polls = 10_000
-    make_client(batch_api.endpoint)._delete_job_internal(JOB)
+    sdk_compat.delete_job(make_client(batch_api.endpoint), JOB)
     policy = {**POLICY, "pollInterval": 60.0}
     with pytest.raises(BatchOperationError) as caught:
         create(jobs, job_props(batch_api, poolId="pool2", retryPolicy=policy))

@@ -18,9 +18,6 @@ from typing import Any, TypeVar
 
 from azure.batch import BatchClient
 from azure.batch import models as batch_models
-from azure.batch._operations._operations import (  # the SDK's own request builder
-    build_batch_create_task_collection_request,
-)
 from azure.core.exceptions import (
     AzureError,
     ClientAuthenticationError,
@@ -34,6 +31,7 @@ from azure.core.exceptions import (
 )
 
 from batchtasks.auth import batch_credential
+from batchtasks.batch import sdk_compat
 from batchtasks.batch.template import encode_body
 from batchtasks.clock import SYSTEM_CLOCK, Clock
 from batchtasks.rules import duration_ticks
@@ -527,12 +525,7 @@ def post_task_collection(client: BatchClient, job_id: str, payload: bytes) -> li
     HttpResponseError
         As the SDK raises it for a failed request (with the service's BatchError as `model`).
     """
-    request = build_batch_create_task_collection_request(
-        job_id=job_id,
-        content_type=_COLLECTION_CONTENT_TYPE,
-        api_version=client._config.api_version,
-        content=payload,
-    )
+    request = sdk_compat.task_collection_request(client, job_id, _COLLECTION_CONTENT_TYPE, payload)
     response = client.send_request(request)
     if response.status_code != 200:
         map_error(

@@ -24,7 +24,7 @@ from pulumi.dynamic import (
     UpdateResult,
 )
 
-from batchtasks.batch import checks, ownership
+from batchtasks.batch import checks, ownership, sdk_compat
 from batchtasks.batch.client import (
     SERVICE_ERRORS,
     BatchOperationError,
@@ -250,9 +250,8 @@ class BatchJobProvider(RetryingProvider):
                         f"job {job_id!r} has {running} running task(s); nothing was deleted. "
                         "Wait for them to finish, or set replaceRunningTasks: true."
                     )
-            # The operation behind begin_delete_job, without its poller: the poller would keep
-            # a thread reading the job for as long as the service keeps it deleting.
-            call_with_retries(lambda: client._delete_job_internal(job_id), policy)
+            # Without begin_delete_job's poller: see sdk_compat.delete_job.
+            call_with_retries(lambda: sdk_compat.delete_job(client, job_id), policy)
         except SERVICE_ERRORS as error:
             if not is_gone(error):
                 raise operation_error(job_id, "deleting the job", error) from None
