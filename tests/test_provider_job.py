@@ -413,3 +413,19 @@ def test_a_predecessor_that_never_finishes_deleting_ends_the_wait(
     assert set(clock.sleeps) == {60.0}
     assert sum(clock.sleeps) == DELETE_WAIT_SECONDS
     assert batch_api.job(JOB)["state"] == "deleting"
+
+
+def test_a_completion_s_new_retry_policy_alone_is_kept_without_a_call(
+    batch_api: BatchApiDouble, jobs: BatchJobProvider
+) -> None:
+    create(jobs, job_props(batch_api))
+    completion = BatchJobCompletionProvider()
+    olds = completion.create(completion_props(batch_api)).outs
+    batch_api.reset_counts()
+    news = {**completion_props(batch_api), "retryPolicy": {**POLICY, "maxAttempts": 9.0}}
+    diff = completion.diff("weekly/completion", olds, news)
+    assert diff.changes is True and not diff.replaces
+    outs = completion.update("weekly/completion", olds, news).outs
+    assert batch_api.total_requests() == 0
+    # Later operations (read, delete) take their retries from the kept value.
+    assert completion.policy(outs).max_attempts == 9

@@ -875,3 +875,24 @@ def test_errors_never_show_secret_values(
         create(task_set, props)
     assert "'weekly'" in str(caught.value)
     assert SECRET not in str(caught.value) and SECRET not in repr(caught.value)
+
+
+# --- the set's name: every task's owner marker --------------------------------------------------
+
+
+def test_a_new_set_name_replaces_every_task_under_the_running_guard(
+    api: BatchApiDouble, task_set: BatchTaskSetProvider
+) -> None:
+    # Batch cannot change a task's displayName in place: a renamed set (an alias) replaces its
+    # tasks, so each one carries the marker an interrupted create is recognised by.
+    olds = created(api, task_set, set_props(api, sweep(5)))
+    api.set_task_state(JOB, "run-0001", "running")
+    news = set_props(api, sweep(5), setName="forecast-v2")
+    before = api.tasks(JOB)
+    with pytest.raises(BatchOperationError, match="run-0001"):
+        update(task_set, olds, news)
+    assert api.tasks(JOB) == before
+    api.set_task_state(JOB, "run-0001", "completed")
+    update(task_set, olds, news)
+    assert {task["displayName"] for task in api.tasks(JOB).values()} == {"forecast-v2"}
+    assert_holds_exactly(api, task_set, news)

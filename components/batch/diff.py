@@ -32,13 +32,13 @@ JOB_INPUTS = {
     "replaceRunningTasks": "stored",
     "retryPolicy": "stored",
 }
-# BatchJobCompletion: "replace" (a new switch), "update" (the switch is applied again), "ignored"
-# (read from the inputs of each operation; a change alone is no change).
+# BatchJobCompletion: "replace" (a new switch), "update" (the switch is applied again), "stored"
+# (as for the job: an update that calls nothing, so later operations read the new value).
 JOB_COMPLETION_INPUTS = {
     "endpoint": "replace",
     "jobId": "replace",
     "onAllTasksComplete": "update",
-    "retryPolicy": "ignored",
+    "retryPolicy": "stored",
 }
 # Task resources: "replace" (where the tasks live: a change moves every task), "tasks" (the task
 # specs, compared task by task through `fields`), "body" (shared inputs that reach the task
@@ -73,8 +73,9 @@ JOB_STORED_INPUTS = inputs_of_kind(JOB_INPUTS, "stored")
 TASK_LOCATION_INPUTS = inputs_of_kind(TASK_SET_INPUTS, "replace")
 TASK_STORED_INPUTS = inputs_of_kind(TASK_SET_INPUTS, "stored")
 # Shared task inputs that end up in every task body alike (containerUrls and secrets reach only
-# the tasks that use them, setName only the marker).
-ALL_TASK_INPUTS = ("identityResourceId", "mountsDir", "registryServer")
+# the tasks that use them). setName is every task's displayName, its owner marker, which Batch
+# cannot change in place: a new name replaces every task.
+ALL_TASK_INPUTS = ("identityResourceId", "mountsDir", "registryServer", "setName")
 
 
 def _numeric(value: Any) -> Any:

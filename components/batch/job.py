@@ -264,12 +264,12 @@ class BatchJobCompletionProvider(RetryingProvider):
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         """Re-apply when the mode changes; a new or replaced job (its id unknown, as the engine
-        sends it when the job is replaced) means a new switch."""
+        sends it when the job is replaced) means a new switch; a new retryPolicy alone is kept
+        (an update that calls nothing)."""
         changed = [
             key
-            for key, kind in JOB_COMPLETION_INPUTS.items()
-            if kind in ("replace", "update")
-            and (is_unknown(news.get(key)) or olds.get(key) != news.get(key))
+            for key in JOB_COMPLETION_INPUTS
+            if is_unknown(news.get(key)) or not same(olds.get(key), news.get(key))
         ]
         moved = [key for key in changed if JOB_COMPLETION_INPUTS[key] == "replace"]
         return DiffResult(changes=bool(changed), replaces=moved, delete_before_replace=True)
@@ -279,9 +279,12 @@ class BatchJobCompletionProvider(RetryingProvider):
         self._apply(props)
         return CreateResult(f"{props['jobId']}/completion", outs=dict(props))
 
-    def update(self, _id: str, _olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
-        """Switch the job to the new completion mode."""
-        self._apply(news)
+    def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+        """Switch the job to the new completion mode (again, when nothing changed); a change of
+        stored inputs alone (the retry policy) is only kept."""
+        changed = [key for key in JOB_COMPLETION_INPUTS if not same(olds.get(key), news.get(key))]
+        if not changed or any(JOB_COMPLETION_INPUTS[key] != "stored" for key in changed):
+            self._apply(news)
         return UpdateResult(outs=dict(news))
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
