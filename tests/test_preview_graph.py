@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from batchtasks.preview.graph import label
+from tests.mermaid import parse_charts
 from tests.test_preview import DEV_STACK, cli, job, write_stack
 
 
@@ -21,12 +22,12 @@ def graph_of(capsys: pytest.CaptureFixture[str], *argv: str) -> list[str]:
 
 
 def node_labels(lines: list[str]) -> dict[str, str]:
-    """Node id -> label text, entity codes left as written."""
+    """Node id -> label text, entity codes decoded."""
     found = {}
     for line in lines:
         match = re.fullmatch(r"\s+(\w+)\[\[?\"(.*?)\"\]\]?(?::::\w+)?", line)
         if match:
-            found[match.group(1)] = match.group(2)
+            found[match.group(1)] = re.sub(r"#(\d+);", lambda code: chr(int(code[1])), match[2])
     return found
 
 
@@ -137,9 +138,177 @@ class TestLabels:
     def test_nothing_in_a_label_can_leave_it(self, hostile: str) -> None:
         text = label(hostile)
         # Only the safe set and entity codes (#<digits>;) remain.
-        assert re.fullmatch(r"(?:[A-Za-z0-9 _.,:+()-]|#\d+;)*", text), text
+        assert re.fullmatch(r"(?:[A-Za-z0-9 _.,+()-]|#\d+;)*", text), text
         decoded = re.sub(r"#(\d+);", lambda match: chr(int(match.group(1))), text)
         assert decoded == hostile
 
     def test_long_labels_are_cut(self) -> None:
         assert len(re.sub(r"#\d+;", "?", label("a" * 500))) == 80
+
+
+# Ids the stack file accepts (letters, digits, '-', '_') that are Mermaid words or arrows.
+KEYWORD_IDS = ["end", "graph", "subgraph", "flowchart", "click", "style", "classDef", "class"]
+ARROW_IDS = ["o--o", "x--x", "---", "--", "--o", "-x-", "_", "1", "default", "direction"]
+# A sweep id that, with a change note, makes a label long enough to be cut ("…" is an entity
+# code) after a colon, on a line with the word `style`.
+LONG_STYLE = "style-" + "s" * 58
+
+
+def hostile_stack(config: dict[str, Any]) -> None:
+    """Jobs, sweeps and tasks named with every Mermaid word and arrow the id rule lets in."""
+    the_job = job(config)
+    the_job["id"] = "end"
+    the_job["sweeps"][0]["id"] = LONG_STYLE
+    summary = the_job["tasks"][0]
+    for name in [*KEYWORD_IDS, *ARROW_IDS]:
+        the_job["tasks"].append({"id": name, "command": "python -m step", "dependsOn": ["summary"]})
+    summary["dependsOn"] = summary["dependsOn"][:2]
+    config["batchtasks:jobs"].append(
+        {
+            "id": "graph",
+            "tasks": [
+                {"id": "subgraph", "command": "python -m a", "image": "example.azurecr.io/m:1"},
+                {
+                    "id": "end",
+                    "command": "python -m b",
+                    "image": "example.azurecr.io/m:1",
+                    "dependsOn": ["subgraph"],
+                },
+            ],
+        }
+    )
+
+
+def real_parse(capsys: pytest.CaptureFixture[str], *argv: str) -> dict[str, Any]:
+    """The Markdown preview's chart as the real Mermaid parser reads it (it must parse)."""
+    (result,) = parse_charts(["\n".join(graph_of(capsys, *argv))])
+    assert result["ok"], result["error"]
+    assert result["type"] == "flowchart-v2"
+    return result
+
+
+def texts(result: dict[str, Any]) -> dict[str, str]:
+    return {vertex["id"]: vertex["text"] for vertex in result["vertices"]}
+
+
+class TestRealParser:
+    """The charts as GitHub's renderer reads them: the npm mermaid package's own parser."""
+
+    def test_the_example_stack(self, capsys: pytest.CaptureFixture[str]) -> None:
+        result = real_parse(capsys, "--config-file", str(DEV_STACK))
+        assert texts(result) == {"j0s0": "forecast: 37 tasks", "j0t0": "summary"}
+        assert [(s["id"], s["title"], s["nodes"]) for s in result["subgraphs"]] == [
+            ("j0", "job weekly-forecast", ["j0s0", "j0t0"])
+        ]
+        assert result["edges"] == [{"start": "j0s0", "end": "j0t0", "text": "6 of 37"}]
+        assert {v["id"]: v["type"] for v in result["vertices"]} == {
+            "j0s0": "subroutine",
+            "j0t0": "square",
+        }
+
+    def test_a_hostile_stack_keeps_every_name_and_edge(
+        self, capsys: pytest.CaptureFixture[str], tmp_path: Path
+    ) -> None:
+        stack = write_stack(tmp_path, "hostile", hostile_stack)
+        result = real_parse(capsys, "--config-file", str(stack))
+        shown = texts(result)
+        singles = ["summary", *KEYWORD_IDS, *ARROW_IDS]
+        assert shown == {
+            "j0s0": label_text(f"{LONG_STYLE}: 37 tasks"),
+            **{f"j0t{number}": name for number, name in enumerate(singles)},
+            "j1t0": "subgraph",
+            "j1t1": "end",
+        }
+        assert [(s["id"], s["title"]) for s in result["subgraphs"]] == [
+            ("j0", "job end"),
+            ("j1", "job graph"),
+        ]
+        edges = {(edge["start"], edge["end"]): edge["text"] for edge in result["edges"]}
+        assert edges == {
+            ("j0s0", "j0t0"): "2 of 37",
+            **{("j0t0", f"j0t{number}"): "" for number in range(1, len(singles))},
+            ("j1t0", "j1t1"): "",
+        }
+
+    def test_an_against_change_keeps_its_marks(
+        self, capsys: pytest.CaptureFixture[str], tmp_path: Path
+    ) -> None:
+        def changed(config: dict[str, Any]) -> None:
+            hostile_stack(config)
+            the_job = job(config)
+            the_job["defaults"]["retries"] = 3
+            the_job["sweeps"][0]["matrix"]["state"].remove("tx")
+            the_job["tasks"] = [t for t in the_job["tasks"] if t["id"] != "click"]
+            config["batchtasks:jobs"].pop()
+
+        old = write_stack(tmp_path, "old", hostile_stack)
+        new = write_stack(tmp_path, "new", changed)
+        result = real_parse(capsys, "--config-file", str(new), "--against", str(old))
+        vertices = {v["id"]: (v["text"], v["classes"]) for v in result["vertices"]}
+        assert vertices["j0s0"] == (
+            label_text(f"{LONG_STYLE}: 34 tasks (34 updated)"),
+            ["changed"],
+        )
+        assert vertices["j0s0"][0].endswith("…")
+        assert vertices["j0t0"] == ("summary (updated)", ["changed"])
+        assert vertices["j0gone"] == ("4 tasks removed", ["removed"])
+        assert vertices["r0gone"] == ("2 tasks removed", ["removed"])
+        subgraphs = {s["id"]: (s["title"], s["classes"]) for s in result["subgraphs"]}
+        assert subgraphs == {
+            "j0": ("job end", []),
+            "r0": ("job graph (removed)", ["removed"]),
+        }
+        assert set(result["classes"]) == {"changed", "removed"}
+
+    @pytest.mark.parametrize("shape", ['  n["{}"]', '  n[["{}"]]:::added', '  subgraph n["{}"]'])
+    def test_hostile_labels_read_back_as_written(self, shape: str) -> None:
+        hostile = [
+            'x"] --> evil["owned',
+            "a\nflowchart TB",
+            "%%{init: {'theme': 'dark'}}%%",
+            "click n call alert()",
+            "<img src=x onerror=alert(1)>",
+            "a & b &amp; c &#60; d",
+            "#35; #60; ﬂ°°35¶ß",
+            "style: x#y; classDef: z#w;",
+            "style:x#y <",
+            "classDef:z#w;&",
+            "a|b|c -->|x| y",
+            "[[nested]] (round) {curly} >flag]",
+            "quotes \" ' `tick` ``md``",
+            "end",
+            "graph TD",
+            "naïve 東京 😀 \u202eevil",
+            "tab\there",
+        ]
+        charts = []
+        for text in hostile:
+            body = shape.format(label(text))
+            end = "\n  end" if body.startswith("  subgraph") else ""
+            charts.append(f"flowchart LR\n{body}{end}\n  classDef added fill:#dafbe1\n")
+        for text, result in zip(hostile, parse_charts(charts), strict=True):
+            assert result["ok"], (text, result["error"])
+            if shape.startswith("  subgraph"):
+                (found,) = [s["title"] for s in result["subgraphs"]]
+            else:
+                (found,) = [v["text"] for v in result["vertices"]]
+            assert found == text
+
+
+def label_text(text: str) -> str:
+    """The text a label shows: cut like `label` cuts it."""
+    return text if len(text) <= 80 else text[:79] + "…"
+
+
+def test_a_missing_mermaid_fails_under_ci_and_skips_elsewhere(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from tests import mermaid as module
+
+    monkeypatch.setattr(module, "TOOLS", tmp_path)
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="CI must check the charts"):
+        module.require_mermaid()
+    monkeypatch.setenv("CI", "")
+    with pytest.raises(pytest.skip.Exception, match="mermaid parser is not installed"):
+        module.require_mermaid()

@@ -21,7 +21,9 @@ from batchtasks.preview.build import StackPreview
 # Single tasks shown per job before the rest fold into one node.
 SHOWN_SINGLE_TASKS = 40
 # Characters a label keeps as they are; anything else becomes an entity code (#35; for '#').
-_SAFE = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 _.,:+-()")
+# Not ':': Mermaid drops the last ';' of any line matching `style.*:\S*#.*;` or
+# `classDef.*:\S*#.*;` before it parses, which would cut an entity code short.
+_SAFE = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 _.,+-()")
 _LONGEST_LABEL = 80
 _CLASSES = {
     "added": "fill:#dafbe1,stroke:#1a7f37,color:#0d3b1b",
@@ -42,7 +44,7 @@ def label(text: str) -> str:
     -------
     str
         At most `_LONGEST_LABEL` characters of it, every character outside a small safe set
-        (letters, digits, space and ``_.,:+-()``) written as ``#<code>;``.
+        (letters, digits, space and ``_.,+-()``) written as ``#<code>;``.
     """
     text = str(text)
     if len(text) > _LONGEST_LABEL:
