@@ -1,9 +1,9 @@
 """The `batchtasks` command: `preview` a stack offline, print the config `schema`, and the
 day-two commands `status`, `logs` and `rerun` (batchtasks.ops).
 
-Exit codes of preview and schema: 0 fine, 1 invalid configuration (every problem printed),
-2 usage, 4 a destructive change under `preview --fail-on destructive`; the day-two commands
-document their own.
+Every command exits with the codes of `batchtasks.exits.Exit` (one meaning per code, the README's
+"Exit codes" table): here 0 fine, 2 usage, 4 a destructive change under `preview --fail-on
+destructive`, 5 an invalid stack file (every problem printed).
 """
 
 from __future__ import annotations
@@ -18,11 +18,11 @@ from pathlib import Path
 
 from batchtasks.config import ConfigError, json_schema, load_stack_file
 from batchtasks.escape import visible
+from batchtasks.exits import Exit
 from batchtasks.ops.commands import COMMANDS as OPS_COMMANDS
 from batchtasks.ops.commands import add_commands as add_ops_commands
 from batchtasks.ops.commands import run_command as run_ops_command
 
-EXIT_OK, EXIT_INVALID, EXIT_USAGE, EXIT_DESTRUCTIVE = 0, 1, 2, 4
 # A stack name as Pulumi spells it; it also names a file under stacks/, so never a path.
 _STACK_NAME = re.compile(r"(?!.*\.\.)[A-Za-z0-9_.-]{1,100}")
 
@@ -153,31 +153,31 @@ def _failure(error: Exception, where: str) -> int:
     """Print why the stack file (or the --against one) cannot be previewed; return the exit."""
     if isinstance(error, ConfigError):
         _print_problems(error, where)
-        return EXIT_INVALID
+        return Exit.INVALID
     if isinstance(error, ValueError):
         print(
             f"batchtasks: invalid configuration in {visible(where)}: {visible(error)}",
             file=sys.stderr,
         )
-        return EXIT_INVALID
+        return Exit.INVALID
     print(f"batchtasks: cannot read {visible(where)}: {visible(error)}", file=sys.stderr)
-    return EXIT_USAGE
+    return Exit.USAGE
 
 
 def _preview(args: argparse.Namespace) -> int:
     if _bad_stack_name(args):
-        return EXIT_USAGE
+        return Exit.USAGE
     path, stack = _stack_file(args)
     if args.fail_on is not None and args.against is None:
         print(
             "batchtasks: --fail-on destructive needs --against (what to compare with)",
             file=sys.stderr,
         )
-        return EXIT_USAGE
+        return Exit.USAGE
     if not path.is_file():
         hint = " (run from the project root, or give --config-file)" if args.stack else ""
         print(f"batchtasks: stack file {str(path)!r} not found{hint}", file=sys.stderr)
-        return EXIT_USAGE
+        return Exit.USAGE
     where = str(path)
     # The stack file is checked before Pulumi and the providers load (they take a moment), so
     # a bad file is answered at once.
@@ -203,7 +203,7 @@ def _preview(args: argparse.Namespace) -> int:
             changes = compare(old, preview, args.against)
     except AgainstError as error:
         print(f"batchtasks: {visible(error)}", file=sys.stderr)
-        return EXIT_USAGE
+        return Exit.USAGE
     except (ConfigError, ValueError, OSError) as error:
         return _failure(error, where)
     render = render_json if args.format == "json" else render_markdown
@@ -214,15 +214,15 @@ def _preview(args: argparse.Namespace) -> int:
             f"batchtasks: cannot write {visible(str(args.output))}: {visible(error)}",
             file=sys.stderr,
         )
-        return EXIT_USAGE
+        return Exit.USAGE
     if args.fail_on == "destructive" and changes is not None and changes.destructive:
         print(
             "batchtasks: the change is destructive (tasks or jobs are replaced or removed; "
             "see the warnings)",
             file=sys.stderr,
         )
-        return EXIT_DESTRUCTIVE
-    return EXIT_OK
+        return Exit.DESTRUCTIVE
+    return Exit.OK
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -236,29 +236,34 @@ def main(argv: list[str] | None = None) -> int:
     Returns
     -------
     int
-        0 fine, 1 invalid configuration, 2 usage error, 4 a destructive change under
-        `--fail-on destructive`.
+        An `Exit` code.
     """
     try:
         args = _parser().parse_args(argv)
     except SystemExit as exit_:
         # argparse has printed the usage or help already.
-        return exit_.code if isinstance(exit_.code, int) else EXIT_USAGE
+        return exit_.code if isinstance(exit_.code, int) else Exit.USAGE
     if args.command == "schema":
         sys.stdout.write(json.dumps(json_schema(), indent=2) + "\n")
-        return EXIT_OK
+        return Exit.OK
     if args.command == "pin":
         if _bad_stack_name(args):
-            return EXIT_USAGE
+            return Exit.USAGE
         from batchtasks.pin.command import run_pin
 
         path, _ = _stack_file(args)
         if not path.is_file():
             print(f"batchtasks: stack file {visible(str(path))!r} not found", file=sys.stderr)
-            return EXIT_USAGE
+            return Exit.USAGE
+        # The checks preview runs, before any registry is asked or anything is edited: pin
+        # never writes into a file the program would refuse.
+        try:
+            load_stack_file(path)
+        except (ConfigError, ValueError, OSError) as error:
+            return _failure(error, str(path))
         return run_pin(path, args.check)
     if args.command in OPS_COMMANDS:
-        return EXIT_USAGE if _bad_stack_name(args) else run_ops_command(args, _stack_file)
+        return Exit.USAGE if _bad_stack_name(args) else run_ops_command(args, _stack_file)
     return _preview(args)
 
 

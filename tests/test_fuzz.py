@@ -2,7 +2,7 @@
 
 Each example replaces the value at one key path of the example stack (or splices raw text into
 one of its lines) and runs the command as a user would. Whatever the value, the answer is a
-preview (exit 0) or a list of problems (exit 1), never a traceback. The number of examples
+preview (exit 0) or a list of problems (exit 5, invalid), never a traceback. The number of examples
 bounds the time; nothing here measures it.
 """
 
@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 from batchtasks.cli import main
 from batchtasks.config.yamlfile import read_yaml
+from batchtasks.exits import Exit
 
 DEV_STACK = Path(__file__).resolve().parents[1] / "stacks" / "Pulumi.dev.yaml"
 DEV_TEXT = DEV_STACK.read_text(encoding="utf-8")
@@ -159,9 +160,9 @@ def _run(tmp_path: Path, text: str, capsys: pytest.CaptureFixture[str]) -> None:
     path.write_text(text, encoding="utf-8", errors="surrogatepass")
     code = main(["preview", "--config-file", str(path)])
     out, err = capsys.readouterr()
-    assert code in (0, 1), err
+    assert code in (Exit.OK, Exit.INVALID), err
     assert "Traceback" not in out + err
-    if code == 1:
+    if code == Exit.INVALID:
         assert err.startswith("batchtasks: invalid configuration"), err
 
 

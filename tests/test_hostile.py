@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from batchtasks.cli import main
+from batchtasks.exits import Exit
 
 PROJECT = Path(__file__).resolve().parents[1]
 DEV_STACK = PROJECT / "stacks" / "Pulumi.dev.yaml"
@@ -55,10 +56,10 @@ def run(
 def refused(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, text: str | bytes, path: str, *words: str
 ) -> str:
-    """Assert the stack is refused (exit 1) with a problem at `path` (or under it) saying each
+    """Assert the stack is refused (Exit.INVALID) with a problem at `path` (or under it) saying each
     of `words`."""
     code, out, err = run(capsys, tmp_path, text)
-    assert (code, out) == (1, ""), err
+    assert (code, out) == (Exit.INVALID, ""), err
     lines = [line.strip() for line in err.splitlines()]
     matching = [
         line
@@ -217,7 +218,7 @@ class TestYaml12:
         text = edited(("  batchtasks:dashboardToken:", f"{bomb}\n  batchtasks:dashboardToken:"))
         assert len(text) - len(DEV_TEXT) < 1000
         code, out, err = run(capsys, tmp_path, text)
-        assert (code, out) == (1, "")
+        assert (code, out) == (Exit.INVALID, "")
         assert re.search(r"^  batchtasks:x[0-9]\S*: makes aliases expand", err, re.M), err
 
     def test_deep_block_nesting_is_refused(self, capsys, tmp_path) -> None:
@@ -490,7 +491,7 @@ def test_the_installed_command_answers_an_alias_bomb_without_a_traceback(tmp_pat
         timeout=120,
         check=False,
     )
-    assert completed.returncode == 1
+    assert completed.returncode == Exit.INVALID
     assert "aliases expand" in completed.stderr
     assert "Traceback" not in completed.stderr
 

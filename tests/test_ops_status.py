@@ -13,6 +13,7 @@ import pytest
 from batchapi import BatchApiDouble
 from batchtasks.batch.client import RetryPolicy, make_client
 from batchtasks.cli import main
+from batchtasks.exits import Exit
 from batchtasks.ops.declared import read_declared
 from batchtasks.ops.reads import Reader
 from batchtasks.ops.status import StatusOptions, run_status
@@ -288,7 +289,7 @@ def test_a_refusing_service_is_not_mistaken_for_failed_tasks(
 ):
     submit(batch_api, "j1", IDS)
     batch_api.inject("GET job", 403, code="Forbidden")
-    assert main(["status", "--config-file", str(stack), "--wait"]) == 4
+    assert main(["status", "--config-file", str(stack), "--wait"]) == Exit.UNREACHABLE
     assert "could not be read: 403 Forbidden" in capsys.readouterr().err
 
 

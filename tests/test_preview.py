@@ -19,6 +19,7 @@ from azure.batch import models as batch_models
 
 from batchtasks.cli import main
 from batchtasks.config import load_stack_file
+from batchtasks.exits import Exit
 
 PROJECT = Path(__file__).resolve().parents[1]
 DEV_STACK = PROJECT / "stacks" / "Pulumi.dev.yaml"
@@ -414,7 +415,7 @@ class TestAgainst:
             "--against",
             str(old),
         )
-        assert code == 1
+        assert code == Exit.INVALID
         assert f"invalid configuration in --against {old}" in err
         assert "batchtasks:jobs[0].priority" in err
 
@@ -430,7 +431,7 @@ class TestExitCodes:
         code, out, err = cli(
             capsys, "preview", "--config-file", str(write_stack(tmp_path, "broken", broken))
         )
-        assert (code, out) == (1, "")
+        assert (code, out) == (Exit.INVALID, "")
         assert "batchtasks:jobs[0].priority" in err
         assert "batchtasks:storage.containers[0].access" in err
         assert "Traceback" not in err
@@ -465,7 +466,7 @@ class TestExitCodes:
 
         monkeypatch.setattr("batchtasks.batch.spec.TaskBodyBuilder.build", reject)
         code, out, err = cli(capsys, "preview", "--stack", "dev")
-        assert (code, out) == (1, "")
+        assert (code, out) == (Exit.INVALID, "")
         assert "job 'weekly-forecast', task 'summary': image: 'bad'" in err
         assert "Traceback" not in err
 

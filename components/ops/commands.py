@@ -1,9 +1,9 @@
 """The day-two subcommands on the command line: `status`, `logs` and `rerun`.
 
 `add_commands` declares them on the `batchtasks` parser; `run_command` reads the stack file,
-makes the Batch client and runs one. Exit codes common to all three: 2 usage (bad arguments,
-unreadable or invalid stack file, unknown job), 4 Batch could not be reached or refused the
-credentials; each command documents the rest.
+makes the Batch client and runs one. Exit codes (`batchtasks.exits.Exit`) common to all three:
+2 usage (bad arguments, unreadable stack file, unknown job), 5 invalid stack file, 6 Batch could
+not be reached or refused the credentials, 130 interrupted; each command documents the rest.
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-EXIT_USAGE, EXIT_SERVICE = 2, 4
+from batchtasks.exits import Exit
+
 COMMANDS = ("status", "logs", "rerun")
 
 AddSource = Callable[[argparse.ArgumentParser], None]
@@ -133,7 +134,7 @@ def add_commands(commands: argparse._SubParsersAction, add_source: AddSource) ->
 
 def _usage(message: str) -> int:
     print(f"batchtasks: {message}", file=sys.stderr)
-    return EXIT_USAGE
+    return Exit.USAGE
 
 
 def _ask_terminal() -> Callable[[str], bool] | None:
@@ -181,7 +182,7 @@ def run_command(args: argparse.Namespace, stack_file: StackFile) -> int:
         print(f"batchtasks: invalid configuration in {path}:", file=sys.stderr)
         for problem in error.problems or (str(error),):
             print(f"  {problem}", file=sys.stderr)
-        return EXIT_USAGE
+        return Exit.INVALID
     except OSError as error:
         return _usage(f"cannot read {path}: {error}")
     wanted = getattr(args, "job", None)
@@ -237,10 +238,10 @@ def run_command(args: argparse.Namespace, stack_file: StackFile) -> int:
                 ask=_ask_terminal(),
             )
     except KeyboardInterrupt:
-        return 130
+        return Exit.INTERRUPTED
     except (AzureError, TimeoutError) as error:
         print(
             f"batchtasks: Batch at {stack.endpoint} could not be read: {error_message(error)}",
             file=sys.stderr,
         )
-        return EXIT_SERVICE
+        return Exit.UNREACHABLE

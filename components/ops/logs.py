@@ -12,13 +12,12 @@ from dataclasses import dataclass
 from typing import Any, BinaryIO, TextIO
 
 from batchtasks.clock import Clock
+from batchtasks.exits import Exit
 from batchtasks.ops.declared import STREAM_FILES, DeclaredJob
 from batchtasks.ops.reads import Reader, wire
 from batchtasks.ops.render import plain
 from batchtasks.ops.sources import BlobFile, LogSource, NodeFile, tail_start
 from batchtasks.task import DEFAULT_LOG_FILE_PATTERN
-
-EXIT_OK, EXIT_NO_LOGS = 0, 1
 
 
 @dataclass(frozen=True)
@@ -229,7 +228,7 @@ def run_logs(
             clock.sleep(options.interval)
     except NoLogs as reason:
         print(f"batchtasks: no {options.stream} for task {task_id!r}: {reason}", file=err)
-        return EXIT_NO_LOGS
+        return Exit.FAILED
     out = out if out is not None else sys.stdout.buffer
     print(f"batchtasks: reading {source.description}{declared}", file=err, flush=True)
     size = source.size() or 0
@@ -238,7 +237,7 @@ def run_logs(
         _write(out, source.read(offset, size - 1))
         offset = size
     if not (options.follow and isinstance(source, NodeFile)):
-        return EXIT_OK
+        return Exit.OK
     while True:
         task = reader.task(job.id, task_id)
         finished = task is None or wire(task.get("state", "")) == "completed"
@@ -249,10 +248,10 @@ def run_logs(
                 "(try again for the log upload)",
                 file=err,
             )
-            return EXIT_OK
+            return Exit.OK
         if size_now > offset:
             _write(out, source.read(offset, size_now - 1))
             offset = size_now
         elif finished:
-            return EXIT_OK
+            return Exit.OK
         clock.sleep(options.interval)

@@ -21,13 +21,13 @@ from typing import TextIO
 from azure.core.exceptions import HttpResponseError
 
 from batchtasks.batch.client import error_code, error_message
+from batchtasks.exits import Exit
 from batchtasks.ops.declared import DeclaredJob, DeclaredStack
 from batchtasks.ops.edit import edit_diff, next_job_id, rename_job
 from batchtasks.ops.reads import Reader
 from batchtasks.ops.render import plain
 from batchtasks.ops.report import ENDED_JOB_STATES, shown_ids
 
-EXIT_OK, EXIT_REFUSED, EXIT_USAGE = 0, 1, 2
 # Reactivations in flight at once.
 CONCURRENCY = 8
 
@@ -240,14 +240,14 @@ def run_rerun(
     plans = [plan_job(reader, job, options.tasks) for job in jobs]
     for line in _describe(plans):
         print(line, file=out)
-    status = EXIT_OK
+    status = Exit.OK
     for plan in plans:
         if plan.ended and plan.reactivate:
             print("", file=out)
             out.write(completed_job_advice(plan, stack))
-            status = EXIT_REFUSED
+            status = Exit.FAILED
         if options.tasks and plan.skipped:
-            status = EXIT_REFUSED
+            status = Exit.FAILED
     todo = [plan for plan in plans if plan.reactivate and not plan.ended]
     count = sum(len(plan.reactivate) for plan in todo)
     if not todo or options.dry_run:
@@ -261,7 +261,7 @@ def run_rerun(
                 "no terminal to ask for confirmation",
                 file=err,
             )
-            return EXIT_USAGE
+            return Exit.USAGE
         if not ask(f"Reactivate {count} task(s)? [y/N] "):
             print("nothing changed", file=out)
             return status
@@ -275,5 +275,5 @@ def run_rerun(
                 file=err,
             )
         if refused:
-            status = EXIT_REFUSED
+            status = Exit.FAILED
     return status

@@ -12,13 +12,12 @@ from dataclasses import dataclass
 from typing import TextIO
 
 from batchtasks.clock import Clock
+from batchtasks.exits import Exit
 from batchtasks.ops.declared import DeclaredJob
 from batchtasks.ops.reads import Reader
 from batchtasks.ops.render import RENDERERS, plain
 from batchtasks.ops.report import StackReport
 from batchtasks.ops.views import LiveView, PlainView, is_terminal
-
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_TIMEOUT = 0, 1, 2, 3
 
 
 @dataclass(frozen=True)
@@ -104,7 +103,7 @@ def run_status(
     render = RENDERERS[options.format]
     if not (options.watch or options.wait):
         out.write(render(read_status(reader, jobs, options.check_ids)))
-        return EXIT_OK
+        return Exit.OK
     deadline = None if options.timeout is None else clock.monotonic() + options.timeout
     view: LiveView | PlainView = LiveView(err) if is_terminal(err) else PlainView(err)
     timed_out = False
@@ -127,11 +126,11 @@ def run_status(
             f"batchtasks: timed out after {options.timeout:g} s with {left} task(s) not completed",
             file=err,
         )
-        return EXIT_TIMEOUT if options.wait else EXIT_OK
+        return Exit.TIMEOUT if options.wait else Exit.OK
     if not options.wait:
-        return EXIT_OK
+        return Exit.OK
     if report.succeeded:
-        return EXIT_OK
+        return Exit.OK
     print("batchtasks: not every declared task succeeded:", file=err)
     for line in report.problems():
         print(f"  {plain(line)}", file=err)
@@ -144,4 +143,4 @@ def run_status(
                 f"{': ' + reason if reason else ''}",
                 file=err,
             )
-    return EXIT_FAILED
+    return Exit.FAILED

@@ -7,10 +7,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from batchtasks.escape import visible
+from batchtasks.exits import Exit
 from batchtasks.pin.images import ImageRef, find_images, parse_image, pin_text
 from batchtasks.pin.registry import PinError, resolve_digest
-
-EXIT_OK, EXIT_MOVED_OR_FAILED = 0, 1
 
 
 def run_pin(path: Path, check: bool, resolve: Callable[[ImageRef], str] = resolve_digest) -> int:
@@ -56,7 +55,7 @@ def run_pin(path: Path, check: bool, resolve: Callable[[ImageRef], str] = resolv
             print(f"not pinned: {visible(image)}")
         if not (moved or unpinned or failures):
             print(f"{len(digests)} image(s) pinned and current")
-        return EXIT_MOVED_OR_FAILED if moved or unpinned or failures else EXIT_OK
+        return Exit.FAILED if moved or unpinned or failures else Exit.OK
     changed = {
         image: digest for image, digest in digests.items() if parse_image(image).digest != digest
     }
@@ -70,4 +69,4 @@ def run_pin(path: Path, check: bool, resolve: Callable[[ImageRef], str] = resolv
         path.write_text(new_text, encoding="utf-8")
     for image, digest in changed.items():
         print(f"pinned {visible(parse_image(image).name)}@{digest}")
-    return EXIT_MOVED_OR_FAILED if failures or skipped else EXIT_OK
+    return Exit.FAILED if failures or skipped else Exit.OK
