@@ -6,6 +6,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from batchtasks.config import ConfigError, load_stack_text
 from batchtasks.escape import visible
 from batchtasks.exits import Exit
 from batchtasks.pin.images import ImageRef, find_images, parse_image, pin_text
@@ -14,6 +15,9 @@ from batchtasks.pin.registry import PinError, resolve_digest
 
 def run_pin(path: Path, check: bool, resolve: Callable[[ImageRef], str] = resolve_digest) -> int:
     """Pin every task image of a stack file to its digest, or check the pins.
+
+    The file must already pass the stack-file checks (the command runs them first); it is
+    written only when every image could be pinned and the result passes them again.
 
     Parameters
     ----------
@@ -27,18 +31,24 @@ def run_pin(path: Path, check: bool, resolve: Callable[[ImageRef], str] = resolv
     Returns
     -------
     int
-        0 when pinned (or, with check, every pin is current); 1 when a tag moved, an image is
-        unpinned (with check), or a registry could not answer.
+        `Exit.OK` when pinned (or, with check, every pin is current); `Exit.FAILED` when a tag
+        moved, an image is unpinned (with check), a tag is unknown or an image cannot be
+        rewritten; `Exit.UNREACHABLE` when a registry could not be reached or refused.
     """
     text = path.read_text(encoding="utf-8")
     sites = find_images(text)
     digests: dict[str, str] = {}
     failures, moved, unpinned = [], [], []
+    unreachable = False
     for image in dict.fromkeys(site.image for site in sites):
         try:
             ref = parse_image(image)
             digest = resolve(ref)
-        except (PinError, ValueError) as error:
+        except PinError as error:
+            failures.append(str(error))
+            unreachable = unreachable or error.unreachable
+            continue
+        except ValueError as error:
             failures.append(str(error))
             continue
         if ref.digest is None:
@@ -48,25 +58,33 @@ def run_pin(path: Path, check: bool, resolve: Callable[[ImageRef], str] = resolv
         digests[image] = digest
     for failure in failures:
         print(f"batchtasks: {visible(failure)}", file=sys.stderr)
+    failed = Exit.UNREACHABLE if unreachable else Exit.FAILED
     if check:
         for line in moved:
             print(f"moved: {visible(line)}")
         for image in unpinned:
             print(f"not pinned: {visible(image)}")
-        if not (moved or unpinned or failures):
-            print(f"{len(digests)} image(s) pinned and current")
-        return Exit.FAILED if moved or unpinned or failures else Exit.OK
+        if failures:
+            return failed
+        if moved or unpinned:
+            return Exit.FAILED
+        print(f"{len(digests)} image(s) pinned and current")
+        return Exit.OK
     changed = {
         image: digest for image, digest in digests.items() if parse_image(image).digest != digest
     }
-    new_text, skipped = pin_text(text, changed)
-    for key in skipped:
-        print(
-            f"batchtasks: {key}: a block scalar; write the image on one line to pin it",
-            file=sys.stderr,
-        )
+    new_text, refused = pin_text(text, changed)
+    if not refused and new_text != text:
+        try:
+            load_stack_text(new_text)
+        except (ConfigError, ValueError) as error:
+            refused = [f"the pinned file would not pass the stack-file checks: {error}"]
+    for reason in refused:
+        print(f"batchtasks: {visible(reason)} (nothing was written)", file=sys.stderr)
+    if refused:
+        return Exit.FAILED
     if new_text != text:
         path.write_text(new_text, encoding="utf-8")
     for image, digest in changed.items():
         print(f"pinned {visible(parse_image(image).name)}@{digest}")
-    return Exit.FAILED if failures or skipped else Exit.OK
+    return failed if failures else Exit.OK

@@ -1,7 +1,10 @@
 """Image references in a stack file: parse them, find where they are written, pin them.
 
-Pure: no I/O. The stack file is edited as text at each image scalar's own position (found with
-ruamel.yaml's parse events), so comments, quoting and layout stay exactly as they were.
+Pure: no I/O. The stack file is edited as text at each image scalar's own position (found in
+ruamel.yaml's node graph, where an alias is the node its anchor names), so comments, quoting,
+anchors and layout stay exactly as they were. An image reached through an alias or a `<<` merge
+is pinned where it is written, when every use of that value is an image; otherwise, and for a
+block scalar that is not one line, the key path is refused with the reason.
 """
 
 from __future__ import annotations
@@ -10,18 +13,11 @@ import re
 from dataclasses import dataclass
 
 from ruamel.yaml import YAML
-from ruamel.yaml.events import (
-    MappingEndEvent,
-    MappingStartEvent,
-    ScalarEvent,
-    SequenceEndEvent,
-    SequenceStartEvent,
-)
+from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 DOCKER_HUB = "registry-1.docker.io"
 _DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
-# Keys under a job that hold task fields (an image among them).
-_TASK_HOLDERS = ("defaults", "tasks", "sweeps")
+_MERGE_TAG = "tag:yaml.org,2002:merge"
 
 
 @dataclass(frozen=True)
@@ -76,13 +72,21 @@ def parse_image(text: str) -> ImageRef:
 
 @dataclass(frozen=True)
 class ImageSite:
-    """Where an image is written: its key path, its text and its place in the file."""
+    """Where a task image is used and where its text is written.
+
+    `path` is the key path of the use; `written` the key path of the scalar itself (another
+    one when the use is an alias or a merge); `start`/`end` its text in the file (after any
+    anchor or tag), `style` its YAML style (None plain, a quote, ``|`` or ``>``); `also` the
+    key paths where the same scalar is used as something other than an image.
+    """
 
     path: str
     image: str
     start: int
     end: int
     style: str | None
+    written: str
+    also: tuple[str, ...] = ()
 
 
 def find_images(text: str) -> list[ImageSite]:
@@ -91,84 +95,99 @@ def find_images(text: str) -> list[ImageSite]:
     Parameters
     ----------
     text
-        The stack file.
+        The stack file (already accepted by the stack-file loader, which bounds aliases and
+        nesting).
 
     Returns
     -------
     list[ImageSite]
-        In file order.
+        In the order of the jobs and their holders.
     """
+    root = YAML(typ="rt").compose(text)
+    written = _scalar_paths(root)
     sites: list[ImageSite] = []
-    # Each frame: [kind, path, pending key or index, expecting a key].
-    stack: list[list[object]] = []
-    for event in YAML(typ="rt").parse(text):
-        if isinstance(event, MappingEndEvent | SequenceEndEvent):
-            stack.pop()
-            _advance(stack)
-            continue
-        if not isinstance(event, ScalarEvent | MappingStartEvent | SequenceStartEvent):
-            continue
-        if stack and stack[-1][0] == "map" and stack[-1][3]:
-            # A key (only scalar keys matter here).
-            stack[-1][2] = event.value if isinstance(event, ScalarEvent) else None
-            stack[-1][3] = False
-            continue
-        path = _path_of(stack)
-        if isinstance(event, ScalarEvent):
-            if _is_image(path):
+    config = _get(root, "config")
+    jobs = _get(config, "batchtasks:jobs") if config is not None else None
+    if not isinstance(jobs, SequenceNode):
+        return sites
+    for index, job in enumerate(jobs.value):
+        base = f"batchtasks:jobs[{index}]"
+        holders: list[tuple[str, Node | None]] = [(f"{base}.defaults", _get(job, "defaults"))]
+        for key in ("tasks", "sweeps"):
+            listed = _get(job, key)
+            if isinstance(listed, SequenceNode):
+                holders += [(f"{base}.{key}[{n}]", item) for n, item in enumerate(listed.value)]
+        for path, holder in holders:
+            image = _get(holder, "image") if holder is not None else None
+            if isinstance(image, ScalarNode):
+                uses = written[id(image)]
                 sites.append(
                     ImageSite(
-                        _shown(path),
-                        event.value,
-                        event.start_mark.index,
-                        event.end_mark.index,
-                        event.style,
+                        f"{path}.image",
+                        str(image.value),
+                        _value_start(text, image.start_mark.index),
+                        image.end_mark.index,
+                        image.style,
+                        uses[0][0],
+                        tuple(use for use, key in uses if key != "image"),
                     )
                 )
-            _advance(stack)
-        else:
-            stack.append(
-                [
-                    "map" if isinstance(event, MappingStartEvent) else "seq",
-                    path,
-                    0,
-                    isinstance(event, MappingStartEvent),
-                ]
-            )
     return sites
 
 
-def _advance(stack: list[list[object]]) -> None:
-    if not stack:
-        return
-    frame = stack[-1]
-    if frame[0] == "map":
-        frame[3] = True
-    else:
-        frame[2] = int(str(frame[2])) + 1
+def _get(node: Node | None, key: str) -> Node | None:
+    """A mapping's value for `key` as the loader sees it: written keys win, then `<<` merges
+    in order (an alias is the node it names)."""
+    if not isinstance(node, MappingNode):
+        return None
+    merges: list[Node] = []
+    for key_node, value in node.value:
+        if key_node.tag == _MERGE_TAG:
+            merges += value.value if isinstance(value, SequenceNode) else [value]
+        elif isinstance(key_node, ScalarNode) and key_node.value == key:
+            return value
+    for source in merges:
+        found = _get(source, key)
+        if found is not None:
+            return found
+    return None
 
 
-def _path_of(stack: list[list[object]]) -> tuple[object, ...]:
-    if not stack:
-        return ()
-    return (*stack[-1][1], stack[-1][2])  # type: ignore[misc]
+def _scalar_paths(root: Node) -> dict[int, list[tuple[str, str | None]]]:
+    """Every place each scalar node is used (an alias is one more use): its key path and the
+    key it is the value of (None in a sequence)."""
+    uses: dict[int, list[tuple[str, str | None]]] = {}
+    stack: list[tuple[Node, str, str | None]] = [(root, "", None)]
+    while stack:
+        node, path, key = stack.pop()
+        if isinstance(node, ScalarNode):
+            uses.setdefault(id(node), []).append((path, key))
+        elif isinstance(node, MappingNode):
+            for key_node, value in reversed(node.value):
+                name = str(key_node.value) if isinstance(key_node, ScalarNode) else "?"
+                # Paths are shown as the loader shows them: inside `config:`, without it.
+                child = f"{path}.{name}" if path else ("" if name == "config" else name)
+                stack.append((value, child, name))
+        elif isinstance(node, SequenceNode):
+            items = list(enumerate(node.value))
+            stack += [(item, f"{path}[{n}]", None) for n, item in reversed(items)]
+    return uses
 
 
-def _is_image(path: tuple[object, ...]) -> bool:
-    # config / batchtasks:jobs / i / (defaults | tasks/j | sweeps/j) / image
-    if len(path) < 5 or path[:2] != ("config", "batchtasks:jobs") or path[-1] != "image":
-        return False
-    holder = path[3:-1]
-    return (holder == ("defaults",)) or (
-        len(holder) == 2 and holder[0] in ("tasks", "sweeps") and isinstance(holder[1], int)
-    )
-
-
-def _shown(path: tuple[object, ...]) -> str:
-    text = "batchtasks:jobs"
-    for part in path[2:]:
-        text += f"[{part}]" if isinstance(part, int) else f".{part}"
-    return text
+def _value_start(text: str, index: int) -> int:
+    """Skip an anchor (``&name``), a tag (``!tag``), spaces and comments before a value."""
+    while index < len(text):
+        char = text[index]
+        if char in " \t\r\n":
+            index += 1
+        elif char == "#":
+            index = text.find("\n", index) % (len(text) + 1)
+        elif char in "&!":
+            while index < len(text) and text[index] not in " \t\r\n":
+                index += 1
+        else:
+            break
+    return index
 
 
 def pin_text(text: str, digests: dict[str, str]) -> tuple[str, list[str]]:
@@ -184,19 +203,53 @@ def pin_text(text: str, digests: dict[str, str]) -> tuple[str, list[str]]:
     Returns
     -------
     tuple[str, list[str]]
-        The new text (the same outside the image scalars), and the key paths that could not
-        be edited (block scalars).
+        The new text (the same outside the image scalars), and a message for each key path
+        that could not be edited safely (the text is then the same as given).
     """
-    pieces, last, skipped = [], 0, []
-    for site in find_images(text):
-        digest = digests.get(site.image)
-        if digest is None:
+    sites = [site for site in find_images(text) if site.image in digests]
+    edits: dict[int, tuple[int, str]] = {}
+    refused: list[str] = []
+    for site in sites:
+        value = f"{parse_image(site.image).name}@{digests[site.image]}"
+        if site.also:
+            refused.append(
+                f"{site.path}: its value is written at {site.written} and also used at "
+                f"{site.also[0]}, which is not an image; pinning it would change that too, so "
+                "write the image here without the alias"
+            )
             continue
-        if site.style not in (None, "'", '"'):
-            skipped.append(site.path)
+        written = text[site.start : site.end]
+        if site.style in (None, "'", '"'):
+            quote = site.style or ""
+            edits[site.start] = (site.end, f"{quote}{value}{quote}")
             continue
-        value = f"{parse_image(site.image).name}@{digest}"
-        quote = site.style or ""
-        pieces += [text[last : site.start], f"{quote}{value}{quote}"]
-        last = site.end
-    return "".join([*pieces, text[last:]]), skipped
+        # A block scalar: its indicator line, then the image alone on one line.
+        lines = written.split("\n")
+        content = [n for n, line in enumerate(lines[1:], 1) if line.strip()]
+        if len(content) != 1 or lines[content[0]].strip() != site.image:
+            refused.append(
+                f"{site.path}: a block scalar ({site.style}) over several lines; write the "
+                "image on one line to pin it"
+            )
+            continue
+        line = lines[content[0]]
+        lines[content[0]] = line.replace(site.image, value, 1)
+        edits[site.start] = (site.end, "\n".join(lines))
+    if refused:
+        return text, refused
+    pieces, last = [], 0
+    for start in sorted(edits):
+        end, replacement = edits[start]
+        pieces += [text[last:start], replacement]
+        last = end
+    new_text = "".join([*pieces, text[last:]])
+    # Read the result back: every use must now be its pinned image, nothing else moved.
+    expected = [
+        f"{parse_image(site.image).name}@{digests[site.image]}"
+        if site.image in digests
+        else site.image
+        for site in find_images(text)
+    ]
+    if [site.image for site in find_images(new_text)] != expected:
+        return text, ["the edited file did not read back as pinned; nothing was written"]
+    return new_text, []
