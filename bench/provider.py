@@ -18,7 +18,7 @@ from typing import Any
 
 import pulumi
 
-from batchtasks.batch.tasks import decode_spec, encode_spec
+from batchtasks.batch.tasks import decode_tasks, encode_spec
 from batchtasks.config import parse_stack_config
 from batchtasks.program import declare_stack
 from bench.double import DoubleProcess
@@ -152,10 +152,11 @@ def stored_bytes_per_task(inputs: dict[str, Any], n: int) -> dict[str, float]:
 
 
 def with_task(inputs: dict[str, Any], task_id: str, **changes: Any) -> dict[str, Any]:
-    """Return a task set's inputs with some fields of one task changed (stored as the set
-    stores its specs)."""
+    """Return a task set's inputs with some fields of one task changed: that task stored as a
+    whole spec, which a set reads beside the tasks rendered from its template."""
     tasks = dict(inputs["tasks"])
-    tasks[task_id] = encode_spec({**decode_spec(tasks[task_id]), **changes})
+    spec = decode_tasks({task_id: tasks[task_id]}, inputs.get("template"))[task_id]
+    tasks[task_id] = encode_spec({**spec, **changes})
     return {**inputs, "tasks": tasks}
 
 

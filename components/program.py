@@ -186,18 +186,20 @@ def declare_stack(config: StackConfig, read_secret: SecretReader) -> DeclaredSta
         for sweep in job.sweeps:
             # A big sweep is several sets (batch/shards.py); shard 0 keeps the sweep's name.
             set_name = f"{job.id}.{sweep.id}"
-            count = sweep.shards or shards.shard_count(len(sweep.tasks))
-            by_id = {task["id"]: task for task in sweep.tasks}
-            for index, part in enumerate(shards.split(by_id, count)):
+            values = sweep.task_values()
+            count = sweep.shards or shards.shard_count(len(values))
+            for index, part in enumerate(shards.split(values, count)):
                 task_resources.append(
                     BatchTaskSet(
                         shards.shard_name(set_name, index),
                         target,
-                        {task_id: _without_id(task) for task_id, task in part.items()},
-                        secrets=_secrets_for(list(part.values()), read_secret),
+                        part,
+                        # secretEnv is the same for every task of a sweep: its template's.
+                        secrets=_secrets_for([sweep.template.spec], read_secret),
                         opts=task_options,
                         set_name=set_name,
                         shard=(index, count),
+                        template=sweep.set_template(),
                     )
                 )
         if job.on_all_tasks_complete == "terminateJob":

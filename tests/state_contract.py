@@ -25,7 +25,7 @@ from typing import Any
 
 import pulumi
 
-from batchtasks.batch.tasks import decode_spec, encode_spec
+from batchtasks.batch.tasks import decode_tasks, encode_spec
 from batchtasks.config import parse_stack_config
 from batchtasks.program import declare_stack
 from providerhost import (
@@ -127,7 +127,8 @@ def _changed_task(field: str, value: Any) -> Callable[[dict[str, Any]], dict[str
     def change(inputs: dict[str, Any]) -> dict[str, Any]:
         tasks = dict(inputs["tasks"])
         first = sorted(tasks)[0]
-        tasks[first] = encode_spec({**decode_spec(tasks[first]), field: value})
+        spec = decode_tasks({first: tasks[first]}, inputs.get("template"))[first]
+        tasks[first] = encode_spec({**spec, field: value})
         return {**inputs, "tasks": tasks}
 
     return change

@@ -311,7 +311,8 @@ def _registered_inputs() -> dict[str, set[str]]:
             owner={"project": "p", "stack": "s"},
         )
         spec = {"image": "python:3.12", "command": ["python", "-V"]}
-        BatchTaskSet("sweep", target, {"a": spec}, {"k": "v"})
+        template = {"image": "python:3.12", "command": {"$t": ["python -m run ", 0]}}
+        BatchTaskSet("sweep", target, {"a": ["x"]}, {"k": "v"}, template=template)
         BatchTask("one", target, "b", spec, {"k": "v"})
         return {}
 

@@ -13,6 +13,7 @@ import pytest
 import yaml
 from pulumi.runtime.rpc import is_rpc_secret, unwrap_rpc_secret
 
+from batchtasks.batch.tasks import set_specs
 from batchtasks.config import StackConfig, parse_stack_config
 from batchtasks.preview.mocks import AzureMocks, RecordingMonitor
 from batchtasks.preview.offline import OfflineRun, run_offline
@@ -163,8 +164,13 @@ class TestDevStack:
         assert len(tasks) == 37
         assert {"covid-ca", "flu-us", "covid-us", "rsv-ca"} <= set(tasks)
         assert "rsv-az" not in tasks
-        # Each task's spec is stored as canonical JSON text (cheap to send through the engine).
-        covid_ca = json.loads(tasks["covid-ca"])
+        # The sweep's template spec is stored once, each task as its axis values (JSON text).
+        inputs = dev_run.named("weekly-forecast.forecast")["inputs"]
+        template = json.loads(inputs["template"])
+        assert "id" not in template
+        assert template["command"]["$t"][:2] == ["python -m forecast.run --disease ", 0]
+        assert tasks["covid-ca"] == '["covid","ca"]'
+        covid_ca = set_specs(inputs)["covid-ca"]
         assert "id" not in covid_ca
         assert covid_ca["command"].startswith("python -m forecast.run --disease covid --state ca")
         assert covid_ca["outputs"][0]["path"] == "covid/ca"

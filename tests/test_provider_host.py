@@ -21,7 +21,7 @@ import pulumi
 import pytest
 
 from batchapi import DELETING_FOREVER, BatchApiDouble
-from batchtasks.batch.tasks import decode_spec, encode_spec
+from batchtasks.batch.tasks import decode_tasks, encode_spec, set_specs
 from batchtasks.config import parse_stack_config
 from batchtasks.program import declare_stack
 from providerhost import (
@@ -150,7 +150,8 @@ def writes(counts: Counter[str]) -> Counter[str]:
 def with_task(inputs: dict[str, Any], task_id: str, **changes: Any) -> dict[str, Any]:
     """A BatchTaskSet's inputs with some fields of one task changed."""
     tasks = dict(inputs["tasks"])
-    tasks[task_id] = encode_spec({**decode_spec(tasks[task_id]), **changes})
+    spec = decode_tasks({task_id: tasks[task_id]}, inputs.get("template"))[task_id]
+    tasks[task_id] = encode_spec({**spec, **changes})
     return {**inputs, "tasks": tasks}
 
 
@@ -574,7 +575,7 @@ def test_host_killed_mid_create_then_a_fresh_host_ends_with_the_declared_tasks(
 ) -> None:
     created(host, registered["Job"])  # names this stack in its metadata
     reg = registered["TaskSet"]
-    template = decode_spec(reg.inputs["tasks"]["covid-ca"])
+    template = set_specs(reg.inputs)["covid-ca"]
     tasks = {
         f"run-{index:04d}": encode_spec({**template, "command": f"python -m run {index}"})
         for index in range(500)

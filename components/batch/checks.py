@@ -10,6 +10,7 @@ once as Pulumi CheckFailures. Values not known yet (preview) are skipped, never 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -19,11 +20,15 @@ from batchtasks.batch.spec import is_unknown, is_unknown_as_a_whole
 from batchtasks.batch.template import split_spec
 from batchtasks.config import schema
 from batchtasks.config.shape import Problems, child, clean
+from batchtasks.config.sweep import MARKER_KEY, SpecTemplate
 from batchtasks.rules import Rule
 
 Problem = tuple[str, str]
 
 TASK_SPEC_KEYS = frozenset(schema.TASK_SPEC.fields or ())
+# The shape key of the tasks a set renders from its template: they share every field that does
+# not vary (`template_problems` makes sure only varying fields hold markers).
+TEMPLATE_SHAPE = "template"
 # Job inputs checked with the stack file's job fields.
 _JOB_FIELDS = ("priority", "maxParallelTasks", "constraints")
 
@@ -131,11 +136,52 @@ def task_spec_problems(
     return problems
 
 
+def template_problems(template: Any, path: str = "template") -> list[Problem]:
+    """Check a task set's template spec before any task is read through it.
+
+    Parameters
+    ----------
+    template
+        The JSON text of the template spec.
+    path
+        Property path of the template, for messages.
+
+    Returns
+    -------
+    list[Problem]
+        What is wrong with it: not JSON text of an object, an id in it, or a marker in a field
+        that cannot vary per task. Its fields are checked with the first task rendered from it.
+    """
+    if not isinstance(template, str):
+        return [(path, "must be the JSON text of the sweep's template spec")]
+    try:
+        decoded = json.loads(template)
+    except ValueError as error:
+        return [(path, f"is not JSON text ({error})")]
+    if not isinstance(decoded, Mapping):
+        return [(path, "must be the JSON text of an object of task fields")]
+    problems: list[Problem] = []
+    if "id" in decoded:
+        problems.append((f"{path}.id", "must not be given: each task's id is its key in tasks"))
+    for key in SpecTemplate(decoded).varying_keys():
+        if key not in fields_table.VARYING_KEYS:
+            problems.append(
+                (
+                    f"{path}.{key}",
+                    f"holds a {MARKER_KEY!r} marker, but {key} is the same for every task of a "
+                    f"set (only {', '.join(fields_table.VARYING_KEYS)} vary)",
+                )
+            )
+    return problems
+
+
 def task_map_problems(
     tasks: Mapping[str, Any],
     path_of: Callable[[str], str],
     containers: Mapping[str, Any] | None,
     secret_keys: Mapping[str, Any] | None,
+    *,
+    shape_of: Callable[[str, Any], str | None] | None = None,
 ) -> list[Problem]:
     """Check many task specs, each shape once: what `task_spec_problems` finds for each.
 
@@ -152,6 +198,9 @@ def task_map_problems(
         Task id -> property path of its spec, for messages.
     containers, secret_keys
         As for `task_spec_problems`.
+    shape_of
+        Task id, spec -> a shape key known beforehand (TEMPLATE_SHAPE for tasks rendered from
+        one template), or None to work it out from the spec.
 
     Returns
     -------
@@ -163,8 +212,11 @@ def task_map_problems(
     problems: list[Problem] = []
     for task_id, spec in tasks.items():
         path = path_of(task_id)
+        known = shape_of(task_id, spec) if shape_of is not None else None
         split = (
-            split_spec(spec)
+            (known,)
+            if known is not None
+            else split_spec(spec)
             if isinstance(spec, Mapping) and "command" in spec and not is_unknown_as_a_whole(spec)
             else None
         )

@@ -57,7 +57,14 @@ _TASK_TARGET_INPUTS = {
     "retryPolicy": "stored",
     "owner": "stored",
 }
-TASK_SET_INPUTS = {**_TASK_TARGET_INPUTS, "setName": "body", "shard": "shard", "tasks": "tasks"}
+# A set's `template` (the sweep's template spec, or None) is read with its `tasks`.
+TASK_SET_INPUTS = {
+    **_TASK_TARGET_INPUTS,
+    "setName": "body",
+    "shard": "shard",
+    "template": "tasks",
+    "tasks": "tasks",
+}
 TASK_INPUTS = {**_TASK_TARGET_INPUTS, "taskId": "tasks", "task": "tasks"}
 
 

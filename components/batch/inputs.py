@@ -25,11 +25,13 @@ class TaskTargetInputs(TypedDict, total=False):
 
 
 class TaskSetInputs(TaskTargetInputs, total=False):
-    """BatchTaskSet inputs: task id -> spec as canonical JSON text, the sweep's name (the
-    marker of its tasks, shared by its shards), and the shard this set is ({index, count})."""
+    """BatchTaskSet inputs: the sweep's name (the marker of its tasks, shared by its shards),
+    the shard this set is ({index, count}), its template spec as canonical JSON text (None in the
+    layout without one), and task id -> the task's axis values (or whole spec) as JSON text."""
 
     setName: str
     shard: dict[str, int]
+    template: str | None
     tasks: dict[str, Any]
 
 

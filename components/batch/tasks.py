@@ -1,15 +1,17 @@
 """BatchTask and BatchTaskSet: container tasks in a Batch job as Pulumi dynamic resources.
 
 Both resources hold their tasks as a map of task id -> spec (a BatchTask is a set of one), so one
-provider core serves both, and Pulumi's own diff display reads task by task. Providers capture
-nothing: each operation builds its client and credential afresh, since a provider is pickled
-into every resource's state (CONTRIBUTING.md, the state contract).
+provider core serves both, and Pulumi's own diff display reads task by task. A set made from a
+sweep stores the sweep's template spec once (`template`) and per task only its axis values as
+text; `decode_tasks` reads both that and the earlier layout (a whole spec per task). Providers
+capture nothing: each operation builds its client and credential afresh, since a provider is
+pickled into every resource's state (CONTRIBUTING.md, the state contract).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,6 +63,7 @@ from batchtasks.batch.spec import (
     task_constraints,
 )
 from batchtasks.batch.template import TemplateBodyBuilder
+from batchtasks.config.sweep import SpecTemplate
 
 # Inputs besides a task's own spec that its body depends on (`plan_tasks` compares them).
 SHARED_BODY_INPUTS = inputs_of_kind(TASK_SET_INPUTS, "body")
@@ -98,21 +101,90 @@ def encode_spec(spec: Any) -> Any:
     return spec
 
 
-def decode_spec(value: Any) -> Any:
-    """Return the spec a set stores as JSON text; objects, unknowns and bad text as given."""
+def encode_template(template: Mapping[str, Any]) -> str:
+    """Return a set's template spec as the canonical JSON text it stores (once per set)."""
+    return json.dumps(template, sort_keys=True, separators=(",", ":"))
+
+
+def encode_values(texts: Iterable[str]) -> str:
+    """Return one task's axis values as the compact JSON text a set stores, e.g.
+    `["flu","ca"]`."""
+    return json.dumps(list(texts), separators=(",", ":"))
+
+
+def spec_template(template: Any) -> SpecTemplate | None:
+    """Return a set's `template` input compiled, or None when the set has none (the layout
+    that stores a whole spec per task).
+
+    Raises
+    ------
+    ValueError
+        If the template is not the JSON text of an object.
+    """
+    if template is None:
+        return None
+    decoded = json.loads(template) if isinstance(template, str) else template
+    if not isinstance(decoded, Mapping):
+        raise ValueError("must be the JSON text of an object of task fields")
+    return SpecTemplate(decoded)
+
+
+def axis_texts(value: Any, template: SpecTemplate) -> list[str] | None:
+    """Return a task's axis values when they are what the template needs, else None."""
+    if (
+        isinstance(value, list)
+        and len(value) >= template.positions
+        and all(isinstance(text, str) for text in value)
+    ):
+        return value
+    return None
+
+
+def decode_spec(value: Any, template: SpecTemplate | None = None) -> Any:
+    """Return one task's spec from what a set stores for it: its axis values rendered through
+    the set's template, or a whole spec; unknowns and bad text as given (check reports them)."""
     if isinstance(value, str) and not is_unknown_as_a_whole(value):
         try:
-            return json.loads(value)
+            decoded = json.loads(value)
         except ValueError:
             return value  # check reports it: a spec must be an object of task fields
+        if template is not None and isinstance(decoded, list):
+            texts = axis_texts(decoded, template)
+            return value if texts is None else template.render(texts)
+        return decoded
     return value
 
 
-def decode_tasks(tasks: Any) -> Any:
-    """Return a set's `tasks` input as task id -> spec (an unknown map as given)."""
+def decode_tasks(tasks: Any, template: Any = None) -> Any:
+    """Return a set's tasks as task id -> spec, from its `tasks` and `template` inputs (an
+    unknown map as given): the one reader of both layouts a set's state can have.
+
+    Parameters
+    ----------
+    tasks
+        Task id -> JSON text: the task's axis values (with a template) or its whole spec.
+    template
+        The set's template spec (JSON text, or already decoded), or None.
+
+    Returns
+    -------
+    Any
+        Task id -> spec; parts of the specs that do not vary are shared between tasks.
+    """
     if isinstance(tasks, Mapping):
-        return {task_id: decode_spec(spec) for task_id, spec in tasks.items()}
+        compiled = template if isinstance(template, SpecTemplate) else spec_template(template)
+        return {task_id: decode_spec(spec, compiled) for task_id, spec in tasks.items()}
     return tasks if is_unknown_as_a_whole(tasks) else {}
+
+
+def set_specs(props: Mapping[str, Any]) -> Any:
+    """Return a set's tasks as task id -> spec, from its inputs or state (see decode_tasks)."""
+    return decode_tasks(props.get("tasks"), props.get("template"))
+
+
+def _is_json_list(text: Any) -> bool:
+    """Whether a stored task text is a JSON array (axis values), cheaply."""
+    return isinstance(text, str) and text.startswith("[")
 
 
 def _normalise_spec(spec: Mapping[str, Any]) -> dict[str, Any]:
@@ -175,7 +247,7 @@ class _TaskProviderCore(RetryingProvider):
         secrets = news.get("secrets") or {}
         seen: dict[str, str] = {}
         if isinstance(tasks, Mapping):
-            problems += checks.task_map_problems(tasks, self.task_path, containers, secrets)
+            problems += self.task_problems(news, tasks, containers, secrets)
         for task_id in tasks if isinstance(tasks, Mapping) else ():
             path = self.task_path(task_id)
             if task_id.lower() in seen:
@@ -188,18 +260,46 @@ class _TaskProviderCore(RetryingProvider):
                 )
             seen[task_id.lower()] = task_id
         if not problems and isinstance(tasks, Mapping):
-            news = self.with_tasks(
-                news,
-                {
-                    task_id: _normalise_spec(spec) if isinstance(spec, Mapping) else spec
-                    for task_id, spec in tasks.items()
-                },
-            )
+            news = self.checked_inputs(news, tasks)
         return CheckResult(news, [CheckFailure(path, reason) for path, reason in problems])
 
     def may_be_empty(self, props: Mapping[str, Any]) -> bool:
         """Tell whether the resource may hold no task (one shard of a sweep split in several)."""
         return False
+
+    def task_problems(
+        self,
+        news: Mapping[str, Any],
+        tasks: Mapping[str, Any],
+        containers: Mapping[str, Any] | None,
+        secrets: Mapping[str, Any] | None,
+    ) -> list[checks.Problem]:
+        """Return the problems of the resource's task specs (each shape checked once)."""
+        return checks.task_map_problems(tasks, self.task_path, containers, secrets)
+
+    def checked_inputs(self, news: Mapping[str, Any], tasks: Mapping[str, Any]) -> dict[str, Any]:
+        """Return the inputs check hands back once they passed: specs with whole numbers."""
+        return self.with_tasks(
+            news,
+            {
+                task_id: _normalise_spec(spec) if isinstance(spec, Mapping) else spec
+                for task_id, spec in tasks.items()
+            },
+        )
+
+    def task_ids(self, props: Mapping[str, Any]) -> list[str]:
+        """Return the ids of the resource's tasks."""
+        return list(self.tasks_of(props))
+
+    def kept_tasks(self, props: Mapping[str, Any], live: Collection[str]) -> dict[str, Any] | None:
+        """Return the props with only the tasks whose lower-case ids are in `live`, or None
+        when none is left."""
+        tasks = {
+            task_id: spec
+            for task_id, spec in self.tasks_of(props).items()
+            if task_id.lower() in live
+        }
+        return self.with_tasks(props, tasks) if tasks else None
 
     def task_path(self, task_id: str) -> str:
         """Return the property path of one task's spec, for messages."""
@@ -321,7 +421,7 @@ class _TaskProviderCore(RetryingProvider):
     def delete(self, _id: str, props: dict[str, Any]) -> None:
         """Delete the resource's tasks; running ones only with replaceRunningTasks."""
         writer = self._writer(props)
-        task_ids = list(self.tasks_of(props))
+        task_ids = self.task_ids(props)
         try:
             self._refuse_busy(writer, task_ids, props)
         except SERVICE_ERRORS as error:
@@ -347,14 +447,9 @@ class _TaskProviderCore(RetryingProvider):
             if is_gone(error):
                 return ReadResult("", {})
             raise operation_error(props["jobId"], "reading tasks", error) from None
-        tasks = {
-            task_id: spec
-            for task_id, spec in self.tasks_of(props).items()
-            if task_id.lower() in live
-        }
-        if not tasks:
+        outs = self.kept_tasks(props, live)
+        if outs is None:
             return ReadResult("", {})
-        outs = self.with_tasks(props, tasks)
         return ReadResult(id_ or self.resource_id(props), outs, dict(outs))
 
     # --- helpers -----------------------------------------------------------------------------
@@ -464,9 +559,20 @@ class BatchTaskSetProvider(_TaskProviderCore):
     diffed task by task."""
 
     def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
-        """Validate as every task resource does, plus the shard: a valid {index, count}, every
-        task in the shard its id hashes to, and the same count as the state has."""
-        result = super().check(olds, news)
+        """Validate as every task resource does, plus the template (once, before any task is read
+        through it) and the shard: a valid {index, count}, every task in the shard its id hashes
+        to, and the same count as the state has."""
+        template = news.get("template")
+        template_problems = (
+            checks.template_problems(template)
+            if template is not None and not is_unknown_as_a_whole(template)
+            else []
+        )
+        result = (
+            CheckResult(news, [CheckFailure(path, reason) for path, reason in template_problems])
+            if template_problems
+            else super().check(olds, news)
+        )
         failures = list(result.failures or [])
         shard = news.get("shard")
         if problem := shard_problem(shard):
@@ -515,17 +621,78 @@ class BatchTaskSetProvider(_TaskProviderCore):
         )
 
     def tasks_of(self, props: Mapping[str, Any]) -> dict[str, Any]:
-        """Return the set's `tasks` input as task id -> spec."""
-        return decode_tasks(props.get("tasks"))
+        """Return the set's tasks as task id -> spec (through its template, when it has one)."""
+        return set_specs(props)
 
     def task_count(self, props: Mapping[str, Any]) -> int:
         """Return how many tasks the set holds, without decoding them."""
         tasks = props.get("tasks")
         return len(tasks) if isinstance(tasks, Mapping) else 0
 
+    def task_ids(self, props: Mapping[str, Any]) -> list[str]:
+        """Return the ids of the set's tasks, without decoding them."""
+        tasks = props.get("tasks")
+        return list(tasks) if isinstance(tasks, Mapping) else []
+
     def _tasks_unknown(self, news: Mapping[str, Any]) -> bool:
         """Tell whether the tasks map as a whole is not known yet, without decoding it."""
-        return is_unknown_as_a_whole(news.get("tasks"))
+        return is_unknown_as_a_whole(news.get("tasks")) or is_unknown_as_a_whole(
+            news.get("template")
+        )
+
+    def task_problems(
+        self,
+        news: Mapping[str, Any],
+        tasks: Mapping[str, Any],
+        containers: Mapping[str, Any] | None,
+        secrets: Mapping[str, Any] | None,
+    ) -> list[checks.Problem]:
+        """Return the problems of the set's tasks: with a template, the first task rendered
+        from it is checked whole and every other one for its own values only (they share
+        everything else); a task stored as a whole spec is checked as one."""
+        template = news.get("template")
+        if template is None:
+            return super().task_problems(news, tasks, containers, secrets)
+        compiled = spec_template(template)
+        assert compiled is not None  # check refused a template it cannot read
+        texts = news.get("tasks") or {}
+        problems: list[checks.Problem] = []
+        for task_id, text in texts.items():
+            spec = tasks.get(task_id)
+            if isinstance(spec, str) and spec == text and _is_json_list(text):
+                problems.append(
+                    (
+                        self.task_path(task_id),
+                        f"{text[:60]!r} must be a JSON array of the task's axis values as text "
+                        f"(at least {compiled.positions}), or a task spec object",
+                    )
+                )
+
+        def shape_of(task_id: str, spec: Any) -> str | None:
+            # Tasks rendered from the template share every field that does not vary.
+            return checks.TEMPLATE_SHAPE if _is_json_list(texts.get(task_id)) else None
+
+        rendered = {
+            task_id: spec
+            for task_id, spec in tasks.items()
+            if not (isinstance(spec, str) and _is_json_list(spec))
+        }
+        return problems + checks.task_map_problems(
+            rendered, self.task_path, containers, secrets, shape_of=shape_of
+        )
+
+    def checked_inputs(self, news: Mapping[str, Any], tasks: Mapping[str, Any]) -> dict[str, Any]:
+        """Return the inputs as given when the set has a template (its texts hold no numbers);
+        else as the earlier layout stores them."""
+        if news.get("template") is None:
+            return super().checked_inputs(news, tasks)
+        return dict(news)
+
+    def kept_tasks(self, props: Mapping[str, Any], live: Collection[str]) -> dict[str, Any] | None:
+        """Return the props with only the live tasks, their stored texts as they are."""
+        texts = props.get("tasks") or {}
+        kept = {task_id: text for task_id, text in texts.items() if task_id.lower() in live}
+        return {**props, "tasks": kept} if kept else None
 
     def _views_to_compare(
         self, olds: Mapping[str, Any], news: Mapping[str, Any]
@@ -541,6 +708,9 @@ class BatchTaskSetProvider(_TaskProviderCore):
         if (
             not isinstance(old_texts, Mapping)
             or not isinstance(new_texts, Mapping)
+            # Tasks read through different templates (or layouts) can be equal in different
+            # texts: every task is decoded and compared then.
+            or olds.get("template") != news.get("template")
             or any(
                 not same(olds.get(name), news.get(name)) or is_unknown(news.get(name))
                 for name in SHARED_BODY_INPUTS
@@ -554,8 +724,8 @@ class BatchTaskSetProvider(_TaskProviderCore):
         old_part = {task_id: old_texts[task_id] for task_id in differing if task_id in old_texts}
         new_part = {task_id: new_texts[task_id] for task_id in differing if task_id in new_texts}
         return (
-            {**olds, "tasks": decode_tasks(old_part)},
-            {**news, "tasks": decode_tasks(new_part)},
+            {**olds, "tasks": decode_tasks(old_part, olds.get("template"))},
+            {**news, "tasks": decode_tasks(new_part, news.get("template"))},
         )
 
     def resource_id(self, props: Mapping[str, Any]) -> str:
@@ -564,7 +734,8 @@ class BatchTaskSetProvider(_TaskProviderCore):
         return f"{props['jobId']}/{shard_name(props.get('setName') or 'tasks', index)}"
 
     def with_tasks(self, props: Mapping[str, Any], tasks: Mapping[str, Any]) -> dict[str, Any]:
-        """Return props with `tasks` replaced, each spec stored as canonical JSON text."""
+        """Return props with `tasks` replaced, each spec stored whole as canonical JSON text
+        (which a set with a template reads as well)."""
         return {**props, "tasks": {task_id: encode_spec(spec) for task_id, spec in tasks.items()}}
 
 
@@ -699,7 +870,8 @@ class BatchTaskSet(Resource, module="batch", name="TaskSet"):
     target
         The job, endpoint and BatchStorage outputs the tasks use.
     tasks
-        Task id -> task spec (see `components/config/`).
+        Task id -> its axis values as text when a template is given, else task id -> task
+        spec (see `components/config/`).
     secrets
         Config key -> secret value for the tasks' secretEnv.
     opts
@@ -709,6 +881,9 @@ class BatchTaskSet(Resource, module="batch", name="TaskSet"):
         a sweep shares it. Default: the resource name.
     shard
         (index, count): which shard of the sweep this set holds (see `batch/shards.py`).
+    template
+        The sweep's template spec without the id (`SweepConfig.set_template`), stored once;
+        each task's spec is rendered from it and the task's axis values.
     """
 
     jobId: pulumi.Output[str]  # Pulumi output names follow the inputs
@@ -718,18 +893,23 @@ class BatchTaskSet(Resource, module="batch", name="TaskSet"):
         self,
         name: str,
         target: TaskTarget,
-        tasks: Mapping[str, Mapping[str, Any]],
+        tasks: Mapping[str, Mapping[str, Any]] | Mapping[str, Sequence[str]],
         secrets: pulumi.Input[Mapping[str, str]] | None = None,
         opts: pulumi.ResourceOptions | None = None,
         *,
         set_name: str | None = None,
         shard: tuple[int, int] = (0, 1),
+        template: Mapping[str, Any] | None = None,
     ) -> None:
         props = {
             **target.inputs(secrets),
             "setName": set_name or name,
             "shard": {"index": shard[0], "count": shard[1]},
-            "tasks": {task_id: encode_spec(spec) for task_id, spec in tasks.items()},
+            "template": None if template is None else encode_template(template),
+            "tasks": {
+                task_id: encode_spec(value) if template is None else encode_values(value)
+                for task_id, value in tasks.items()
+            },
         }
         super().__init__(BatchTaskSetProvider(), name, props, _options(opts))
 

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import reprlib
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, overload
+
+if TYPE_CHECKING:
+    from batchtasks.config.sweep import SpecTemplate
 
 # Longest repr quoted in a problem; a whole mis-typed section would drown the message.
 MAX_SHOWN = 120
@@ -128,14 +132,81 @@ class BatchConfig:
     pool: PoolConfig
 
 
+class SweepTasks(Sequence[dict[str, Any]]):
+    """A sweep's tasks (TaskSpec dicts), each rendered from the template when it is read, so a
+    sweep of a million tasks holds only their axis values.
+
+    Parameters
+    ----------
+    template
+        The sweep's compiled template spec.
+    values
+        Per task, its axis values as text.
+    """
+
+    def __init__(self, template: SpecTemplate, values: Sequence[Sequence[str]]) -> None:
+        self.template = template
+        self.values = values
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    @overload
+    def __getitem__(self, index: int) -> dict[str, Any]: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[dict[str, Any]]: ...
+
+    def __getitem__(self, index: int | slice) -> dict[str, Any] | list[dict[str, Any]]:
+        if isinstance(index, slice):
+            return [self.template.render(texts) for texts in self.values[index]]
+        return self.template.render(self.values[index])
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        render = self.template.render
+        return (render(texts) for texts in self.values)
+
+
 @dataclass(frozen=True)
 class SweepConfig:
-    """A sweep: its name, the tasks its matrix expands to (TaskSpec dicts), and the shard
-    count the stack file fixes (None: from the task count, see `batchtasks.batch.shards`)."""
+    """A sweep: its name, its template spec, each task's axis values and its shard count.
+
+    Attributes
+    ----------
+    id
+        The sweep's name.
+    template
+        The compiled template spec: the merged task spec, id included, whose strings made from
+        placeholders are markers (see `batchtasks.config.sweep`).
+    axes
+        The matrix's axis names, in order.
+    values
+        Per task, in matrix order, its axis values as text.
+    shards
+        The shard count the stack file fixes (None: from the task count, see
+        `batchtasks.batch.shards`).
+    """
 
     id: str
-    tasks: tuple[dict[str, Any], ...]
+    template: SpecTemplate
+    axes: tuple[str, ...]
+    values: tuple[tuple[str, ...], ...]
     shards: int | None = None
+
+    @property
+    def tasks(self) -> SweepTasks:
+        """The tasks the matrix expands to (TaskSpec dicts, rendered as read)."""
+        return SweepTasks(self.template, self.values)
+
+    def task_values(self) -> dict[str, tuple[str, ...]]:
+        """Return task id -> its axis values as text, in matrix order."""
+        render_id = self.template.render_key
+        return {render_id("id", texts): texts for texts in self.values}
+
+    def set_template(self) -> dict[str, Any]:
+        """Return the template spec without the id, as a BatchTaskSet stores it."""
+        spec: Mapping[str, Any] = self.template.spec
+        return {key: value for key, value in spec.items() if key != "id"}
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ from batchtasks.config.model import (
 )
 from batchtasks.config.shape import INVALID, Problems, child, clean, get, item
 from batchtasks.config.sweep import (
+    SpecTemplate,
     Template,
     compile_template,
     describe,
@@ -180,9 +181,10 @@ def _check_merged(merged: _Fields, path: str, stack: _Stack) -> None:
 
 
 def _spec(
-    task_id: str, merged: _Fields, logs: dict[str, str] | None, rendered: Mapping[str, Any]
+    task_id: Any, merged: _Fields, logs: dict[str, str] | None, rendered: Mapping[str, Any]
 ) -> dict[str, Any]:
-    """Assemble a TaskSpec: camelCase, defaults merged, empty values left out."""
+    """Assemble a TaskSpec: camelCase, defaults merged, empty values left out (a sweep's
+    template spec too, given the id's and the templated fields' markers)."""
     out: dict[str, Any] = {"id": task_id}
     for key in _SPEC_ORDER:
         value = rendered[key] if key in rendered else merged.values.get(key)
@@ -602,7 +604,7 @@ def _sweep(
         return None
     axis_names = list(matrix)
     id_path = f"{path}.taskId"
-    specs = []
+    values: list[tuple[str, ...]] = []
     for combo in combos:
         texts = tuple(scalar_text(value) for value in combo)
         described = describe(axis_names, combo)
@@ -617,47 +619,36 @@ def _sweep(
                 cap_key=id_path,
             )
             continue
-        rendered: dict[str, Any] = {}
         if command is not None and not command.constant:
-            rendered["command"] = command.render(texts)
-            if not rendered["command"].strip():
+            produced_command = command.render(texts)
+            if not produced_command.strip():
                 problems.add(
                     merged.paths["command"],
                     f"makes an empty command{where}",
-                    rendered["command"],
+                    produced_command,
                     cap_key=merged.paths["command"],
                 )
-        rendered["env"] = {
-            name: template.render(texts)
-            for name, (template, _) in env.items()
-            if template is not None
-        }
-        if outputs:
-            rendered["outputs"] = []
-            for index, output, pattern_template, template in outputs:
-                out_path = template.render(texts) if template is not None else None
-                pattern = (
-                    pattern_template.render(texts)
-                    if pattern_template is not None
-                    else get(output, "pattern")
-                )
-                for key, rule, text in (
-                    ("path", rules.BLOB_PATH, out_path),
-                    ("pattern", rules.OUTPUT_PATTERN, pattern),
-                ):
-                    problem = rule.problem(text) if text is not None else None
-                    if problem:
-                        where_path = f"{item(outputs_path, index)}.{key}"
-                        problems.add(
-                            where_path,
-                            f"makes a bad {key}: {problem}{where}",
-                            text,
-                            cap_key=where_path,
-                        )
-                rendered["outputs"].append(_output({**output, "pattern": pattern}, out_path))
+        for index, output, pattern_template, template in outputs:
+            out_path = template.render(texts) if template is not None else None
+            pattern = (
+                pattern_template.render(texts)
+                if pattern_template is not None
+                else get(output, "pattern")
+            )
+            for key, rule, text in (
+                ("path", rules.BLOB_PATH, out_path),
+                ("pattern", rules.OUTPUT_PATTERN, pattern),
+            ):
+                problem = rule.problem(text) if text is not None else None
+                if problem:
+                    where_path = f"{item(outputs_path, index)}.{key}"
+                    problems.add(
+                        where_path,
+                        f"makes a bad {key}: {problem}{where}",
+                        text,
+                        cap_key=where_path,
+                    )
         produced_depends = [template.render(texts) for template in depends if template is not None]
-        if produced_depends:
-            rendered["dependsOn"] = produced_depends
         job.add(
             produced,
             f"{path} ({described})",
@@ -667,18 +658,55 @@ def _sweep(
             depends_path,
             cap_key=id_path,
         )
-        specs.append((produced, rendered))
+        values.append(texts)
     sweep_id = get(sweep, "id")
     shards = get(sweep, "shards")
     if shards is not None and (problem := rules.shard_count_problem(shards)):
         problems.add(f"{path}.shards", problem, shards)
     if problems or sweep_id is None:
         return None
-    built = tuple(_spec(produced, merged, logs, rendered) for produced, rendered in specs)
-    for spec in built:
+    renderer = SpecTemplate(
+        _spec(task_id.marker(), merged, logs, _marked_fields(command, env, outputs, depends))
+    )
+    # Every task is built through the template, as the providers build it from their state.
+    for texts in values:
+        spec = renderer.render(texts)
         if problem := rules.task_body_problem(spec):
             problems.add(path, f"{problem} (task {spec['id']!r})", cap_key=f"{path} body")
-    return None if problems else SweepConfig(sweep_id, built, shards)
+    if problems:
+        return None
+    return SweepConfig(sweep_id, renderer, tuple(axis_names), tuple(values), shards)
+
+
+def _marked_fields(
+    command: Template | None,
+    env: Mapping[str, tuple[Template | None, str]],
+    outputs: list[tuple[int, Any, Template | None, Template | None]],
+    depends: list[Template | None],
+) -> dict[str, Any]:
+    """Return a sweep's templated fields as its template spec holds them (markers where the
+    text is made from placeholders), for `_spec` to merge with the rest."""
+    marked: dict[str, Any] = {}
+    if command is not None and not command.constant:
+        marked["command"] = command.marker()
+    marked["env"] = {
+        name: template.marker() for name, (template, _) in env.items() if template is not None
+    }
+    if outputs:
+        marked["outputs"] = [
+            _output(
+                {
+                    **output,
+                    "pattern": pattern.marker() if pattern is not None else get(output, "pattern"),
+                },
+                path.marker() if path is not None else None,
+            )
+            for _index, output, pattern, path in outputs
+        ]
+    marked_depends = [template.marker() for template in depends if template is not None]
+    if marked_depends:
+        marked["dependsOn"] = marked_depends
+    return marked
 
 
 def _job(cleaned: dict[str, Any], path: str, stack: _Stack) -> JobConfig | None:

@@ -1,18 +1,29 @@
-"""Sweep matrices and the `{axis}` templates their tasks are written with."""
+"""Sweep matrices, the `{axis}` templates their tasks are written with, and template specs.
+
+A sweep's tasks are one template spec (its merged task spec, in which each string made from
+placeholders is a marker) and, per task, its axis values as text. `SpecTemplate.render` is the
+one function that turns those into a task spec: the config loader builds every sweep task
+through it, and a BatchTaskSet stores the template once and the texts per task and decodes its
+state through it too, so the two cannot drift.
+"""
 
 from __future__ import annotations
 
 import itertools
 import math
 import string
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from batchtasks.config.shape import Problems, child, item
 
 # A matrix this large is a mistake, and expanding it would exhaust memory before saying so.
-MAX_COMBINATIONS = 100_000
+MAX_COMBINATIONS = 1_000_000
+# The key of a marker: `{"$t": [literal, axis position, ...]}` stands for a string made from
+# placeholders. Environment variable names cannot hold `$` and every other object of a spec has
+# fixed keys, so no user value is ever taken for a marker.
+MARKER_KEY = "$t"
 
 
 def scalar_text(value: Any) -> str:
@@ -32,15 +43,163 @@ class Template:
     """A string with `{axis}` placeholders, split once so rendering is a join."""
 
     pieces: tuple[str | int, ...]
+    # The pieces as a str.format pattern ("{0}-{1}"): rendering a million tasks is then a
+    # C-level call each, not a Python loop over the pieces.
+    _pattern: str = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        pattern = "".join(
+            f"{{{piece}}}"
+            if isinstance(piece, int)
+            else piece.replace("{", "{{").replace("}", "}}")
+            for piece in self.pieces
+        )
+        object.__setattr__(self, "_pattern", pattern)
 
     def render(self, texts: Sequence[str]) -> str:
         """Return the string for one combination, given its axis values as text."""
-        return "".join(texts[piece] if isinstance(piece, int) else piece for piece in self.pieces)
+        return self._pattern.format(*texts)
 
     @property
     def constant(self) -> bool:
         """Whether the template has no placeholder."""
         return all(isinstance(piece, str) for piece in self.pieces)
+
+    def marker(self) -> Any:
+        """Return the template as a template spec holds it: its text when constant, else a
+        marker of its literal pieces and axis positions."""
+        if self.constant:
+            return self.render(())
+        return {MARKER_KEY: list(self.pieces)}
+
+
+def marker_pieces(value: Any) -> list[str | int] | None:
+    """Return the pieces of a marker, or None when the value is not a well-formed marker."""
+    if not isinstance(value, Mapping) or len(value) != 1 or MARKER_KEY not in value:
+        return None
+    pieces = value[MARKER_KEY]
+    if not isinstance(pieces, list) or not all(
+        isinstance(piece, str) or (type(piece) is int and piece >= 0) for piece in pieces
+    ):
+        return None
+    return pieces
+
+
+# How one part of a template spec is made for a task: given its texts, the value.
+_Part = Any
+
+
+def _compile(value: Any) -> tuple[bool, _Part]:
+    """Return whether a template value holds markers, and how to render it (the value itself
+    when it holds none: constant parts are shared by every task, never copied)."""
+    pieces = marker_pieces(value)
+    if pieces is not None:
+        return True, Template(tuple(pieces))
+    if isinstance(value, Mapping):
+        parts = {key: _compile(item) for key, item in value.items()}
+        if any(varies for varies, _part in parts.values()):
+            return True, (
+                "dict",
+                tuple((key, varies, part) for key, (varies, part) in parts.items()),
+            )
+    elif isinstance(value, list):
+        listed = [_compile(item) for item in value]
+        if any(varies for varies, _part in listed):
+            return True, ("list", tuple(listed))
+    return False, value
+
+
+def _render(part: _Part, texts: Sequence[str]) -> Any:
+    if isinstance(part, Template):
+        return part.render(texts)
+    kind, items = part
+    if kind == "dict":
+        return {key: _render(sub, texts) if varies else sub for key, varies, sub in items}
+    return [_render(sub, texts) if varies else sub for varies, sub in items]
+
+
+class SpecTemplate:
+    """A template spec compiled once, so each task is rendered by joining its strings.
+
+    Parameters
+    ----------
+    spec
+        The template spec: a task spec whose strings made from placeholders are markers.
+    """
+
+    def __init__(self, spec: Mapping[str, Any]) -> None:
+        self.spec = spec
+        self._parts = tuple((key, *_compile(value)) for key, value in spec.items())
+        self.positions = max(
+            (
+                piece + 1
+                for _key, varies, part in self._parts
+                if varies
+                for piece in _positions(part)
+            ),
+            default=0,
+        )
+
+    def render(self, texts: Sequence[str]) -> dict[str, Any]:
+        """Return the task spec for one task.
+
+        Parameters
+        ----------
+        texts
+            The task's axis values as text, in the order of the axes.
+
+        Returns
+        -------
+        dict
+            The spec: markers replaced by their strings; the parts without markers are the
+            template's own objects, shared by every task (read them, never change them).
+        """
+        return {key: _render(part, texts) if varies else part for key, varies, part in self._parts}
+
+    def render_key(self, key: str, texts: Sequence[str]) -> Any:
+        """Return one field of a task's spec (its id, say) without rendering the rest."""
+        for name, varies, part in self._parts:
+            if name == key:
+                return _render(part, texts) if varies else part
+        return None
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, SpecTemplate) and self.spec == other.spec
+
+    __hash__ = None  # type: ignore[assignment]  # equal by value, like the dict it holds
+
+    def varying_keys(self) -> tuple[str, ...]:
+        """Return the spec's keys whose values hold markers, in the spec's order."""
+        return tuple(key for key, varies, _part in self._parts if varies)
+
+
+def _positions(part: _Part) -> Iterator[int]:
+    if isinstance(part, Template):
+        yield from (piece for piece in part.pieces if isinstance(piece, int))
+        return
+    _kind, items = part
+    for entry in items:
+        varies, sub = entry[-2], entry[-1]
+        if varies:
+            yield from _positions(sub)
+
+
+def render_spec(template: Mapping[str, Any], texts: Sequence[str]) -> dict[str, Any]:
+    """Return one task's spec from a template spec and the task's axis values as text.
+
+    Parameters
+    ----------
+    template
+        The template spec (see `SpecTemplate`).
+    texts
+        The task's axis values as text.
+
+    Returns
+    -------
+    dict
+        The task spec, as `SpecTemplate.render` gives it.
+    """
+    return SpecTemplate(template).render(texts)
 
 
 def compile_template(

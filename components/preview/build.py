@@ -14,7 +14,7 @@ from typing import Any
 import pulumi
 
 from batchtasks.batch.spec import SECRET_PLACEHOLDER, build_job_body
-from batchtasks.batch.tasks import decode_tasks, task_context
+from batchtasks.batch.tasks import set_specs, task_context
 from batchtasks.batch.template import TemplateBodyBuilder
 from batchtasks.config import StackConfig
 from batchtasks.preview.offline import DYNAMIC_PREFIX, JOB_TYPE, PreviewMocks, run_offline
@@ -219,10 +219,13 @@ def _job_preview(
 
 
 def _readable(resource: Mapping[str, Any]) -> Mapping[str, Any]:
-    """Return a resource's inputs with a task set's specs (stored as JSON text) as objects."""
+    """Return a resource's inputs with a task set's specs (stored as JSON text, whole or as
+    axis values of its template) as objects."""
     inputs = resource["inputs"]
     if resource["type"] == TASK_SET_TYPE and isinstance(inputs.get("tasks"), Mapping):
-        return {**inputs, "tasks": decode_tasks(inputs["tasks"])}
+        # Each task as a whole spec, read through the set's template, which then says no more.
+        readable = {key: value for key, value in inputs.items() if key != "template"}
+        return {**readable, "tasks": set_specs(inputs)}
     return inputs
 
 
