@@ -13,6 +13,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from batchtasks.escape import visible
 from batchtasks.exits import Exit
 
 COMMANDS = ("status", "logs", "rerun")
@@ -179,9 +180,10 @@ def run_command(args: argparse.Namespace, stack_file: StackFile) -> int:
     try:
         stack = read_declared(path)
     except ConfigError as error:
-        print(f"batchtasks: invalid configuration in {path}:", file=sys.stderr)
+        # As preview prints them: control and invisible characters made visible.
+        print(f"batchtasks: invalid configuration in {visible(str(path))}:", file=sys.stderr)
         for problem in error.problems or (str(error),):
-            print(f"  {problem}", file=sys.stderr)
+            print(f"  {visible(problem)}", file=sys.stderr)
         return Exit.INVALID
     except OSError as error:
         return _usage(f"cannot read {path}: {error}")

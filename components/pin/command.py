@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -84,7 +87,21 @@ def run_pin(path: Path, check: bool, resolve: Callable[[ImageRef], str] = resolv
     if refused:
         return Exit.FAILED
     if new_text != text:
-        path.write_text(new_text, encoding="utf-8")
+        _replace(path, new_text)
     for image, digest in changed.items():
         print(f"pinned {visible(parse_image(image).name)}@{digest}")
     return failed if failures else Exit.OK
+
+
+def _replace(path: Path, text: str) -> None:
+    """Write the stack file in one step (a reader or a crash never sees half of it), keeping
+    its permissions."""
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            stream.write(text)
+        shutil.copymode(path, temporary)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
