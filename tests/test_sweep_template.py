@@ -188,3 +188,36 @@ def test_tasks_share_the_template_parts_that_do_not_vary() -> None:
     assert first["logs"] is second["logs"]
     assert first["env"] is not second["env"]
     assert template.positions == 1
+
+
+def test_only_the_sweep_tasks_too_big_for_batch_are_refused_and_named() -> None:
+    big = "b" * 990_000
+    raw = {
+        "resourceGroup": "rg-test",
+        "storage": {"account": "sttest", "containers": [{"name": "results"}]},
+        "identity": {"name": "id-test"},
+        "batch": {"endpoint": "https://batest.eastus.batch.azure.com", "pool": {"id": "p"}},
+        "jobs": [
+            {
+                "id": "job-1",
+                "defaults": {"image": "img:1"},
+                "sweeps": [
+                    {
+                        "id": "grid",
+                        "taskId": "t-{n}",
+                        "matrix": {"n": ["small", "large"], "arg": ["x", big]},
+                        "exclude": [{"n": "small", "arg": big}, {"n": "large", "arg": "x"}],
+                        "command": "python -m run {arg}",
+                    }
+                ],
+            }
+        ],
+    }
+    try:
+        parse_stack_config(raw, "eastus")
+    except ConfigError as error:
+        messages = [str(problem) for problem in error.problems]
+    else:
+        raise AssertionError("a task body over 1 MB was accepted")
+    body = [message for message in messages if "task body" in message]
+    assert len(body) == 1 and "(task 't-large')" in body[0], messages

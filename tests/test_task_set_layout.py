@@ -196,6 +196,12 @@ def test_check_refuses_a_template_marker_where_a_field_cannot_vary(
     bad_path = {**reg.inputs, "tasks": {**reg.inputs["tasks"], "flu-ny": '["flu","../x"]'}}
     outcome = host.check(reg.urn, {}, bad_path)
     assert [path for path, _reason in outcome.failures] == ["tasks.flu-ny.outputs[0].path"]
+    escape = {**reg.inputs, "tasks": {**reg.inputs["tasks"], "rsv-tx": '["rsv","tx\\u001b[2J"]'}}
+    outcome = host.check(reg.urn, {}, escape)
+    assert sorted(path for path, _reason in outcome.failures) == [
+        "tasks.rsv-tx.command",
+        "tasks.rsv-tx.outputs[0].path",
+    ]
 
 
 def test_the_bench_workload_stores_under_400_bytes_per_task() -> None:

@@ -11,7 +11,7 @@ once as Pulumi CheckFailures. Values not known yet (preview) are skipped, never 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from batchtasks import fields as fields_table
@@ -19,8 +19,8 @@ from batchtasks import rules
 from batchtasks.batch.spec import is_unknown, is_unknown_as_a_whole
 from batchtasks.batch.template import split_spec
 from batchtasks.config import schema
-from batchtasks.config.shape import Problems, child, clean
-from batchtasks.config.sweep import MARKER_KEY, SpecTemplate
+from batchtasks.config.shape import Problems, child, clean, item
+from batchtasks.config.sweep import MARKER_KEY, SpecTemplate, longest_texts
 from batchtasks.rules import Rule
 
 Problem = tuple[str, str]
@@ -235,6 +235,102 @@ def task_map_problems(
         found = task_spec_problems(task_id, spec, path, containers, secret_keys)
         if split is not None and not found:
             clean_shapes.add(split[0])
+        problems += found
+    return problems
+
+
+def _leaf_field(steps: tuple[str | int, ...]) -> schema.Field | None:
+    """Return the stack-file field at a path of keys and list positions in a task spec."""
+    field: schema.Field | None = schema.TASK_SPEC
+    for step in steps:
+        if field is None:
+            return None
+        if field.kind == "object":
+            field = (field.fields or {}).get(str(step))
+        elif field.kind in ("map", "list"):
+            field = field.item
+        else:
+            return None
+    return field
+
+
+def _at(spec: Any, steps: tuple[str | int, ...]) -> Any:
+    for step in steps:
+        spec = spec[step]
+    return spec
+
+
+def _dotted(path: str, steps: tuple[str | int, ...]) -> str:
+    for step in steps:
+        path = item(path, step) if isinstance(step, int) else child(path, step)
+    return path
+
+
+# Marked fields whose values other inputs vouch for (declared containers, secret keys): a task
+# with a marker there is checked whole.
+_CROSS_CHECKED = frozenset({"container", "secretEnv", "logs"})
+
+
+def template_task_problems(
+    template: SpecTemplate,
+    tasks: Mapping[str, Any],
+    texts: Mapping[str, Sequence[str]],
+    path_of: Callable[[str], str],
+    containers: Mapping[str, Any] | None,
+    secret_keys: Mapping[str, Any] | None,
+) -> list[Problem]:
+    """Check the tasks a set renders from its template: what `task_spec_problems` finds for
+    each, with the template's fields checked once.
+
+    The first task is checked whole; when that finds nothing, every other task needs only its
+    id and the strings its texts made (each with the rule of its field), since the rest is the
+    template's. The body size is checked once, for the longest texts of each axis, and task
+    by task only when those do not fit. A task whose own values fail is checked whole again,
+    so its problems read exactly as `task_spec_problems` gives them.
+
+    Parameters
+    ----------
+    template
+        The set's compiled template spec (`template_problems` found nothing in it).
+    tasks
+        Task id -> the spec rendered from the template.
+    texts
+        Task id -> its axis values as text.
+    path_of, containers, secret_keys
+        As for `task_map_problems`.
+
+    Returns
+    -------
+    list[Problem]
+        Every (property path, reason) found.
+    """
+    leaves = [(steps, _leaf_field(steps)) for steps in template.marked_paths()]
+    if not tasks or any(
+        field is None or _CROSS_CHECKED.intersection(map(str, steps)) for steps, field in leaves
+    ):
+        return task_map_problems(
+            tasks, path_of, containers, secret_keys, shape_of=lambda _id, _spec: TEMPLATE_SHAPE
+        )
+    values = [texts[task_id] for task_id in tasks]
+    widest = template.render(longest_texts(values, template.positions))
+    all_fit = rules.task_body_problem(widest) is None
+    checked_whole = False
+    problems: list[Problem] = []
+    for task_id, spec in tasks.items():
+        path = path_of(task_id)
+        if checked_whole:
+            found = id_problems(task_id, f"{path}.id")
+            for steps, field in leaves:
+                if found:
+                    break
+                assert field is not None
+                found = _field_problems(_at(spec, steps), field, _dotted(path, steps))
+            if not found and not all_fit and rules.task_body_problem(spec):
+                found = [("", "")]
+            if not found:
+                continue
+        found = task_spec_problems(task_id, spec, path, containers, secret_keys)
+        checked_whole = checked_whole or not found
         problems += found
     return problems
 

@@ -668,18 +668,25 @@ class BatchTaskSetProvider(_TaskProviderCore):
                     )
                 )
 
-        def shape_of(task_id: str, spec: Any) -> str | None:
-            # Tasks rendered from the template share every field that does not vary.
-            return checks.TEMPLATE_SHAPE if _is_json_list(texts.get(task_id)) else None
-
         rendered = {
             task_id: spec
             for task_id, spec in tasks.items()
-            if not (isinstance(spec, str) and _is_json_list(spec))
+            if _is_json_list(texts.get(task_id)) and not isinstance(spec, str)
         }
-        return problems + checks.task_map_problems(
-            rendered, self.task_path, containers, secrets, shape_of=shape_of
+        whole = {
+            task_id: spec
+            for task_id, spec in tasks.items()
+            if not _is_json_list(texts.get(task_id))
+        }
+        problems += checks.template_task_problems(
+            compiled,
+            rendered,
+            {task_id: json.loads(texts[task_id]) for task_id in rendered},
+            self.task_path,
+            containers,
+            secrets,
         )
+        return problems + checks.task_map_problems(whole, self.task_path, containers, secrets)
 
     def checked_inputs(self, news: Mapping[str, Any], tasks: Mapping[str, Any]) -> dict[str, Any]:
         """Return the inputs as given when the set has a template (its texts hold no numbers);

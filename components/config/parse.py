@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import copy
 import difflib
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,7 @@ from batchtasks.config.sweep import (
     compile_template,
     describe,
     expand_matrix,
+    longest_texts,
     scalar_text,
 )
 from batchtasks.config.yamlfile import YamlFileError, read_yaml
@@ -223,15 +224,52 @@ def _output(output: Mapping[str, Any], path: str | None) -> dict[str, Any]:
     return out
 
 
+class _Made:
+    """How a sweep made a task, spelled out only when a message says it: a million tasks would
+    otherwise hold a million sentences no one reads.
+
+    Parameters
+    ----------
+    path
+        Key path of the sweep.
+    axes, combination
+        The matrix's axis names and this task's values.
+    as_origin
+        Spell it as the task's origin (`<path> (a='x', ...)`) rather than as a clause
+        (` (made from a='x', ...)`).
+    """
+
+    __slots__ = ("as_origin", "axes", "combination", "path")
+
+    def __init__(
+        self, path: str, axes: Sequence[str], combination: Sequence[Any], as_origin: bool
+    ) -> None:
+        self.path = path
+        self.axes = axes
+        self.combination = combination
+        self.as_origin = as_origin
+
+    def __str__(self) -> str:
+        described = describe(self.axes, self.combination)
+        return f"{self.path} ({described})" if self.as_origin else f" (made from {described})"
+
+    def __format__(self, spec: str) -> str:
+        return format(str(self), spec)
+
+
+# What a task without dependsOn records for the dependency check: one shared entry.
+_NO_DEPENDS: tuple[list[str], str, str] = ([], "", "")
+
+
 class _Job:
     """The tasks of one job as they are built, for the checks that span the whole job."""
 
     def __init__(self, job_id: str, problems: Problems) -> None:
         self.job_id = job_id
         self.problems = problems
-        self.by_lower: dict[str, tuple[str, str]] = {}
+        self.by_lower: dict[str, tuple[str, str | _Made]] = {}
         self.ids: list[str] = []
-        self.depends: list[tuple[list[str], str, str]] = []
+        self.depends: list[tuple[list[str], str, str | _Made]] = []
         # Set when a sweep could not be expanded: its ids are unknown, so a dependsOn naming
         # no task may only be a consequence.
         self.incomplete = False
@@ -257,8 +295,8 @@ class _Job:
     def add(
         self,
         task_id: str,
-        origin: str,
-        where: str,
+        origin: str | _Made,
+        where: str | _Made,
         id_path: str,
         depends: list[str],
         depends_path: str,
@@ -278,7 +316,7 @@ class _Job:
             return
         self.by_lower[lower] = (task_id, origin)
         self.ids.append(task_id)
-        self.depends.append((depends, depends_path, where))
+        self.depends.append((depends, depends_path, where) if depends else _NO_DEPENDS)
 
     def check_dependencies(self) -> bool:
         """Check every dependsOn names a task of the job, and that there is no cycle."""
@@ -606,9 +644,13 @@ def _sweep(
     id_path = f"{path}.taskId"
     values: list[tuple[str, ...]] = []
     for combo in combos:
-        texts = tuple(scalar_text(value) for value in combo)
-        described = describe(axis_names, combo)
-        where = f" (made from {described})"
+        # Text values are their own text: the combination then serves as the texts.
+        texts = (
+            combo
+            if all(type(value) is str for value in combo)
+            else tuple(scalar_text(value) for value in combo)
+        )
+        where = _Made(path, axis_names, combo, as_origin=False)
         produced = task_id.render(texts)
         if rules.BATCH_ID.problem(produced):
             job.incomplete = True
@@ -651,7 +693,7 @@ def _sweep(
         produced_depends = [template.render(texts) for template in depends if template is not None]
         job.add(
             produced,
-            f"{path} ({described})",
+            _Made(path, axis_names, combo, as_origin=True),
             where,
             id_path,
             produced_depends,
@@ -668,11 +710,13 @@ def _sweep(
     renderer = SpecTemplate(
         _spec(task_id.marker(), merged, logs, _marked_fields(command, env, outputs, depends))
     )
-    # Every task is built through the template, as the providers build it from their state.
-    for texts in values:
-        spec = renderer.render(texts)
-        if problem := rules.task_body_problem(spec):
-            problems.add(path, f"{problem} (task {spec['id']!r})", cap_key=f"{path} body")
+    # A body only grows with the length of each text in it: when the task made of each axis's
+    # longest texts fits, every task does, and only a sweep near the limit is sized task by task.
+    if rules.task_body_problem(renderer.render(longest_texts(values, len(axis_names)))):
+        for texts in values:
+            spec = renderer.render(texts)
+            if problem := rules.task_body_problem(spec):
+                problems.add(path, f"{problem} (task {spec['id']!r})", cap_key=f"{path} body")
     if problems:
         return None
     return SweepConfig(sweep_id, renderer, tuple(axis_names), tuple(values), shards)

@@ -10,6 +10,7 @@ state through it too, so the two cannot drift.
 from __future__ import annotations
 
 import itertools
+import json
 import math
 import string
 from collections.abc import Iterator, Mapping, Sequence
@@ -163,6 +164,29 @@ class SpecTemplate:
                 return _render(part, texts) if varies else part
         return None
 
+    def marked_paths(self) -> list[tuple[str | int, ...]]:
+        """Return where the spec holds markers: each a path of keys and list positions."""
+        found: list[tuple[str | int, ...]] = []
+
+        def walk(part: _Part, prefix: tuple[str | int, ...]) -> None:
+            if isinstance(part, Template):
+                found.append(prefix)
+                return
+            kind, items = part
+            if kind == "dict":
+                for key, varies, sub in items:
+                    if varies:
+                        walk(sub, (*prefix, key))
+            else:
+                for index, (varies, sub) in enumerate(items):
+                    if varies:
+                        walk(sub, (*prefix, index))
+
+        for key, varies, part in self._parts:
+            if varies:
+                walk(part, (key,))
+        return found
+
     def __eq__(self, other: object) -> bool:
         return isinstance(other, SpecTemplate) and self.spec == other.spec
 
@@ -182,6 +206,33 @@ def _positions(part: _Part) -> Iterator[int]:
         varies, sub = entry[-2], entry[-1]
         if varies:
             yield from _positions(sub)
+
+
+def longest_texts(values: Sequence[Sequence[str]], count: int) -> tuple[str, ...]:
+    """Return, per axis position, the text whose JSON takes the most bytes.
+
+    A task's body only grows with the length of each text in it, so the spec rendered from
+    these texts is at least as large as any task's: when it fits, every task does.
+
+    Parameters
+    ----------
+    values
+        Per task, its axis values as text (at least one task).
+    count
+        How many axis positions to look at.
+
+    Returns
+    -------
+    tuple[str, ...]
+        One text per position.
+    """
+    return tuple(
+        max(
+            {texts[position] for texts in values},
+            key=lambda text: len(json.dumps(text, ensure_ascii=False).encode("utf-8", "replace")),
+        )
+        for position in range(count)
+    )
 
 
 def render_spec(template: Mapping[str, Any], texts: Sequence[str]) -> dict[str, Any]:
@@ -314,6 +365,8 @@ def expand_matrix(
         )
         return None
     combinations = list(itertools.product(*matrix.values()))
+    if combinations and not exclude and not include:
+        return combinations  # nothing to match: no per-combination keys needed
     keys = [tuple(scalar_text(value) for value in combo) for combo in combinations]
     position = {axis: index for index, axis in enumerate(axes)}
     dropped: set[int] = set()
