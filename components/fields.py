@@ -92,6 +92,12 @@ def _duration(doc: str) -> Field:
     return string(doc, rule=rules.DURATION)
 
 
+# How a field's value varies from task to task of one shape (`TaskField.varies`): "text", the
+# value is one string; "values", each value of a map (as text); "items.<key>", that key of each
+# item of a list, where an item has it; "list", the whole list of strings.
+VARIES = ("text", "values", "items.<key>", "list")
+
+
 @dataclass(frozen=True)
 class TaskField:
     """One field of a task.
@@ -110,8 +116,9 @@ class TaskField:
         Whether a change updates an existing task in place (Batch allows it for constraints
         only); otherwise the task is replaced (deleted, then added again).
     varies
-        Whether a template body fills it in per task (the rest of a task's spec is its shape,
-        checked once per shape).
+        How a template body leaves it open, to be filled in per task (the rest of a task's spec
+        is its shape, built and checked once per shape); None: part of the shape. One of
+        `VARIES` (`batch/template.py` knows each).
     column
         Its column in the preview's task table, or None.
     column_when_set
@@ -137,7 +144,7 @@ class TaskField:
     rest: str
     via: str
     in_place: bool = False
-    varies: bool = False
+    varies: str | None = None
     column: str | None = None
     column_when_set: bool = False
     cell: Callable[[Any], tuple[str, ...]] = lambda value: (str(value),)
@@ -271,7 +278,7 @@ TASK_FIELDS: tuple[TaskField, ...] = (
         string("Command line run inside the container.", rule=rules.COMMAND_LINE),
         rest="commandLine",
         via="command",
-        varies=True,
+        varies="text",
         column="Command",
         sweep_field=_templated(
             string("Command line run inside the container.", rule=rules.COMMAND_LINE)
@@ -319,7 +326,7 @@ TASK_FIELDS: tuple[TaskField, ...] = (
         ),
         rest="environmentSettings",
         via="env",
-        varies=True,
+        varies="values",
         sweep_field=_templated(
             Field(
                 "map",
@@ -348,7 +355,7 @@ TASK_FIELDS: tuple[TaskField, ...] = (
         _output(templated=False),
         rest="outputFiles",
         via="outputs",
-        varies=True,
+        varies="items.path",
         column="Outputs",
         cell=_output_cells,
         sweep_field=_output(templated=True),
@@ -411,7 +418,7 @@ TASK_FIELDS: tuple[TaskField, ...] = (
         ),
         rest="dependsOn.taskIds",
         via="direct",
-        varies=True,
+        varies="list",
         in_defaults=False,
         sweep_field=_templated(
             Field(
@@ -476,7 +483,9 @@ BY_KEY: dict[str, TaskField] = {field.key: field for field in TASK_FIELDS}
 STACK_TASK_FIELDS = tuple(field for field in TASK_FIELDS if field.in_task)
 # Fields whose change Batch applies to an existing task (its constraints).
 IN_PLACE_KEYS = tuple(field.key for field in TASK_FIELDS if field.in_place)
-VARYING_KEYS = tuple(field.key for field in TASK_FIELDS if field.varies)
+# Fields a template body fills in per task (`batch/template.py`), in table order.
+VARYING_FIELDS = tuple(field for field in TASK_FIELDS if field.varies is not None)
+VARYING_KEYS = tuple(field.key for field in VARYING_FIELDS)
 # Fields that make the container settings (a sweep's tasks share a few of them).
 CONTAINER_KEYS = tuple(field.key for field in TASK_FIELDS if field.via == "container")
 IDENTITY_KEYS = tuple(field.key for field in TASK_FIELDS if field.via == "identity")

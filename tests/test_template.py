@@ -11,11 +11,20 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from batchtasks import fields
 from batchtasks.batch.spec import TaskBodyBuilder, TaskContext
-from batchtasks.batch.template import MARKER_STEM, TemplateBodyBuilder, encode_body
+from batchtasks.batch.template import (
+    MARKER_STEM,
+    TemplateBodyBuilder,
+    encode_body,
+    fill_holes,
+    split_spec,
+)
+from batchtasks.fields import TaskField
 
 IDENTITY = (
     "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg/providers/"
@@ -219,3 +228,39 @@ def test_a_sweep_builds_each_shape_once_through_the_seed(monkeypatch: Any) -> No
     assert body["commandLine"] == "python run.py --index 7"
     assert body["outputFiles"][1]["destination"]["container"]["path"] == "weekly/run-7"
     assert body["environmentSettings"] == [{"name": "INDEX", "value": "7"}]
+
+
+@pytest.mark.parametrize("field", fields.VARYING_FIELDS, ids=lambda field: field.key)
+def test_every_field_the_table_marks_varies_is_filled_in_per_task(
+    field: TaskField, monkeypatch: Any
+) -> None:
+    context = TaskContext(
+        job_id="weekly",
+        identity_resource_id=IDENTITY,
+        container_urls={**URLS, "results": "https://stforecast.blob.core.windows.net/results"},
+        mounts_dir="/mnt/batch/tasks/fsmounts",
+        display_name="weekly.sweep",
+    )
+    spec = {"image": "python:3.12", "command": "python run.py", field.key: field.example}
+    split = split_spec(spec)
+    assert split is not None
+    own = tuple(hole for hole in split[2] if hole.field is field)
+    assert own, f"{field.key}: the template leaves no place of it open"
+    # Another task of the same shape: this field's varying places hold other values.
+    other = fill_holes(spec, own, [hole.probe() for hole in own])
+    assert other[field.key] != spec[field.key]
+    assert split_spec(other) is not None and split_spec(other)[0] == split[0]
+    expected = [
+        encode_body(TaskBodyBuilder(context).build(f"t-{n}", s)) for n, s in ((1, spec), (2, other))
+    ]
+    calls: list[str] = []
+    original = TaskBodyBuilder.build
+
+    def counted(self: TaskBodyBuilder, task_id: str, spec: Any) -> dict[str, Any]:
+        calls.append(task_id)
+        return original(self, task_id, spec)
+
+    monkeypatch.setattr(TaskBodyBuilder, "build", counted)
+    builder = TemplateBodyBuilder(context)
+    assert [builder.build_text("t-1", spec), builder.build_text("t-2", other)] == expected
+    assert len(calls) == 2  # the shape's template and its probe: both tasks were filled in

@@ -1,8 +1,9 @@
 """Template bodies: build one REST body per task shape through the seed's functions, then
 substitute each task's own values.
 
-A sweep's tasks differ only in a few fields (the id, the command, output paths, environment
-values and dependsOn); everything else, the shape, is shared. Building every body through the
+A sweep's tasks differ only in the id and the fields the task-field table marks `varies` (today
+the command, environment values, output paths and dependsOn), each in the way its `varies` says;
+everything else, the shape, is shared. Building every body through the
 seed's model layer costs most of a large create or preview, so `TemplateBodyBuilder` builds each
 shape's body once, with marker values in the varying fields, through the reference builder
 (`spec.TaskBodyBuilder`, itself the seed's functions), cuts its compact JSON text at the
@@ -20,53 +21,182 @@ import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
-from batchtasks import rules
+from batchtasks import fields, rules
 from batchtasks.batch.spec import TaskBodyBuilder, TaskContext
+from batchtasks.fields import TaskField
 
 # Markers stand in for the varying values while a shape's body is built. They are valid where
-# they go (an id, a command line, a path, an environment value) and a shape holding the stem
-# itself is built the slow way, so a marker can never be confused with a user's text.
+# they go (an id, a command line, a path, an environment value, a task id) and a shape holding
+# the stem itself is built the slow way, so a marker can never be confused with a user's text.
 MARKER_STEM = "zq9tpl"
 ID_MARKER = f"{MARKER_STEM}id"
-COMMAND_MARKER = f"{MARKER_STEM}-command"
-DEPENDENCY_MARKER = f"{MARKER_STEM}-depends"
+# The JSON text of a string, as json.dumps gives it (without its per-call overhead).
+_text = json.encoder.encode_basestring_ascii
+# Probe values: unlike the markers and unlike each other, with characters JSON escapes. No
+# control characters (the seed refuses them); a blob path takes no backslash either.
+_PROBE_ID = "probe_Task-7"
+_PROBE_TEXT = 'probe "quoted" \\ back/slash \u00e9\u2603'
+_PROBE_PATH = 'probe "quoted" \u00e9\u2603'
+
+# A place inside a field's value: () for the value itself, a map's key, or an index into a list
+# and the key of that item.
+Where = tuple[str | int, ...]
 
 
-def _path_marker(index: int) -> str:
-    return f"{MARKER_STEM}-path-{index}"
+def _marker(index: int) -> str:
+    """The marker of a shape's hole number `index`."""
+    return f"{MARKER_STEM}-{index}"
 
 
-def _env_marker(index: int) -> str:
-    return f"{MARKER_STEM}-env-{index}"
+def _list_items(value: Any) -> str:
+    # A whole list's hole: its marker stands alone in a list, so the hole takes the items.
+    return json.dumps(list(value), separators=(",", ":"))[1:-1]
 
 
-@dataclass(frozen=True)
-class VaryingValues:
-    """The values of one task that its shape's template leaves open.
+def _as_text(value: Any) -> str:
+    # The seed's builder gives each environment value as text.
+    return _text(str(value))
 
-    Attributes
+
+class Way:
+    """How template bodies leave one varying field open: where its value varies, how a task's
+    value is written into the body text, and the rule that value must follow (the table's rule
+    for that place, which the seed applies to that parameter).
+
+    Parameters
     ----------
-    command
-        The command line.
-    paths
-        Output index -> its path (outputs without a path are part of the shape).
-    env
-        Environment variable names in the shape's order, and their values (as the spec gives
-        them; the body holds their text).
-    depends_on
-        The task ids this task depends on, or None when it depends on none.
+    field
+        A task field the table marks `varies` (one of `fields.VARIES`).
+
+    Raises
+    ------
+    ValueError
+        For a `varies` this module does not know.
     """
 
-    command: Any
-    paths: tuple[tuple[int, Any], ...]
-    env: tuple[tuple[str, Any], ...]
-    depends_on: Any
+    def __init__(self, field: TaskField) -> None:
+        self.field = field
+        self.kind = kind = field.varies or ""
+        self.item_key = kind.removeprefix("items.") if kind.startswith("items.") else None
+        item = field.field.item
+        self.whole_list = kind == "list"
+        self.encode: Callable[[Any], str] = _text
+        if kind == "text":
+            self.rule = field.field.rule
+        elif kind in ("values", "list"):
+            self.rule = item.rule if item is not None else None
+            self.encode = _as_text if kind == "values" else _list_items
+        elif self.item_key is not None and item is not None and item.fields is not None:
+            self.rule = item.fields[self.item_key].rule
+        else:
+            raise ValueError(
+                f"task field {field.key!r}: varies={kind!r} is none of {fields.VARIES}"
+            )
+
+    def open(self, value: Any, first: int) -> tuple[Any, list[tuple[Where, Any]]] | None:
+        """Return the value with markers (numbered from `first`) in its varying places, and
+        those places with the task's values; None when no template can serve the value."""
+        kind = self.kind
+        if kind == "text":
+            return (value, []) if value is None else (_marker(first), [((), value)])
+        if not value:
+            return value, []
+        if self.whole_list:
+            return [_marker(first)], [((), value)]
+        if kind == "values":
+            if not isinstance(value, Mapping):
+                return None
+            names = sorted(value)
+            marked = {name: _marker(first + n) for n, name in enumerate(names)}
+            return marked, [((name,), value[name]) for name in names]
+        key = self.item_key or ""
+        if not isinstance(value, list | tuple):
+            return None
+        items: list[Any] = []
+        places: list[tuple[Where, Any]] = []
+        for index, item in enumerate(value):
+            if not isinstance(item, Mapping):
+                return None
+            if item.get(key) is not None:
+                places.append(((index, key), item[key]))
+                item = {**item, key: _marker(first + len(places) - 1)}
+            items.append(item)
+        return items, places
+
+    def passes(self, value: Any) -> bool:
+        """Tell whether a task's value at one place follows the rule there."""
+        rule = self.rule
+        if self.whole_list:
+            return isinstance(value, list | tuple) and all(
+                isinstance(each, str) and (rule is None or rule.problem(each) is None)
+                for each in value
+            )
+        if self.kind == "values":
+            return rule is None or rule.problem(value) is None
+        return isinstance(value, str) and (rule is None or rule.problem(value) is None)
+
+    def probe(self, where: Where) -> Any:
+        """A value for one place that is valid there and unlike any marker."""
+        if self.whole_list:
+            return ["probe-a", "probe_b"]
+        if self.kind == "text":
+            return f"{_PROBE_TEXT} {self.field.key}"
+        if self.kind == "values":
+            return f"{_PROBE_TEXT} {where[0]}"
+        return f"{_PROBE_PATH}/{where[0]}"
 
 
-def split_spec(spec: Mapping[str, Any]) -> tuple[str, dict[str, Any], VaryingValues] | None:
+# One Way per field the table marks `varies`, in table order.
+WAYS = tuple(Way(field) for field in fields.VARYING_FIELDS)
+
+
+class Hole(NamedTuple):
+    """One place of a task spec that its shape's template leaves open, with the task's value."""
+
+    way: Way
+    where: Where
+    value: Any
+
+    @property
+    def field(self) -> TaskField:
+        """The task field the place is in."""
+        return self.way.field
+
+    def probe(self) -> Any:
+        """A probe value for this place (see `Way.probe`)."""
+        return self.way.probe(self.where)
+
+
+def _placed(value: Any, where: Where, put: Any) -> Any:
+    """Return `value` with `put` at `where` (copies along the way; the value is not changed)."""
+    if not where:
+        return put
+    head, rest = where[0], where[1:]
+    if isinstance(value, Mapping):
+        return {**value, head: _placed(value[head], rest, put)}
+    items = list(value)
+    items[int(head)] = _placed(items[int(head)], rest, put)
+    return items
+
+
+def fill_holes(
+    spec: Mapping[str, Any], holes: tuple[Hole, ...], values: list[Any]
+) -> dict[str, Any]:
+    """Return the spec with each hole's place holding the value given for it."""
+    filled = dict(spec)
+    for hole, value in zip(holes, values, strict=True):
+        key = hole.field.key
+        filled[key] = _placed(filled[key], hole.where, value)
+    return filled
+
+
+def split_spec(spec: Mapping[str, Any]) -> tuple[str, dict[str, Any], tuple[Hole, ...]] | None:
     """Split a task spec into its shape (a key and the spec with markers) and its own values.
+
+    The places that vary are those of the fields the task-field table marks `varies`, each
+    opened as its `Way` says.
 
     Parameters
     ----------
@@ -76,53 +206,34 @@ def split_spec(spec: Mapping[str, Any]) -> tuple[str, dict[str, Any], VaryingVal
     Returns
     -------
     tuple | None
-        (shape key, spec with markers in the varying fields, the varying values), or None when
-        the spec is not one a template can serve (the reference builder then handles it).
+        (shape key, spec with markers in the varying places, the holes with the task's values,
+        in marker order), or None when the spec is not one a template can serve (the reference
+        builder then handles it).
     """
     shape = dict(spec)
-    shape["command"] = COMMAND_MARKER
-    paths: list[tuple[int, Any]] = []
-    outputs = spec.get("outputs")
-    if outputs:
-        if not isinstance(outputs, list | tuple):
+    holes: list[Hole] = []
+    for way in WAYS:
+        key = way.field.key
+        if key not in spec:
+            continue
+        opened = way.open(spec[key], len(holes))
+        if opened is None:
             return None
-        marked = []
-        for index, output in enumerate(outputs):
-            if not isinstance(output, Mapping):
-                return None
-            if output.get("path") is not None:
-                paths.append((index, output["path"]))
-                output = {**output, "path": _path_marker(index)}
-            marked.append(output)
-        shape["outputs"] = marked
-    env_values: list[tuple[str, Any]] = []
-    env = spec.get("env")
-    if env:
-        if not isinstance(env, Mapping):
-            return None
-        names = sorted(env)
-        env_values = [(name, env[name]) for name in names]
-        shape["env"] = {name: _env_marker(index) for index, name in enumerate(names)}
-    depends_on = spec.get("dependsOn")
-    if depends_on:
-        shape["dependsOn"] = [DEPENDENCY_MARKER]
+        shape[key], places = opened
+        holes += [Hole(way, where, value) for where, value in places]
     try:
         key = json.dumps(shape, sort_keys=True, separators=(",", ":"))
     except (TypeError, ValueError):
         return None
-    placed = 1 + len(paths) + len(env_values) + (1 if depends_on else 0)
-    if key.count(MARKER_STEM) != placed:
+    if key.count(MARKER_STEM) != len(holes):
         return None  # the spec's own text holds the marker stem: build it the seed's way
-    values = VaryingValues(spec.get("command"), tuple(paths), tuple(env_values), depends_on or None)
-    return key, shape, values
+    return key, shape, tuple(holes)
 
 
 # A JSON string token of a compact body text (outside strings, JSON has no quotes).
 _JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
-# The JSON text of a string, as json.dumps gives it (without its per-call overhead).
-_text = json.encoder.encode_basestring_ascii
-# How one hole in a template text takes a task's value: (task id, varying values) -> JSON text.
-Filler = Callable[[str, VaryingValues], str]
+# How one hole in a template text takes a task's value: (task id, the task's holes) -> JSON text.
+Filler = Callable[[str, tuple[Hole, ...]], str]
 
 
 def encode_body(body: Mapping[str, Any]) -> str:
@@ -151,33 +262,21 @@ def _hole_filler(token: str, markers: Mapping[str, Filler]) -> Filler | None:
     before, marker, after = text.partition(ID_MARKER)
     if not marker or MARKER_STEM in before or MARKER_STEM in after:
         return None
-    return lambda task_id, _values: f'"{before}{_text(task_id)[1:-1]}{after}"'
+    return lambda task_id, _holes: f'"{before}{_text(task_id)[1:-1]}{after}"'
 
 
-def _markers(values: VaryingValues) -> dict[str, Filler]:
+def _markers(holes: tuple[Hole, ...]) -> dict[str, Filler]:
     """Return marker -> how the task's value replaces the marker's JSON string."""
-    markers: dict[str, Filler] = {
-        ID_MARKER: lambda task_id, _values: _text(task_id),
-        COMMAND_MARKER: lambda _task_id, values: _text(values.command),
-        # dependsOn.taskIds is [marker]: the hole takes the ids, the brackets stay.
-        DEPENDENCY_MARKER: lambda _task_id, values: json.dumps(
-            list(values.depends_on), separators=(",", ":")
-        )[1:-1],
-    }
-    for position, (index, _path) in enumerate(values.paths):
-        markers[_path_marker(index)] = functools.partial(_path_text, position=position)
-    for position, _item in enumerate(values.env):
-        markers[_env_marker(position)] = functools.partial(_env_text, position=position)
+    markers: dict[str, Filler] = {ID_MARKER: lambda task_id, _holes: _text(task_id)}
+    for index, hole in enumerate(holes):
+        markers[_marker(index)] = functools.partial(_hole_text, index=index, encode=hole.way.encode)
     return markers
 
 
-def _path_text(_task_id: str, values: VaryingValues, position: int) -> str:
-    return _text(values.paths[position][1])
-
-
-def _env_text(_task_id: str, values: VaryingValues, position: int) -> str:
-    # The seed's builder gives each environment value as text.
-    return _text(str(values.env[position][1]))
+def _hole_text(
+    _task_id: str, holes: tuple[Hole, ...], index: int, encode: Callable[[Any], str]
+) -> str:
+    return encode(holes[index].value)
 
 
 @dataclass(frozen=True)
@@ -195,19 +294,21 @@ class _Template:
     pieces: tuple[str, ...]
     holes: tuple[Filler, ...]
 
-    def fill(self, task_id: str, values: VaryingValues) -> str:
+    def fill(self, task_id: str, holes: tuple[Hole, ...]) -> str:
         parts = [self.pieces[0]]
         for hole, piece in zip(self.holes, self.pieces[1:], strict=True):
-            parts.append(hole(task_id, values))
+            parts.append(hole(task_id, holes))
             parts.append(piece)
         return "".join(parts)
 
 
-def _cut(text: str, values: VaryingValues) -> _Template | None:
+def _cut(text: str, holes: tuple[Hole, ...]) -> _Template | None:
     """Cut a shape's body text at its markers, or None when a marker is not where expected."""
-    markers = _markers(values)
+    markers = _markers(holes)
+    # A whole list's hole takes the items: its marker must stand alone in its list.
+    alone = {f'"{_marker(index)}"' for index, hole in enumerate(holes) if hole.way.whole_list}
     pieces: list[str] = []
-    holes: list[Filler] = []
+    fillers: list[Filler] = []
     position = 0
     for match in _JSON_STRING.finditer(text):
         token = match.group()
@@ -216,75 +317,43 @@ def _cut(text: str, values: VaryingValues) -> _Template | None:
         filler = _hole_filler(token, markers)
         if filler is None:
             return None
-        if token == f'"{DEPENDENCY_MARKER}"' and (
+        if token in alone and (
             text[match.start() - 1 : match.start()] != "["
             or text[match.end() : match.end() + 1] != "]"
         ):
             return None
         pieces.append(text[position : match.start()])
-        holes.append(filler)
+        fillers.append(filler)
         position = match.end()
     pieces.append(text[position:])
-    return _Template(tuple(pieces), tuple(holes))
-
-
-# Values unlike the markers and unlike each other, with characters JSON escapes: a shape's
-# template is kept only if it reproduces the seed's body for these too.
-_PROBE_ID = "probe_Task-7"
-# No control characters (the seed refuses them); a blob path takes no backslash either.
-_PROBE_TEXT = 'probe "quoted" \\ back/slash \u00e9\u2603'
-_PROBE_PATH = 'probe "quoted" \u00e9\u2603'
-
-
-def _probe(shape: Mapping[str, Any], values: VaryingValues) -> tuple[dict[str, Any], VaryingValues]:
-    """Return a spec of the shape with probe values, and those values."""
-    spec = dict(shape)
-    spec["command"] = f"{_PROBE_TEXT} command"
-    paths = tuple((index, f"{_PROBE_PATH}/{index}") for index, _path in values.paths)
-    if paths:
-        outputs = [dict(output) for output in shape["outputs"]]
-        for index, path in paths:
-            outputs[index]["path"] = path
-        spec["outputs"] = outputs
-    env = tuple((name, f"{_PROBE_TEXT} {name}") for name, _value in values.env)
-    if env:
-        spec["env"] = dict(env)
-    depends_on = ["probe-a", "probe_b"] if values.depends_on else None
-    if depends_on:
-        spec["dependsOn"] = depends_on
-    return spec, VaryingValues(spec["command"], paths, env, depends_on)
+    return _Template(tuple(pieces), tuple(fillers))
 
 
 def _make_template(
-    reference: TaskBodyBuilder, shape: Mapping[str, Any], values: VaryingValues
+    reference: TaskBodyBuilder, shape: Mapping[str, Any], holes: tuple[Hole, ...]
 ) -> _Template | None:
     """Build a shape's body through the reference builder, cut it at its markers, and keep it
     only if it gives the reference's body for probe values as well."""
+    probes = tuple(Hole(hole.way, hole.where, hole.probe()) for hole in holes)
     try:
         text = encode_body(reference.build(ID_MARKER, shape))
-        template = _cut(text, values)
+        template = _cut(text, holes)
         if template is None:
             return None
-        probe_spec, probe_values = _probe(shape, values)
+        probe_spec = fill_holes(shape, probes, [hole.value for hole in probes])
         expected = encode_body(reference.build(_PROBE_ID, probe_spec))
     except ValueError:
         return None  # the reference reports it, for each task, with the task's own values
-    if template.fill(_PROBE_ID, probe_values) != expected:
+    if template.fill(_PROBE_ID, probes) != expected:
         return None
     return template
 
 
-def _values_pass_seed_checks(task_id: str, values: VaryingValues) -> bool:
+def _values_pass_seed_checks(task_id: str, holes: tuple[Hole, ...]) -> bool:
     """Apply the seed's checks to the values a template substitutes (the rest of the body was
     checked once, for the shape)."""
-    if rules.BATCH_ID.problem(task_id) or rules.COMMAND_LINE.problem(values.command):
-        return False
-    # output_task_files_to_blob: a path, when given, is a blob path.
-    if any(rules.BLOB_PATH.problem(path) for _index, path in values.paths):
-        return False
-    depends_on = values.depends_on
-    return depends_on is None or (
-        isinstance(depends_on, list | tuple) and all(isinstance(item, str) for item in depends_on)
+    return rules.BATCH_ID.problem(task_id) is None and all(
+        hole.way.passes(hole.value) for hole in holes
     )
 
 
@@ -330,13 +399,13 @@ class TemplateBodyBuilder:
         split = split_spec(spec) if self._enabled else None
         if split is None:
             return encode_body(self.reference.build(task_id, spec))
-        key, shape, values = split
+        key, shape, holes = split
         if key not in self._templates:
-            self._templates[key] = _make_template(self.reference, shape, values)
+            self._templates[key] = _make_template(self.reference, shape, holes)
         template = self._templates[key]
-        if template is None or not _values_pass_seed_checks(task_id, values):
+        if template is None or not _values_pass_seed_checks(task_id, holes):
             return encode_body(self.reference.build(task_id, spec))
-        return template.fill(task_id, values)
+        return template.fill(task_id, holes)
 
     def build(self, task_id: str, spec: Mapping[str, Any]) -> dict[str, Any]:
         """Build the REST body of one task as a dict; see `build_text`.
