@@ -24,7 +24,7 @@ from batchtasks.batch.client import RetryPolicy, make_client
 from batchtasks.ops.declared import read_declared
 from batchtasks.ops.reads import Reader
 from batchtasks.ops.status import read_status
-from tests.ops_support import sweep_job, write_stack
+from stackfiles import sweep_job, write_stack
 
 JOB_ID = "bench-status"
 

@@ -15,8 +15,8 @@ from azure.storage.blob import BlobServiceClient
 
 from batchapi import BatchApiDouble
 from batchtasks.cli import main
+from stackfiles import submit, sweep_job, write_stack
 from tests.azurite import Azurite, require_azurite, running_azurite
-from tests.ops_support import submit, sweep_job, write_stack
 
 IDS = ["t-1", "t-2"]
 

@@ -16,8 +16,8 @@ from batchtasks.cli import main
 from batchtasks.ops.declared import read_declared
 from batchtasks.ops.logs import LogsOptions, run_logs
 from batchtasks.ops.reads import Reader
+from stackfiles import submit, sweep_job, write_stack
 from tests.fakeclock import FakeClock
-from tests.ops_support import submit, sweep_job, write_stack
 
 IDS = ["t-1", "t-2", "t-3"]
 

@@ -18,8 +18,8 @@ from batchtasks.ops.declared import read_declared
 from batchtasks.ops.reads import Reader
 from batchtasks.ops.status import StatusOptions, run_status
 from batchtasks.ops.views import LiveView
+from stackfiles import submit, sweep_job, write_stack
 from tests.fakeclock import FakeClock
-from tests.ops_support import submit, sweep_job, write_stack
 
 IDS = [f"t-{n}" for n in range(1, 6)]
 

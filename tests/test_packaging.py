@@ -27,6 +27,6 @@ def test_the_typed_marker_ships() -> None:
 
 
 def test_the_test_doubles_are_not_installed() -> None:
-    assert not {"batchapi", "providerhost", "tests", "bench"} & {
+    assert not {"batchapi", "providerhost", "stackfiles", "tests", "bench"} & {
         name.split(".")[0] for name in SETUPTOOLS["packages"]
     }

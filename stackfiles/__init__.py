@@ -1,4 +1,8 @@
-"""Stack files and submitted jobs for the day-two command tests."""
+"""Stack files, and the jobs `pulumi up` would have submitted for them, for the tests and
+benchmarks of the day-two commands (`batchtasks status / logs / rerun` read both).
+
+Beside the package, like `batchapi/`: never installed.
+"""
 
 from __future__ import annotations
 
