@@ -19,7 +19,7 @@ import copy
 import json
 import pickletools
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -44,24 +44,27 @@ SECRET_VALUE = "fixture-token"
 HOST_CONFIG = {"batchtasks:resourceGroup": "rg-fixture"}
 
 
-def stack_settings() -> dict[str, Any]:
+def small_stack(
+    endpoint: str, *, name: str, job_id: str, matrix: Mapping[str, list[str]], pool_id: str
+) -> dict[str, Any]:
     """A small stack that registers every dynamic resource type: a job that ends itself, a
-    sweep (BatchTaskSet) and a single task reading a secret (BatchTask)."""
+    sweep over `matrix` (disease x state, a BatchTaskSet) and a single task reading a secret
+    (BatchTask); `name` goes into the resource group, account and identity names."""
     return {
-        "resourceGroup": "rg-fixture",
+        "resourceGroup": f"rg-{name}",
         "storage": {
-            "account": "stfixture",
+            "account": f"st{name}",
             "create": True,
             "containers": [
                 {"name": "inputs", "access": "read"},
                 {"name": "results", "access": "write"},
             ],
         },
-        "identity": {"name": "id-fixture"},
-        "batch": {"account": "batest", "endpoint": ENDPOINT, "pool": {"id": "pool-1"}},
+        "identity": {"name": f"id-{name}"},
+        "batch": {"account": "batest", "endpoint": endpoint, "pool": {"id": pool_id}},
         "jobs": [
             {
-                "id": "weekly",
+                "id": job_id,
                 "onAllTasksComplete": "terminateJob",
                 "priority": 10,
                 "defaults": {
@@ -74,7 +77,7 @@ def stack_settings() -> dict[str, Any]:
                     {
                         "id": "grid",
                         "taskId": "{disease}-{state}",
-                        "matrix": {"disease": ["covid", "flu"], "state": ["ca", "ny"]},
+                        "matrix": {axis: list(values) for axis, values in matrix.items()},
                         "command": "python -m model --disease {disease} --state {state}",
                         "outputs": [
                             {
@@ -96,6 +99,17 @@ def stack_settings() -> dict[str, Any]:
         ],
         "apiToken": {"secure": "v1:not-read"},
     }
+
+
+def stack_settings() -> dict[str, Any]:
+    """The stack this release's contract is recorded for."""
+    return small_stack(
+        ENDPOINT,
+        name="fixture",
+        job_id="weekly",
+        matrix={"disease": ["covid", "flu"], "state": ["ca", "ny"]},
+        pool_id="pool-1",
+    )
 
 
 def registrations() -> list[Registration]:

@@ -14,7 +14,6 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pulumi
@@ -34,8 +33,8 @@ from providerhost import (
     capture_registrations,
     contains_secret,
 )
+from tests.state_contract import PROJECT_DIR, small_stack
 
-PROJECT_DIR = Path(__file__).resolve().parent.parent
 JOB_ID = "sweep-job"
 POOL_ID = "pool-1"
 SECRET_VALUE = "tok-7f3a9c1e5b"
@@ -46,55 +45,8 @@ SWEEP_IDS = sorted(f"{disease}-{state}" for disease in DISEASES for state in STA
 
 def stack_settings(endpoint: str) -> dict[str, Any]:
     """A small stack: one job, a 12-task sweep and one task reading a secret."""
-    return {
-        "resourceGroup": "rg-test",
-        "storage": {
-            "account": "sttest",
-            "create": True,
-            "containers": [
-                {"name": "inputs", "access": "read"},
-                {"name": "results", "access": "write"},
-            ],
-        },
-        "identity": {"name": "id-test"},
-        "batch": {"account": "batest", "endpoint": endpoint, "pool": {"id": POOL_ID}},
-        "jobs": [
-            {
-                "id": JOB_ID,
-                "onAllTasksComplete": "terminateJob",
-                "priority": 10,
-                "defaults": {
-                    "image": "example.azurecr.io/model:1",
-                    "maxWallClockTime": "PT1H",
-                    "retries": 1,
-                    "mounts": [{"source": "inputs", "target": "/data"}],
-                },
-                "sweeps": [
-                    {
-                        "id": "grid",
-                        "taskId": "{disease}-{state}",
-                        "matrix": {"disease": list(DISEASES), "state": list(STATES)},
-                        "command": "python -m model --disease {disease} --state {state}",
-                        "outputs": [
-                            {
-                                "pattern": "out/*",
-                                "container": "results",
-                                "path": "{disease}/{state}",
-                            }
-                        ],
-                    }
-                ],
-                "tasks": [
-                    {
-                        "id": "summary",
-                        "command": "python -m summary",
-                        "secretEnv": {"API_TOKEN": "apiToken"},
-                    }
-                ],
-            }
-        ],
-        "apiToken": {"secure": "v1:not-read"},
-    }
+    matrix = {"disease": list(DISEASES), "state": list(STATES)}
+    return small_stack(endpoint, name="test", job_id=JOB_ID, matrix=matrix, pool_id=POOL_ID)
 
 
 @pytest.fixture(scope="module")

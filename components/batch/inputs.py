@@ -1,12 +1,16 @@
 """The inputs each dynamic resource registers, as TypedDicts (camelCase, as in the state).
 
 `batchtasks.batch.diff` holds, per resource, what a change to each of these inputs does; a test
-checks both cover exactly the inputs the resources register.
+checks both cover exactly the inputs the resources register. A provider method receives its
+inputs as the engine's plain dict (the base class's `dict[str, Any]`); it reads them through
+the typed view of its resource (`as_job_inputs`, ...), taken once at the top of the method, so
+mypy checks every read against the TypedDict. Integers arrive as floats over the wire.
 """
 
 from __future__ import annotations
 
-from typing import Any, TypedDict
+from collections.abc import Mapping
+from typing import Any, TypedDict, cast
 
 
 class TaskTargetInputs(TypedDict, total=False):
@@ -51,8 +55,8 @@ class JobInputs(TypedDict, total=False):
     jobId: str
     endpoint: str
     poolId: str
-    priority: int | None
-    maxParallelTasks: int | None
+    priority: int | float | None
+    maxParallelTasks: int | float | None
     constraints: dict[str, Any] | None
     usesTaskDependencies: bool
     onAllTasksComplete: str
@@ -67,3 +71,53 @@ class JobCompletionInputs(TypedDict, total=False):
     endpoint: str
     onAllTasksComplete: str
     retryPolicy: dict[str, Any] | None
+
+
+def _mapping(props: Any, resource: str) -> Mapping[str, Any]:
+    if not isinstance(props, Mapping):
+        raise TypeError(f"{resource} inputs must be a mapping, not {type(props).__name__}")
+    return props
+
+
+def as_job_inputs(props: Any) -> JobInputs:
+    """Return a BatchJob's inputs (or state) as its typed view.
+
+    Raises
+    ------
+    TypeError
+        When `props` is not a mapping.
+    """
+    return cast(JobInputs, _mapping(props, "BatchJob"))
+
+
+def as_job_completion_inputs(props: Any) -> JobCompletionInputs:
+    """Return a BatchJobCompletion's inputs (or state) as its typed view.
+
+    Raises
+    ------
+    TypeError
+        When `props` is not a mapping.
+    """
+    return cast(JobCompletionInputs, _mapping(props, "BatchJobCompletion"))
+
+
+def as_task_set_inputs(props: Any) -> TaskSetInputs:
+    """Return a BatchTaskSet's inputs (or state) as its typed view.
+
+    Raises
+    ------
+    TypeError
+        When `props` is not a mapping.
+    """
+    return cast(TaskSetInputs, _mapping(props, "BatchTaskSet"))
+
+
+def as_task_inputs(props: Any) -> TaskInputs:
+    """Return a BatchTask's inputs (or state) as its typed view.
+
+    Raises
+    ------
+    TypeError
+        When `props` is not a mapping.
+    """
+    return cast(TaskInputs, _mapping(props, "BatchTask"))

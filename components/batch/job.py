@@ -45,6 +45,7 @@ from batchtasks.batch.diff import (
     job_change,
     same,
 )
+from batchtasks.batch.inputs import as_job_completion_inputs, as_job_inputs
 from batchtasks.batch.retrying import RetryingProvider
 from batchtasks.batch.spec import build_job_body, is_unknown
 
@@ -79,9 +80,10 @@ class BatchJobProvider(RetryingProvider):
 
     def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
         """Validate the job's inputs; refuse terminateJob -> noAction, which Batch rejects."""
+        new = as_job_inputs(news)
         problems = checks.job_problems(news, olds)
         if not problems:
-            news = {**news, "onAllTasksComplete": completion_mode(news.get("onAllTasksComplete"))}
+            news = {**news, "onAllTasksComplete": completion_mode(new.get("onAllTasksComplete"))}
         return CheckResult(news, [CheckFailure(path, reason) for path, reason in problems])
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
@@ -97,11 +99,12 @@ class BatchJobProvider(RetryingProvider):
         """Create the job (with noAction; see BatchJobCompletion) recording its owner, waiting
         out a predecessor of the same id that is still being deleted; adopt an existing job
         that names this stack, or any matching one with `adopt: true`."""
-        client = make_client(props["endpoint"])
-        job_id = props["jobId"]
+        inputs = as_job_inputs(props)
+        client = make_client(inputs["endpoint"])
+        job_id = inputs["jobId"]
         body = {
             **build_job_body(props),
-            "metadata": ownership.as_list(ownership.owner_entries(props.get("owner") or {})),
+            "metadata": ownership.as_list(ownership.owner_entries(inputs.get("owner") or {})),
         }
         job = batch_models.BatchJobCreateOptions(body)
         policy = self.policy(props)
@@ -114,7 +117,7 @@ class BatchJobProvider(RetryingProvider):
                 code = error_code(error) if isinstance(error, HttpResponseError) else None
                 if code == "JobBeingDeleted" and policy.clock.monotonic() < deadline:
                     # A replaced job of the same id is still going; watch it until it is gone.
-                    self._wait_until_gone(client, props["jobId"], policy)
+                    self._wait_until_gone(client, inputs["jobId"], policy)
                     continue
                 if code == "JobExists":
                     adopted = self._adopt(client, props, body)
@@ -136,7 +139,8 @@ class BatchJobProvider(RetryingProvider):
         """A job with this id exists: take it over when it names this stack (a lost response,
         an interrupted up) or `adopt` is set and it is the declared job; otherwise explain.
         Returns whether the job was adopted from elsewhere."""
-        job_id = props["jobId"]
+        inputs = as_job_inputs(props)
+        job_id = inputs["jobId"]
         live = read_job(client, props, self.policy(props))
         if live is None:
             raise BatchOperationError(
@@ -144,9 +148,9 @@ class BatchJobProvider(RetryingProvider):
                 "it is gone and run again, or choose another job id."
             )
         metadata = ownership.as_dict(live.get("metadata"))
-        owner = props.get("owner") or {}
+        owner = inputs.get("owner") or {}
         ours = ownership.names_stack(metadata, owner)
-        if not ours and not props.get("adopt"):
+        if not ours and not inputs.get("adopt"):
             raise BatchOperationError(
                 f"job {job_id!r} already exists and is not this stack's "
                 f"({ownership.describe(metadata)}); nothing was changed. Set `adopt: true` on "
@@ -160,8 +164,8 @@ class BatchJobProvider(RetryingProvider):
                 f"job {job_id!r} already exists (state {state!r}, pool "
                 f"{live.get('poolInfo', {}).get('poolId')!r}, usesTaskDependencies "
                 f"{bool(live.get('usesTaskDependencies'))}) and is not the declared job (pool "
-                f"{props.get('poolId')!r}, usesTaskDependencies "
-                f"{bool(props.get('usesTaskDependencies'))}, state active); nothing was changed."
+                f"{inputs.get('poolId')!r}, usesTaskDependencies "
+                f"{bool(inputs.get('usesTaskDependencies'))}, state active); nothing was changed."
                 " Delete it, or choose another job id."
             )
         adopted = not ours or metadata.get(ownership.ADOPTED) == "true"
@@ -182,52 +186,54 @@ class BatchJobProvider(RetryingProvider):
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         """Change priority, maxParallelTasks, constraints and the owner; the completion mode is
         applied by BatchJobCompletion once the tasks are in."""
+        old, new = as_job_inputs(olds), as_job_inputs(news)
         body = build_job_body(news)
         old_body = build_job_body(olds)
         changes: dict[str, Any] = {}
         for key in ("priority", "maxParallelTasks", "constraints"):
             if key in body and body[key] != old_body.get(key):
                 changes[key] = body[key]
-        client = make_client(news["endpoint"])
-        if not same(olds.get("owner"), news.get("owner")):
+        client = make_client(new["endpoint"])
+        if not same(old.get("owner"), new.get("owner")):
             live = read_job(client, news, self.policy(news)) or {}
             metadata = ownership.as_dict(live.get("metadata"))
             adopted = metadata.get(ownership.ADOPTED) == "true"
             entries = {
                 **metadata,
-                **ownership.owner_entries(news.get("owner") or {}, adopted=adopted),
+                **ownership.owner_entries(new.get("owner") or {}, adopted=adopted),
             }
             changes["metadata"] = ownership.as_list(entries)
         if changes:
             options = batch_models.BatchJobUpdateOptions(changes)
-            with service_errors(news["jobId"], "updating the job"):
+            with service_errors(new["jobId"], "updating the job"):
                 call_with_retries(
-                    lambda: client.update_job(news["jobId"], options), self.policy(news)
+                    lambda: client.update_job(new["jobId"], options), self.policy(news)
                 )
-        return UpdateResult(outs={**news, "adopted": olds.get("adopted", False)})
+        return UpdateResult(outs={**news, "adopted": old.get("adopted", False)})
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         """Read the job back as the service has it: gone or being deleted leaves the state;
         priority, parallelism, constraints and the completion mode show drift."""
-        job_id = id_ or props["jobId"]
-        client = make_client(props["endpoint"])
+        inputs = as_job_inputs(props)
+        job_id = id_ or inputs["jobId"]
+        client = make_client(inputs["endpoint"])
         live = read_job(client, {**props, "jobId": job_id}, self.policy(props))
         if live is None:
             return ReadResult("", {})
         outs = dict(props)
         outs["jobId"] = live["id"]
-        outs["poolId"] = live.get("poolInfo", {}).get("poolId", props.get("poolId"))
+        outs["poolId"] = live.get("poolInfo", {}).get("poolId", inputs.get("poolId"))
         if "usesTaskDependencies" in props or live.get("usesTaskDependencies"):
             outs["usesTaskDependencies"] = bool(live.get("usesTaskDependencies", False))
         for key in ("priority", "maxParallelTasks"):
             # Only settings the program declares: reading in the service's defaults for the rest
             # would show a change after every refresh.
-            if key in live and props.get(key) is not None:
+            if key in live and inputs.get(key) is not None:
                 outs[key] = live[key]
-        if props.get("constraints") and live.get("constraints"):
+        declared = inputs.get("constraints")
+        if declared and live.get("constraints"):
             outs["constraints"] = {
-                key: live["constraints"].get(key, value)
-                for key, value in props["constraints"].items()
+                key: live["constraints"].get(key, value) for key, value in declared.items()
             }
         # The service's own mode: a terminateJob job reads noAction until its
         # BatchJobCompletion has run, and that resource's read shows it too.
@@ -238,11 +244,12 @@ class BatchJobProvider(RetryingProvider):
         """Delete the job; running tasks only with replaceRunningTasks. A job already gone or
         being deleted is done. The delete is not waited for: a successor of the same id waits
         out the deleting job when it is created."""
-        client = make_client(props["endpoint"])
-        job_id = props["jobId"]
+        inputs = as_job_inputs(props)
+        client = make_client(inputs["endpoint"])
+        job_id = inputs["jobId"]
         policy = self.policy(props)
         try:
-            if not props.get("replaceRunningTasks"):
+            if not inputs.get("replaceRunningTasks"):
                 counts = call_with_retries(lambda: client.get_job_task_counts(job_id), policy)
                 running = counts.task_counts.running
                 if running:
@@ -276,8 +283,9 @@ class BatchJobCompletionProvider(RetryingProvider):
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         """Switch the job to the declared completion mode."""
+        inputs = as_job_completion_inputs(props)
         self._apply(props)
-        return CreateResult(f"{props['jobId']}/completion", outs=dict(props))
+        return CreateResult(f"{inputs['jobId']}/completion", outs=dict(props))
 
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         """Switch the job to the new completion mode (again, when nothing changed); a change of
@@ -290,16 +298,18 @@ class BatchJobCompletionProvider(RetryingProvider):
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         """Read the job's completion mode: a job gone (or being deleted) takes the switch with
         it; a job the service reports as noAction shows as drift, so `up` switches it again."""
-        live = read_job(make_client(props["endpoint"]), props, self.policy(props))
+        inputs = as_job_completion_inputs(props)
+        live = read_job(make_client(inputs["endpoint"]), props, self.policy(props))
         if live is None:
             return ReadResult("", {})
         outs = {**props, "onAllTasksComplete": _live_mode(live)}
-        return ReadResult(id_ or f"{props['jobId']}/completion", outs, dict(outs))
+        return ReadResult(id_ or f"{inputs['jobId']}/completion", outs, dict(outs))
 
     def delete(self, _id: str, props: dict[str, Any]) -> None:
         """Mark the job released: its job or its tasks go next (a destroy, a job replacement),
         so deleting its last incomplete tasks no longer loses anything."""
-        client = make_client(props["endpoint"])
+        inputs = as_job_completion_inputs(props)
+        client = make_client(inputs["endpoint"])
         live = read_job(client, props, self.policy(props))
         if (
             live is None
@@ -316,21 +326,22 @@ class BatchJobCompletionProvider(RetryingProvider):
         )
         try:
             call_with_retries(
-                lambda: client.update_job(props["jobId"], options), self.policy(props)
+                lambda: client.update_job(inputs["jobId"], options), self.policy(props)
             )
         except SERVICE_ERRORS as error:
             if not (
                 is_gone(error) or error_code_of(error) in ("JobCompleted", "JobBeingTerminated")
             ):
                 raise operation_error(
-                    props["jobId"], "releasing the job's completion", error
+                    inputs["jobId"], "releasing the job's completion", error
                 ) from None
 
     def _apply(self, props: Mapping[str, Any]) -> None:
-        mode = completion_mode(props.get("onAllTasksComplete"))
+        inputs = as_job_completion_inputs(props)
+        mode = completion_mode(inputs.get("onAllTasksComplete"))
         if mode != "terminateJob":
             return  # noAction is how the job was created; there is nothing to switch
-        client = make_client(props["endpoint"])
+        client = make_client(inputs["endpoint"])
         changes: dict[str, Any] = {"onAllTasksComplete": "terminatejob"}
         live = read_job(client, props, self.policy(props))
         if live is not None:
@@ -341,12 +352,12 @@ class BatchJobCompletionProvider(RetryingProvider):
         options = batch_models.BatchJobUpdateOptions(changes)
         try:
             call_with_retries(
-                lambda: client.update_job(props["jobId"], options), self.policy(props)
+                lambda: client.update_job(inputs["jobId"], options), self.policy(props)
             )
         except SERVICE_ERRORS as error:
             if error_code_of(error) != "JobCompleted":
                 raise operation_error(
-                    props["jobId"], "switching the job to terminateJob", error
+                    inputs["jobId"], "switching the job to terminateJob", error
                 ) from None
 
 
