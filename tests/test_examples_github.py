@@ -17,22 +17,12 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.scratch_git import GIT
 from tests.test_preview import DEV_STACK, job, write_stack
 
 PROJECT = Path(__file__).resolve().parents[1]
 EXAMPLES = PROJECT / "examples" / "github"
 MARKER = "<!-- batchtasks-preview:dev -->"
-GIT = [
-    "git",
-    "-c",
-    "user.name=t",
-    "-c",
-    "user.email=t@example.com",
-    "-c",
-    "commit.gpgsign=false",
-    "-c",
-    "init.defaultBranch=main",
-]
 
 pytestmark = pytest.mark.skipif(
     shutil.which("bash") is None or shutil.which("git") is None, reason="needs bash and git"

@@ -8,9 +8,7 @@ reads must be what runs, and nothing in a value may change the review comment it
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -19,6 +17,7 @@ import pytest
 
 from batchtasks.cli import main
 from batchtasks.exits import Exit
+from tests.scratch_git import commit_all, require_git
 
 PROJECT = Path(__file__).resolve().parents[1]
 DEV_STACK = PROJECT / "stacks" / "Pulumi.dev.yaml"
@@ -403,24 +402,10 @@ class TestReview:
 @pytest.fixture
 def repository(tmp_path: Path) -> Path:
     """A git repository holding the example stack at stacks/Pulumi.dev.yaml, committed."""
-    if shutil.which("git") is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("git is required in CI")
-        pytest.skip("git is not installed")
+    require_git()
     (tmp_path / "stacks").mkdir()
     (tmp_path / "stacks" / "Pulumi.dev.yaml").write_text(DEV_TEXT, encoding="utf-8")
-    git = [
-        "git",
-        "-c",
-        "user.name=t",
-        "-c",
-        "user.email=t@example.com",
-        "-c",
-        "commit.gpgsign=false",
-    ]
-    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
-    subprocess.run([*git, "add", "."], cwd=tmp_path, check=True)
-    subprocess.run([*git, "commit", "-q", "-m", "dev"], cwd=tmp_path, check=True)
+    commit_all(tmp_path, "dev")
     return tmp_path
 
 

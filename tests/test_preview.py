@@ -20,6 +20,7 @@ from azure.batch import models as batch_models
 from batchtasks.cli import main
 from batchtasks.config import load_stack_file
 from batchtasks.exits import Exit
+from tests.scratch_git import commit_all, require_git
 
 PROJECT = Path(__file__).resolve().parents[1]
 DEV_STACK = PROJECT / "stacks" / "Pulumi.dev.yaml"
@@ -367,23 +368,11 @@ class TestAgainst:
     def test_against_a_git_revision(
         self, capsys: pytest.CaptureFixture[str], tmp_path: Path
     ) -> None:
-        if shutil.which("git") is None:
-            pytest.skip("git is not installed")
+        require_git()
         stacks = tmp_path / "stacks"
         stacks.mkdir()
         path = write_stack(stacks, "dev")
-        git = [
-            "git",
-            "-c",
-            "user.name=t",
-            "-c",
-            "user.email=t@example.com",
-            "-c",
-            "commit.gpgsign=false",
-        ]
-        subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
-        subprocess.run([*git, "add", "."], cwd=tmp_path, check=True)
-        subprocess.run([*git, "commit", "-q", "-m", "dev"], cwd=tmp_path, check=True)
+        commit_all(tmp_path, "dev")
         write_stack(stacks, "dev", self.retry_more_drop_az_add_nv)
         changes = preview_json(capsys, "--config-file", str(path), "--against", "HEAD")["changes"]
         assert changes["against"] == "HEAD"

@@ -101,6 +101,18 @@ def as_job_completion_inputs(props: Any) -> JobCompletionInputs:
     return cast(JobCompletionInputs, _mapping(props, "BatchJobCompletion"))
 
 
+def as_task_target_inputs(props: Any) -> TaskTargetInputs:
+    """Return the inputs every task resource has (of a BatchTask or a BatchTaskSet) as their
+    typed view.
+
+    Raises
+    ------
+    TypeError
+        When `props` is not a mapping.
+    """
+    return cast(TaskTargetInputs, _mapping(props, "task resource"))
+
+
 def as_task_set_inputs(props: Any) -> TaskSetInputs:
     """Return a BatchTaskSet's inputs (or state) as its typed view.
 

@@ -53,6 +53,7 @@ from batchtasks.batch.diff import (
     plan_tasks,
     same,
 )
+from batchtasks.batch.inputs import as_task_inputs, as_task_set_inputs, as_task_target_inputs
 from batchtasks.batch.retrying import RetryingProvider
 from batchtasks.batch.shards import shard_input, shard_name, shard_of, shard_problem
 from batchtasks.batch.spec import (
@@ -71,14 +72,15 @@ SHARED_BODY_INPUTS = inputs_of_kind(TASK_SET_INPUTS, "body")
 
 def task_context(props: Mapping[str, Any]) -> TaskContext:
     """Return the shared inputs of a task resource as a TaskContext."""
+    inputs = as_task_set_inputs(props)
     return TaskContext(
-        job_id=props["jobId"],
-        identity_resource_id=props["identityResourceId"],
-        container_urls=props.get("containerUrls") or {},
-        mounts_dir=props["mountsDir"],
-        registry_server=props.get("registryServer"),
-        secrets=props.get("secrets") or {},
-        display_name=props.get("setName"),
+        job_id=inputs["jobId"],
+        identity_resource_id=inputs["identityResourceId"],
+        container_urls=inputs.get("containerUrls") or {},
+        mounts_dir=inputs["mountsDir"],
+        registry_server=inputs.get("registryServer"),
+        secrets=inputs.get("secrets") or {},
+        display_name=inputs.get("setName"),
     )
 
 
@@ -352,10 +354,11 @@ class _TaskProviderCore(RetryingProvider):
         carrying this resource's marker are its own (an interrupted create, then an edited
         declaration) and are replaced, under the running and terminateJob guards; any other
         is listed and nothing of it is changed."""
-        job_id = props["jobId"]
+        inputs = as_task_target_inputs(props)
+        job_id = inputs["jobId"]
         job = writer.job()
         metadata = ownership.as_dict((job or {}).get("metadata"))
-        created = ownership.created_by_stack(metadata, props.get("owner") or {})
+        created = ownership.created_by_stack(metadata, inputs.get("owner") or {})
         marker = task_context(props).display_name
         # The marker names the sweep, which every shard of it shares: only a task this shard
         # declares is this resource's to replace.
@@ -396,6 +399,7 @@ class _TaskProviderCore(RetryingProvider):
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         """Make the minimal calls: delete removed and replaced tasks, add new and replaced ones in
         chunked collections, update constraints of the rest in place."""
+        new = as_task_target_inputs(news)
         # Decoded once: a big set's specs are thousands of JSON texts.
         old_view, new_view = self._views_to_compare(olds, news)
         plan = plan_tasks(old_view, new_view)
@@ -403,7 +407,7 @@ class _TaskProviderCore(RetryingProvider):
         going = [*plan.removed, *plan.replaced]
         arriving = [*plan.replaced, *plan.added]
         if going:
-            with service_errors(news["jobId"], "reading the states of tasks to delete", going):
+            with service_errors(new["jobId"], "reading the states of tasks to delete", going):
                 self._refuse_busy(writer, going, news, at_least=self.task_count(olds))
             self._refuse_ending(writer, news, going, adding_back=bool(arriving))
             writer.delete(going)
@@ -420,6 +424,7 @@ class _TaskProviderCore(RetryingProvider):
 
     def delete(self, _id: str, props: dict[str, Any]) -> None:
         """Delete the resource's tasks; running ones only with replaceRunningTasks."""
+        inputs = as_task_target_inputs(props)
         writer = self._writer(props)
         task_ids = self.task_ids(props)
         try:
@@ -428,7 +433,7 @@ class _TaskProviderCore(RetryingProvider):
             if is_gone(error):
                 return  # the job is gone or going, and its tasks with it
             raise operation_error(
-                props["jobId"], "reading the states of tasks to delete", error, task_ids
+                inputs["jobId"], "reading the states of tasks to delete", error, task_ids
             ) from None
         job = writer.job()
         if job is None:
@@ -438,6 +443,7 @@ class _TaskProviderCore(RetryingProvider):
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         """Read the tasks back; ones deleted out of band leave the state, so `up` adds them."""
+        inputs = as_task_target_inputs(props)
         writer = self._writer(props)
         if writer.job() is None:
             return ReadResult("", {})  # gone or being deleted, and its tasks with it
@@ -446,7 +452,7 @@ class _TaskProviderCore(RetryingProvider):
         except SERVICE_ERRORS as error:
             if is_gone(error):
                 return ReadResult("", {})
-            raise operation_error(props["jobId"], "reading tasks", error) from None
+            raise operation_error(inputs["jobId"], "reading tasks", error) from None
         outs = self.kept_tasks(props, live)
         if outs is None:
             return ReadResult("", {})
@@ -454,8 +460,9 @@ class _TaskProviderCore(RetryingProvider):
 
     # --- helpers -----------------------------------------------------------------------------
     def _writer(self, props: Mapping[str, Any]) -> TaskWriter:
+        inputs = as_task_target_inputs(props)
         policy = self.policy(props)
-        return TaskWriter(make_client(props["endpoint"]), props["jobId"], policy)
+        return TaskWriter(make_client(inputs["endpoint"]), inputs["jobId"], policy)
 
     def _refuse_busy(
         self,
@@ -470,14 +477,15 @@ class _TaskProviderCore(RetryingProvider):
         `states` (lower-case id -> state) saves the reads when already known; `at_least` (how
         many tasks the job holds) lets a few tasks be read one by one instead of listing all.
         """
-        if props.get("replaceRunningTasks"):
+        inputs = as_task_target_inputs(props)
+        if inputs.get("replaceRunningTasks"):
             return
         if states is None:
             states = writer.task_states(task_ids, at_least=at_least)
         busy = sorted(task_id for task_id in task_ids if states.get(task_id.lower()) in BUSY_STATES)
         if busy:
             raise BatchOperationError(
-                f"job {props['jobId']!r}: {len(busy)} task(s) to delete or replace are running: "
+                f"job {inputs['jobId']!r}: {len(busy)} task(s) to delete or replace are running: "
                 f"{', '.join(busy[:20])}{' ...' if len(busy) > 20 else ''}. Nothing was changed. "
                 "Wait for them to finish, or set replaceRunningTasks: true to kill them."
             )
@@ -495,9 +503,10 @@ class _TaskProviderCore(RetryingProvider):
         itself: with no incomplete task left, Batch completes the job, and a completed job
         takes no task, so nothing could be added back. A job whose BatchJobCompletion was
         deleted (it is being destroyed or replaced) is released from this guard."""
+        inputs = as_task_target_inputs(props)
         if not task_ids:
             return
-        job_id = props["jobId"]
+        job_id = inputs["jobId"]
         live = job if job is not None else writer.job()
         if live is None or completion_mode(live.get("onAllTasksComplete")) != "terminateJob":
             return
@@ -780,10 +789,11 @@ class BatchTaskProvider(_TaskProviderCore):
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         """Read the task; a task deleted out of band leaves the state. Supports import by
         `<job id>/<task id>`: the live task's command, image and constraints are taken over."""
-        if not props.get("endpoint"):
+        inputs = as_task_inputs(props)
+        if not inputs.get("endpoint"):
             raise BatchOperationError("reading a task needs its endpoint, job and spec inputs")
         job_id, _, task_id = (id_ or self.resource_id(props)).partition("/")
-        client = make_client(props["endpoint"])
+        client = make_client(inputs["endpoint"])
         policy = self.policy(props)
         if live_job(client, job_id, policy) is None:
             return ReadResult("", {})  # gone or being deleted, and the task with it
@@ -793,7 +803,7 @@ class BatchTaskProvider(_TaskProviderCore):
             if is_gone(error):
                 return ReadResult("", {})
             raise operation_error(job_id, "reading the task", error, [task_id]) from None
-        spec = dict(props.get("task") or {})
+        spec = dict(inputs.get("task") or {})
         declared = build_task_body(task_id, spec, task_context({**props, "jobId": job_id}))
         if not body_matches(declared, live):
             spec["command"] = live.get("commandLine", spec.get("command"))
