@@ -599,21 +599,8 @@ class BatchApiDouble:
         times: int = 1,
         code: str | None = None,
     ) -> None:
-        """Answer the next ``times`` requests on ``route`` with an error, changing nothing.
-
-        Parameters
-        ----------
-        route : str
-            Counter key such as ``"POST task"``, or ``"*"`` for any route.
-        status : int
-            HTTP error status (503, 500, 429...).
-        retry_after : float or None
-            Seconds to send as Retry-After.
-        times : int
-            How many requests fail.
-        code : str or None
-            Batch error code; defaults to the usual one for the status.
-        """
+        """Answer the next ``times`` requests on ``route`` with an error (503 unless given),
+        changing nothing; the parameters are those of `FaultPlan.inject`."""
         self.faults.inject(route, status, retry_after=retry_after, times=times, code=code)
 
     def drop_after_commit(self, route: str, times: int = 1) -> None:

@@ -16,15 +16,8 @@ from batchtasks.batch.diff import job_change, plan_tasks, task_change
 from batchtasks.batch.job import BatchJobProvider
 from batchtasks.batch.spec import UNKNOWN, TaskContext, build_job_body, build_task_body
 from batchtasks.batch.tasks import BatchTaskProvider, BatchTaskSetProvider
+from tests.test_provider_tasks import IDENTITY, URLS
 
-IDENTITY = (
-    "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg/providers/"
-    "Microsoft.ManagedIdentity/userAssignedIdentities/batch"
-)
-URLS = {
-    "forecasts": "https://acct.blob.core.windows.net/forecasts",
-    "logs": "https://acct.blob.core.windows.net/logs",
-}
 SPEC = {
     "command": "python -m model --state ca",
     "image": "cr.azurecr.io/model:1",

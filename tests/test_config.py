@@ -20,6 +20,7 @@ from batchtasks.config import (
     parse_duration,
     parse_stack_config,
 )
+from tests.namespaces import namespace
 
 DEV_STACK = Path(__file__).resolve().parent.parent / "stacks" / "Pulumi.dev.yaml"
 IDENTITY_ID = (
@@ -34,57 +35,39 @@ REGISTRY_ID = (
 
 def base() -> dict[str, Any]:
     """A small valid `batchtasks:` namespace: one job with a task and a sweep."""
-    return {
-        "resourceGroup": "rg-test",
-        "storage": {
-            "account": "sttest",
-            "containers": [
-                {"name": "inputs", "access": "read"},
-                {"name": "results"},
-                {"name": "logs"},
+    jobs = [
+        {
+            "id": "job-1",
+            "logs": {"container": "logs"},
+            "defaults": {
+                "image": "example.azurecr.io/model:1",
+                "mounts": [{"source": "inputs", "target": "/data"}],
+                "env": {"MODE": "full", "SEED": 7},
+            },
+            "tasks": [
+                {
+                    "id": "summary",
+                    "command": "python summarise.py",
+                    "dependsOn": ["a-x"],
+                    "secretEnv": {"TOKEN": "apiToken"},
+                    "outputs": [{"pattern": "out/*", "container": "results", "path": "summary"}],
+                }
             ],
-        },
-        "identity": {"name": "id-test"},
-        "batch": {
-            "endpoint": "https://batest.eastus.batch.azure.com",
-            "pool": {"id": "pool-1"},
-        },
-        "apiToken": {"secure": "v1:abc:def"},
-        "jobs": [
-            {
-                "id": "job-1",
-                "logs": {"container": "logs"},
-                "defaults": {
-                    "image": "example.azurecr.io/model:1",
-                    "mounts": [{"source": "inputs", "target": "/data"}],
-                    "env": {"MODE": "full", "SEED": 7},
-                },
-                "tasks": [
-                    {
-                        "id": "summary",
-                        "command": "python summarise.py",
-                        "dependsOn": ["a-x"],
-                        "secretEnv": {"TOKEN": "apiToken"},
-                        "outputs": [
-                            {"pattern": "out/*", "container": "results", "path": "summary"}
-                        ],
-                    }
-                ],
-                "sweeps": [
-                    {
-                        "id": "grid",
-                        "taskId": "{letter}-{mark}",
-                        "matrix": {"letter": ["a", "b"], "mark": ["x", "y"]},
-                        "command": "python run.py --letter {letter} --mark {mark}",
-                        "env": {"MARK": "{mark}"},
-                        "outputs": [
-                            {"pattern": "out/*", "container": "results", "path": "{letter}/{mark}"}
-                        ],
-                    }
-                ],
-            }
-        ],
-    }
+            "sweeps": [
+                {
+                    "id": "grid",
+                    "taskId": "{letter}-{mark}",
+                    "matrix": {"letter": ["a", "b"], "mark": ["x", "y"]},
+                    "command": "python run.py --letter {letter} --mark {mark}",
+                    "env": {"MARK": "{mark}"},
+                    "outputs": [
+                        {"pattern": "out/*", "container": "results", "path": "{letter}/{mark}"}
+                    ],
+                }
+            ],
+        }
+    ]
+    return namespace(jobs, apiToken={"secure": "v1:abc:def"})
 
 
 def parse(raw: dict[str, Any], **kwargs: Any):

@@ -25,6 +25,7 @@ from batchtasks.storage import (
     PoolArgs,
     batch_storage_problems,
 )
+from tests.namespaces import namespace
 
 IDENTITY = (
     "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg/providers/"
@@ -59,26 +60,9 @@ def stack(
     tasks = [{"id": "summary", **BASE, **(task or {})}]
     if prepare:
         tasks.insert(0, {"id": "prepare", **BASE})
-    return {
-        "resourceGroup": "rg-test",
-        "storage": {
-            "account": "sttest",
-            "containers": [
-                {"name": "inputs", "access": "read"},
-                {"name": "results"},
-                {"name": "logs"},
-            ],
-        },
-        "identity": {"name": "id-test"},
-        "batch": {
-            "endpoint": "https://batest.eastus.batch.azure.com",
-            "pool": pool or {"id": "pool-1"},
-        },
-        **({"apiToken": {"secure": "v1:abc"}} if "secretEnv" in (task or {}) else {}),
-        "jobs": [
-            {"id": "weekly", "logs": {"container": "logs", "subdir": "weekly"}, "tasks": tasks}
-        ],
-    }
+    job = {"id": "weekly", "logs": {"container": "logs", "subdir": "weekly"}, "tasks": tasks}
+    secrets = {"apiToken": {"secure": "v1:abc"}} if "secretEnv" in (task or {}) else {}
+    return namespace([job], pool=pool, **secrets)
 
 
 EVERY_FIELD = {field.key: field.example for field in fields.STACK_TASK_FIELDS}

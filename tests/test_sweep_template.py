@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from batchtasks.config import ConfigError, parse_stack_config
 from batchtasks.config import parse as loader
 from batchtasks.config.sweep import MARKER_KEY, SpecTemplate, render_spec
+from tests.namespaces import namespace
 from tests.sweep_reference import reference_sweep
 
 AXES = ("disease", "state", "run")
@@ -99,20 +100,7 @@ def sweeps(draw: st.DrawFn) -> dict[str, Any]:
         job["tasks"] = tasks
     if draw(st.booleans()):
         job["logs"] = {"container": "logs"}
-    return {
-        "resourceGroup": "rg-test",
-        "storage": {
-            "account": "sttest",
-            "containers": [
-                {"name": "inputs", "access": "read"},
-                {"name": "results"},
-                {"name": "logs"},
-            ],
-        },
-        "identity": {"name": "id-test"},
-        "batch": {"endpoint": "https://batest.eastus.batch.azure.com", "pool": {"id": "pool-1"}},
-        "jobs": [job],
-    }
+    return namespace([job])
 
 
 def _outcome(raw: dict[str, Any]) -> tuple[str, Any]:
