@@ -13,6 +13,7 @@ import pytest
 from batchtasks.batch.diff import plan_tasks
 from batchtasks.preview.groups import edit_span, group_tasks
 from tests.test_preview import CIPHERTEXT, DEV_STACK, JOB_ID, cli, job, write_stack
+from tests.test_preview_graph import graph_of, node_labels
 
 OLD_IMAGE = "cfaprdbatchcr.azurecr.io/forecast-model:2025.06.1"
 NEW_IMAGE = "cfaprdbatchcr.azurecr.io/forecast-model:2025.07.0"
@@ -331,3 +332,54 @@ class TestEdits:
             ("replaced", ("t4", "t5")),
         ]
         assert all(not g.fields[0].same_values for g in groups)
+
+
+class TestShardedSweeps:
+    """A sweep split over several task sets still reads as one sweep."""
+
+    @staticmethod
+    def sharded(count: int) -> Any:
+        def change(config: dict[str, Any]) -> None:
+            job(config)["sweeps"][0]["shards"] = count
+
+        return change
+
+    def test_a_sharded_sweep_groups_graphs_and_lists_as_one_sweep(
+        self, capsys: pytest.CaptureFixture[str], tmp_path: Path
+    ) -> None:
+        old = write_stack(tmp_path, "old", self.sharded(4))
+
+        def imaged(config: dict[str, Any]) -> None:
+            self.sharded(4)(config)
+            new_image(config)
+
+        new = write_stack(tmp_path, "dev", imaged)
+        (the_job,) = changes_of(capsys, new, old)["jobs"]
+        (group,) = the_job["groups"]
+        assert (group["change"], group["count"]) == ("replaced", 38)
+        code, out, err = cli(capsys, "preview", "--format", "json", "--config-file", str(new))
+        assert (code, err) == (0, "")
+        document = json.loads(out)
+        sets = [r for r in document["resources"] if r["type"].endswith("batch:TaskSet")]
+        assert len(sets) == 4 and {r["inputs"]["setName"] for r in sets} == {f"{JOB_ID}.forecast"}
+        bodies = document["tasks"][JOB_ID]
+        assert len(bodies) == len({body["id"] for body in bodies}) == 38
+        labels = node_labels(graph_of(capsys, "--config-file", str(new), "--against", str(old)))
+        assert labels == {"j0s0": "forecast: 37 tasks (37 replaced)", "j0t0": "summary (replaced)"}
+        assert "task set" not in markdown_of(capsys, new, old)  # the count stays: no warning
+
+    def test_a_changed_shard_count_warns_first_with_what_to_write(
+        self, capsys: pytest.CaptureFixture[str], tmp_path: Path
+    ) -> None:
+        new = write_stack(tmp_path, "dev", self.sharded(2))
+        changes = changes_of(capsys, new)
+        first = changes["warnings"][0]
+        assert first["kind"] == "shards"
+        for part in ("`forecast`", "1 task set ", "split over 2", "`pulumi up` refuses"):
+            assert part in first["text"]
+        assert "`shards: 1`" in first["text"]
+        assert "`batchtasks:jobs[0].sweeps[0].shards`" in first["text"]
+        assert changes["jobs"][0]["summary"]["replaced"] == 0
+        markdown = markdown_of(capsys, new)
+        first_warning = markdown.split("> **Warning:** ", 2)[1]
+        assert first_warning.startswith("sweep `forecast`") and "`shards: 1`" in first_warning

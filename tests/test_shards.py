@@ -178,6 +178,16 @@ def test_a_sweep_with_shards_registers_one_set_per_shard() -> None:
         assert all(shard_of(task_id, 4) == inputs["shard"]["index"] for task_id in inputs["tasks"])
 
 
+def test_the_completion_switch_waits_for_every_shard() -> None:
+    from tests.test_program import declare
+
+    _, mocks = declare(parse_stack_config(stack((10, 10), shards=4), location="eastus"))
+    waits_for = {
+        urn.rsplit("::", 1)[1] for urn in mocks.wiring["weekly.completion"]["dependencies"]
+    }
+    assert {shard_name("weekly.grid", index) for index in range(4)} <= waits_for
+
+
 def test_a_small_sweep_stays_one_set_under_its_old_name() -> None:
     (only,) = registered(stack()).of_type(TASK_SET)
     assert only["name"] == "weekly.grid"

@@ -14,16 +14,26 @@ from pathlib import Path
 from typing import Any
 
 from batchtasks.batch.diff import TaskPlan, completion_mode, job_change, plan_tasks, same
+from batchtasks.batch.shards import SHARD_SIZE, shard_input
 from batchtasks.config import StackConfig, load_stack_file, load_stack_text
 from batchtasks.escape import visible
-from batchtasks.preview.build import DYNAMIC_PREFIX, JobPreview, StackPreview
+from batchtasks.preview.build import DYNAMIC_PREFIX, TASK_SET_TYPE, JobPreview, StackPreview
 from batchtasks.preview.groups import JOB_FIELD, TaskGroup, group_tasks, value_text
 
 # How many task ids a warning names before it only counts.
 SHOWN_IDS = 5
-# Warning kinds, most urgent first: tasks that may be running when they are deleted, jobs
-# replaced with all their tasks, removals, completed jobs that take no new task, then the rest.
-WARNING_KINDS = ("running", "job-replaced", "removed", "completed-job", "refused", "access")
+# Warning kinds, most urgent first: a sweep whose shard count changes (`pulumi up` refuses the
+# whole change), tasks that may be running when they are deleted, jobs replaced with all their
+# tasks, removals, completed jobs that take no new task, then the rest.
+WARNING_KINDS = (
+    "shards",
+    "running",
+    "job-replaced",
+    "removed",
+    "completed-job",
+    "refused",
+    "access",
+)
 
 
 class AgainstError(Exception):
@@ -212,11 +222,13 @@ class Changes:
 
     @property
     def has_changes(self) -> bool:
-        """True when anything is added, removed or changed."""
+        """True when anything is added, removed or changed (a warning says something is:
+        a new shard count changes no task, but adds or removes task sets)."""
         return bool(
             self.added
             or self.removed
             or self.changed
+            or self.warnings
             or any(job.change != "unchanged" or job.tasks.has_changes for job in self.jobs)
         )
 
@@ -279,6 +291,46 @@ def _storage_warnings(old: StackConfig, new: StackConfig) -> list[ChangeWarning]
                     f"container `{name}` changes access {access} -> {new_access[name]}: "
                     "the identity's role on it is replaced, and tasks "
                     + ("can no longer write to it" if access == "write" else "may now write to it"),
+                )
+            )
+    return warnings
+
+
+def _shard_counts(preview: StackPreview) -> dict[str, int]:
+    """Return each sweep's shard count (by its marker `<job>.<sweep>`) as the program
+    registered its task sets; a set without the input is one of one."""
+    return {
+        str(r["inputs"].get("setName")): shard_input(r["inputs"].get("shard"))[1]
+        for r in preview.resources
+        if r["type"] == TASK_SET_TYPE
+    }
+
+
+def _shard_warnings(old: StackPreview, new: StackPreview) -> list[ChangeWarning]:
+    """Warn for a sweep whose shard count changes: the providers' check refuses it."""
+    olds, news = _shard_counts(old), _shard_counts(new)
+    warnings = []
+    for job_index, job in enumerate(new.config.jobs):
+        for sweep_index, sweep in enumerate(job.sweeps):
+            name = f"{job.id}.{sweep.id}"
+            if name not in olds or olds[name] == news.get(name, olds[name]):
+                continue
+            was, now = olds[name], news[name]
+            why = (
+                f"`shards: {sweep.shards}` is set"
+                if sweep.shards
+                else f"it has {len(sweep.tasks):,} tasks and, without `shards:`, takes one set "
+                f"per {SHARD_SIZE:,}"
+            )
+            warnings.append(
+                ChangeWarning(
+                    "shards",
+                    f"sweep `{sweep.id}` of job `{job.id}` is held by {_counted(was, 'task set')} "
+                    f"and would be split over {now} ({why}): `pulumi up` refuses this before "
+                    "changing anything, since its tasks would move between resources and run "
+                    f"again. Write `shards: {was}` on the sweep "
+                    f"(`batchtasks:jobs[{job_index}].sweeps[{sweep_index}].shards`) to keep "
+                    "every task where it is.",
                 )
             )
     return warnings
@@ -420,7 +472,7 @@ def compare(old: StackPreview, new: StackPreview, against: str) -> Changes:
         Resource, job and task changes, and a warning per destructive or one-way change.
     """
     added, removed, changed = _azure_changes(old, new)
-    warnings = _storage_warnings(old.config, new.config)
+    warnings = _shard_warnings(old, new) + _storage_warnings(old.config, new.config)
     jobs = []
     for job in new.jobs:
         job_changes, job_warnings = _job_changes(job.id, old.job(job.id), job)
