@@ -35,7 +35,7 @@ WORKER_THREAD_PREFIX = "ThreadPoolExecutor"
 PREVIEW_STAGES = (
     ("reading and validating the stack file", "config/parse.py", ("load_stack_file",)),
     ("running the program under mocks", "preview/offline.py", ("run_offline",)),
-    ("building every task's REST body for display", "batch/spec.py", ("build_task_body", "build")),
+    ("checking that every task's REST body can be built", "batch/template.py", ("check",)),
     ("rendering the JSON", "preview/render.py", ("render_json",)),
 )
 SET_STAGES = (

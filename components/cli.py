@@ -47,6 +47,12 @@ def _parser() -> argparse.ArgumentParser:
         help="output format (default: markdown)",
     )
     preview.add_argument(
+        "--bodies",
+        action="store_true",
+        help="with --format json: add every task's REST body, as the providers send it "
+        "(the `tasks` section; about 2 KB a task)",
+    )
+    preview.add_argument(
         "--against",
         metavar="FILE_OR_REVISION",
         help="a stack file, or a git revision of this stack file, to show the changes against",
@@ -195,11 +201,13 @@ def _preview(args: argparse.Namespace) -> int:
     )
 
     try:
-        preview = preview_stack(config, stack)
+        preview = preview_stack(config, stack, with_bodies=args.bodies and args.format == "json")
         changes = None
         if args.against is not None:
             where = f"--against {args.against}"
-            old = preview_stack(load_against(args.against, path), stack, with_bodies=False)
+            old = preview_stack(
+                load_against(args.against, path), stack, with_bodies=False, check_bodies=False
+            )
             changes = compare(old, preview, args.against)
     except AgainstError as error:
         print(f"batchtasks: {visible(error)}", file=sys.stderr)

@@ -72,7 +72,7 @@ def refused(
 
 def accepted(capsys: pytest.CaptureFixture[str], tmp_path: Path, text: str) -> dict:
     """Assert the stack previews (exit 0) and return the JSON preview."""
-    code, out, err = run(capsys, tmp_path, text, "--format", "json")
+    code, out, err = run(capsys, tmp_path, text, "--format", "json", "--bodies")
     assert (code, err) == (0, ""), err
     return json.loads(out)
 

@@ -85,7 +85,7 @@ class TestJson:
     def test_dev_stack_resources_jobs_and_task_bodies(
         self, capsys: pytest.CaptureFixture[str], in_project: None
     ) -> None:
-        document = preview_json(capsys, "--stack", "dev")
+        document = preview_json(capsys, "--stack", "dev", "--bodies")
         assert set(document) == {"resources", "jobs", "tasks"}
         resources = {r["name"]: r for r in document["resources"]}
         assert all(set(r) == {"type", "name", "parent", "inputs"} for r in document["resources"])
@@ -127,7 +127,7 @@ class TestJson:
     def test_environment_is_sorted_by_name_whatever_the_wire_order(
         self, capsys: pytest.CaptureFixture[str], in_project: None
     ) -> None:
-        document = preview_json(capsys, "--stack", "dev")
+        document = preview_json(capsys, "--stack", "dev", "--bodies")
         declared = {
             spec["id"]: spec
             for spec in (
@@ -143,7 +143,7 @@ class TestJson:
     def test_secrets_show_as_placeholder_and_are_never_decrypted(
         self, capsys: pytest.CaptureFixture[str], in_project: None
     ) -> None:
-        code, out, _ = cli(capsys, "preview", "--stack", "dev", "--format", "json")
+        code, out, _ = cli(capsys, "preview", "--stack", "dev", "--format", "json", "--bodies")
         assert code == 0
         document = json.loads(out)
         summary = next(b for b in document["tasks"][JOB_ID] if b["id"] == "summary")
@@ -168,12 +168,33 @@ class TestJson:
             sweep["outputs"][0]["path"] = "{run}/{shard}"
             job(config)["tasks"][0]["dependsOn"] = ["r0-s0"]
 
-        document = preview_json(capsys, "--config-file", str(write_stack(tmp_path, "big", big)))
+        path = write_stack(tmp_path, "big", big)
+        document = preview_json(capsys, "--config-file", str(path), "--bodies")
         bodies = document["tasks"][JOB_ID]
         assert len(bodies) == 2001
         assert len({body["id"] for body in bodies}) == 2001
         sweep = next(r for r in document["resources"] if r["name"] == f"{JOB_ID}.forecast")
         assert len(sweep["inputs"]["tasks"]) == 2000
+        assert sweep["inputs"]["tasks"]["r3-s7"]["command"] == (
+            "python -m forecast.run --run 3 --shard 7"
+        )
+        # Without --bodies the document is the same but for the bodies.
+        plain = preview_json(capsys, "--config-file", str(path))
+        assert plain == {key: value for key, value in document.items() if key != "tasks"}
+        # The Markdown shows the sweep as one row, what its tasks share and what varies.
+        code, out, err = cli(capsys, "preview", "--config-file", str(path))
+        assert (code, err) == (0, "")
+        section = out.split(f"## Job `{JOB_ID}`", 1)[1].split("\n## ", 1)[0]
+        rows = [line for line in section.splitlines() if line.startswith("| ")][1:]
+        assert [row.split(" | ", 1)[0] for row in rows] == [
+            "| sweep `forecast`: 2,000 tasks, `r0-s0` … `r39-s49`",
+            "| `summary`",
+        ]
+        sweep_row = cells(rows[0])
+        assert sweep_row[1] == "`cfaprdbatchcr.azurecr.io/forecast-model:2025.06.1`"
+        assert sweep_row[2] == (
+            "`python -m forecast.run --run 0 --shard 0` *(each task its own; `r0-s0`'s)*"
+        )
 
 
 class TestMarkdown:
@@ -482,7 +503,7 @@ def test_installed_command_is_offline_and_deterministic() -> None:
         env = {**os.environ, "PYTHONHASHSEED": seed}
         env = {key: value for key, value in env.items() if not key.startswith("AZURE_")}
         done = subprocess.run(
-            [command, "preview", "--stack", "dev", "--format", "json"],
+            [command, "preview", "--stack", "dev", "--format", "json", "--bodies"],
             cwd=PROJECT,
             env=env,
             capture_output=True,

@@ -283,6 +283,7 @@ class TestPullRequestOptions:
             str(DEV_STACK),
             "--format",
             "json",
+            "--bodies",
             "--output",
             str(output),
         )

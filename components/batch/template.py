@@ -407,6 +407,27 @@ class TemplateBodyBuilder:
             return encode_body(self.reference.build(task_id, spec))
         return template.fill(task_id, holes)
 
+    def check(self, task_id: str, spec: Mapping[str, Any]) -> None:
+        """Check that a task's REST body can be built, without building it; see `build_text`.
+
+        A task its shape's template serves needs only the seed's checks on its own values (the
+        shape was built once); any other goes through the reference builder.
+
+        Raises
+        ------
+        ValueError
+            As `build_text` raises it.
+        """
+        split = split_spec(spec) if self._enabled else None
+        if split is None:
+            self.reference.build(task_id, spec)
+            return
+        key, shape, values = split
+        if key not in self._templates:
+            self._templates[key] = _make_template(self.reference, shape, values)
+        if self._templates[key] is None or not _values_pass_seed_checks(task_id, values):
+            self.reference.build(task_id, spec)
+
     def build(self, task_id: str, spec: Mapping[str, Any]) -> dict[str, Any]:
         """Build the REST body of one task as a dict; see `build_text`.
 

@@ -26,6 +26,9 @@ DIFF_CONTEXT = 24
 # many groups per job and task ids per group; the JSON format carries them all.
 SHOWN_GROUPS = 20
 SHOWN_GROUP_IDS = 200
+# A job of more tasks than this shows one table row per sweep, not per task, and at most this
+# many rows of single tasks (a 100,000-task sweep must not make a 100,000-row table).
+SHOWN_TASK_ROWS = 100
 CHANGE_WORDS = {
     "added": "added",
     "removed": "removed",
@@ -109,14 +112,16 @@ def preview_document(preview: StackPreview, changes: Changes | None = None) -> d
     Returns
     -------
     dict
-        {"resources": [{"type", "name", "parent", "inputs"}], "jobs": [job body],
-        "tasks": {job id: [task body]}}, plus "changes" when given.
+        {"resources": [{"type", "name", "parent", "inputs"}], "jobs": [job body]}, plus
+        "tasks": {job id: [task body]} when the preview built the bodies, and "changes" when
+        given.
     """
     document: dict[str, Any] = {
         "resources": [dict(resource) for resource in preview.resources],
         "jobs": [job.body for job in preview.jobs],
-        "tasks": {job.id: [task.body for task in job.tasks] for job in preview.jobs},
     }
+    if preview.with_bodies:
+        document["tasks"] = {job.id: [task.body for task in job.tasks] for job in preview.jobs}
     if changes is not None:
         document["changes"] = changes_document(changes)
     return document
@@ -203,7 +208,47 @@ def _task_row(task: TaskPreview, columns: list[fields.TaskField]) -> list[str]:
     return [code(task.id), *(_cell(field, task.spec) for field in columns)]
 
 
-def _job_lines(job: JobPreview) -> list[str]:
+def _sweep_row(
+    sweep_id: str, tasks: list[TaskPreview], columns: list[fields.TaskField]
+) -> list[str]:
+    """One row for a whole sweep: a value every task shares as it is, else the first task's,
+    marked as varying."""
+    first = tasks[0]
+    name = f"sweep {code(sweep_id)}: {len(tasks):,} tasks, {code(first.id)} … {code(tasks[-1].id)}"
+    cells = [name]
+    for field in columns:
+        value = first.spec.get(field.key)
+        cell = _cell(field, first.spec)
+        if any(task.spec.get(field.key) != value for task in tasks):
+            cell = f"{cell or '*(none)*'} *(each task its own; {code(first.id)}'s)*"
+        cells.append(cell)
+    return cells
+
+
+def _task_rows(
+    preview: StackPreview, job: JobPreview, columns: list[fields.TaskField]
+) -> list[list[str]]:
+    """The rows of a job's task table: one per task, or, for a large job, one per sweep."""
+    if len(job.tasks) <= SHOWN_TASK_ROWS:
+        return [_task_row(task, columns) for task in job.tasks]
+    config = next((item for item in preview.config.jobs if item.id == job.id), None)
+    by_id = {task.id: task for task in job.tasks}
+    rows: list[list[str]] = []
+    swept: set[str] = set()
+    for sweep in config.sweeps if config is not None else ():
+        tasks = [by_id[spec["id"]] for spec in sweep.tasks if spec["id"] in by_id]
+        swept.update(task.id for task in tasks)
+        if tasks:
+            rows.append(_sweep_row(sweep.id, tasks, columns))
+    singles = [task for task in job.tasks if task.id not in swept]
+    rows += [_task_row(task, columns) for task in singles[:SHOWN_TASK_ROWS]]
+    if len(singles) > SHOWN_TASK_ROWS:
+        rest = len(singles) - SHOWN_TASK_ROWS
+        rows.append([f"and {rest:,} more single tasks (`--format json` lists them all)"])
+    return rows
+
+
+def _job_lines(preview: StackPreview, job: JobPreview) -> list[str]:
     inputs = job.inputs
     facts = [f"pool {code(str(inputs.get('poolId')))}"]
     for key, label in (
@@ -220,8 +265,7 @@ def _job_lines(job: JobPreview) -> list[str]:
     lines = [f"## Job {code(job.id)}: {len(job.tasks)} task(s)", "", ", ".join(facts) + ".", ""]
     columns = _columns(job)
     lines += _table(
-        ("Task", *(str(field.column) for field in columns)),
-        (_task_row(task, columns) for task in job.tasks),
+        ("Task", *(str(field.column) for field in columns)), _task_rows(preview, job, columns)
     )
     return [*lines, ""]
 
@@ -417,5 +461,5 @@ def render_markdown(preview: StackPreview, changes: Changes | None = None) -> st
     )
     lines.append("")
     for job in preview.jobs:
-        lines += _job_lines(job)
+        lines += _job_lines(preview, job)
     return "\n".join(lines).rstrip("\n") + "\n"
