@@ -49,8 +49,9 @@ def measure_preview(stack_file: Path, n: int, project_dir: Path) -> dict[str, An
     -------
     dict
         n, wall_s (the whole process, interpreter start included), in_process_s, peak_mb,
-        output_mb, and preview_json_bytes_per_task: the JSON size of the task set's inputs as
-        the preview shows them, divided by N.
+        output_mb, sets (the task set resources, one per shard), and
+        preview_json_bytes_per_task: the JSON size of the sets' inputs as the preview shows
+        them, divided by N.
 
     Raises
     ------
@@ -80,17 +81,18 @@ def measure_preview(stack_file: Path, n: int, project_dir: Path) -> dict[str, An
         raise RuntimeError(f"batchtasks preview failed for {n} tasks:\n{stderr}")
     document = json.loads(done.stdout)
     sets = [r for r in document["resources"] if r["type"] == TYPE_TASK_SET]
-    if len(sets) != 1 or len(sets[0]["inputs"]["tasks"]) != n:
-        raise RuntimeError(f"the preview of {n} tasks does not show one set of {n} tasks")
-    # The set's inputs as the preview shows them: specs decoded for reading, no `__provider`.
-    inputs = sets[0]["inputs"]
+    if sum(len(found["inputs"]["tasks"]) for found in sets) != n:
+        raise RuntimeError(f"the preview of {n} tasks does not show sets of {n} tasks in all")
+    # The sets' inputs as the preview shows them: specs decoded for reading, no `__provider`.
+    shown = sum(len(json.dumps(found["inputs"])) for found in sets)
     return {
         "n": n,
         "wall_s": round(wall, 3),
         "in_process_s": round(facts["in_process_s"], 3),
         "peak_mb": round(facts["peak_kib"] / 1024, 1),
         "output_mb": round(len(done.stdout) / 1e6, 2),
-        "preview_json_bytes_per_task": round(len(json.dumps(inputs)) / n, 1),
+        "sets": len(sets),
+        "preview_json_bytes_per_task": round(shown / n, 1),
     }
 
 

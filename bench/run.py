@@ -30,7 +30,7 @@ from typing import Any
 from batchtasks.batch.client import body_matches
 from bench.baseline import measure_baseline
 from bench.double import DoubleProcess
-from bench.preview import measure_preview
+from bench.preview import measure_grouping, measure_preview
 from bench.profiles import encode_properties, profile_preview, profile_set_create
 from bench.provider import measure_provider, registrations, stored_bytes_per_task
 from bench.report import evaluate_targets, growth, render_markdown
@@ -42,6 +42,8 @@ BENCH_DIR = Path(__file__).resolve().parent
 QUICK_BASELINE_LIMIT = 1_000
 # The per-task loop at 50 ms takes about a minute per 1,000 tasks: it runs up to this size.
 BASELINE_LIMIT = 10_000
+# Grouping a change is measured up to this size (it previews two stacks in this process).
+GROUPING_LIMIT = 100_000
 # Profiles run the profiler over the whole step; past this size they only take long.
 PROFILE_LIMIT = 10_000
 DEFAULT_SIZES = [100, 1_000, 10_000, 100_000]
@@ -225,6 +227,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "baseline_limit": limit if limit is not None and max(sizes) > limit else None,
         },
         "preview": [],
+        "grouping": [],
         "provider": [],
         "baseline": [],
         "engine_codec": [],
@@ -237,6 +240,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             log(f"preview, {n:,} tasks")
             results["preview"].append(measure_preview(stack_files[n], n, PROJECT_DIR))
             log(f"  {results['preview'][-1]['wall_s']} s, {results['preview'][-1]['peak_mb']} MB")
+        for n in (n for n in sizes if n <= GROUPING_LIMIT):
+            log(f"grouping a change of {n:,} tasks against one row per task")
+            results["grouping"].append(measure_grouping(Path(workdir), n))
         with DoubleProcess() as api:
             for n in sizes:
                 log(f"registering the {n:,}-task stack under mocks")

@@ -334,6 +334,66 @@ class TestEdits:
         ]
         assert all(not g.fields[0].same_values for g in groups)
 
+    def test_groups_by_values_and_edits_whatever_the_column_holds(self) -> None:
+        """One group per distinct edit, whether a column holds one value for every task, the
+        same edit to each task's own text, an edit that only matches elsewhere in the text,
+        numbers, lists, or a field some tasks leave out."""
+        olds = {
+            "tasks": {
+                f"t{i}": {
+                    "command": f"run {i} --draws 4000 --seed 4000",
+                    "image": "repo/model:1",
+                    "retries": 2,
+                    "mounts": [{"source": "in", "target": "/in"}],
+                    **({"slots": 1} if i % 2 else {}),
+                }
+                for i in range(8)
+            }
+        }
+        news = copy.deepcopy(olds)
+        for i, task in enumerate(news["tasks"].values()):
+            task["image"] = "repo/model:2"
+            task["retries"] = 3 if i < 6 else 4
+            task["mounts"] = [{"source": "in", "target": "/data"}]
+            # t7 changes the second 4000, which a first-occurrence replace does not make.
+            task["command"] = (
+                f"run {i} --draws 4000 --seed 5000"
+                if i == 7
+                else f"run {i} --draws 5000 --seed 4000"
+            )
+            if i % 2:
+                task["slots"] = 2
+        groups = group_tasks(plan_tasks(olds, news), olds, news)
+        shape = [
+            (g.task_ids, [(f.name, f.old, f.new, f.same_values) for f in g.fields]) for g in groups
+        ]
+        assert [ids for ids, _ in shape] == [
+            ("t0", "t2", "t4"),
+            ("t1", "t3", "t5"),
+            ("t6",),
+            ("t7",),
+        ]
+        fields = dict(shape)
+        assert fields[("t0", "t2", "t4")] == [
+            ("command", "run 0 --draws 4000 --seed 4000", "run 0 --draws 5000 --seed 4000", False),
+            ("image", "repo/model:1", "repo/model:2", True),
+            (
+                "mounts",
+                '[{"source": "in", "target": "/in"}]',
+                '[{"source": "in", "target": "/data"}]',
+                True,
+            ),
+            ("retries", "2", "3", True),
+        ]
+        assert [f.name for f in groups[1].fields] == [
+            "command",
+            "image",
+            "mounts",
+            "retries",
+            "slots",
+        ]
+        assert groups[3].fields[0].new == "run 7 --draws 4000 --seed 5000"
+
 
 class TestShardedSweeps:
     """A sweep split over several task sets still reads as one sweep."""
@@ -358,7 +418,9 @@ class TestShardedSweeps:
         (the_job,) = changes_of(capsys, new, old)["jobs"]
         (group,) = the_job["groups"]
         assert (group["change"], group["count"]) == ("replaced", 38)
-        code, out, err = cli(capsys, "preview", "--format", "json", "--config-file", str(new))
+        code, out, err = cli(
+            capsys, "preview", "--format", "json", "--bodies", "--config-file", str(new)
+        )
         assert (code, err) == (0, "")
         document = json.loads(out)
         sets = [r for r in document["resources"] if r["type"].endswith("batch:TaskSet")]

@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
+from itertools import repeat
+from operator import contains, eq, itemgetter
 from typing import Any
 
 from batchtasks.batch.diff import TaskPlan
@@ -194,23 +196,59 @@ class _Edits:
         return edit
 
 
-def _edit_column(pairs: list[tuple[Any, Any]]) -> tuple[list[tuple[Any, Any]], list[Any], int]:
-    """Return a column's pairs (as text when values cannot key a map), each pair's edit, and
-    how many distinct pairs made each edit at most."""
+def _edit_column(
+    befores: list[Any], afters: list[Any]
+) -> tuple[list[Any], list[Any], list[Any] | None, bool]:
+    """Return a column's old and new values (as text when values cannot key a map), each
+    task's edit (None when every task makes one and the same edit), and whether each edit came
+    from one pair of values only.
+
+    The common columns of a sweep cost no work per task in Python: every task with the same
+    pair of values (an image moved, a retry count raised) is one comparison each, and the same
+    edit to each task's own text (one flag of a templated command) one replace each, both run
+    by the interpreter's C loops.
+    """
+    count = len(befores)
+    if befores.count(befores[0]) == count and afters.count(afters[0]) == count:
+        return befores, afters, None, True
+    old_part, new_part = _Edits().of((befores[0], afters[0]))
+    if isinstance(old_part, str) and old_part and isinstance(new_part, str):
+        try:
+            made = all(map(contains, befores, repeat(old_part))) and all(
+                map(
+                    eq,
+                    map(str.replace, befores, repeat(old_part), repeat(new_part), repeat(1)),
+                    afters,
+                )
+            )
+        except TypeError:
+            made = False  # not all text: value by value below
+        if made:
+            return befores, afters, None, False
+    pairs = list(zip(befores, afters, strict=True))
     edits = _Edits()
     known, find = edits.pairs.get, edits.of
     try:
         found = [known(pair) or find(pair) for pair in pairs]
     except TypeError:
         # Lists and maps (mounts, outputs) cannot key a map; their text can.
-        pairs = [(value_text(old), value_text(new)) for old, new in pairs]
+        befores, afters = list(map(value_text, befores)), list(map(value_text, afters))
+        pairs = list(zip(befores, afters, strict=True))
         edits = _Edits()
         known, find = edits.pairs.get, edits.of
         found = [known(pair) or find(pair) for pair in pairs]
     per_edit: dict[Any, int] = {}
     for edit in edits.pairs.values():
         per_edit[edit] = per_edit.get(edit, 0) + 1
-    return pairs, found, max(per_edit.values(), default=1)
+    return befores, afters, found, max(per_edit.values(), default=1) == 1
+
+
+def _values(specs: list[Mapping[str, Any]], name: str) -> list[Any]:
+    """Each spec's value of a field (None where absent), in one C loop when all have it."""
+    try:
+        return list(map(itemgetter(name), specs))
+    except KeyError:
+        return [spec.get(name) for spec in specs]
 
 
 def _columns(
@@ -221,42 +259,40 @@ def _columns(
     news: list[Mapping[str, Any]],
     shared_old: Mapping[str, Any],
     shared_new: Mapping[str, Any],
-) -> list[tuple[str, list[tuple[Any, Any]]]]:
-    """The changed values of tasks that change the same fields, one column per field.
+) -> list[tuple[str, list[Any], list[Any]]]:
+    """The changed values of tasks that change the same fields, one column per field: its
+    name, each task's old value and each task's new value.
 
     Field by field over all the tasks at once, so the work per task is two lookups a field.
     Values stay as they are (text comes later, once per distinct pair); secrets are the
     placeholder.
     """
-    columns: list[tuple[str, list[tuple[Any, Any]]]] = []
+    columns: list[tuple[str, list[Any], list[Any]]] = []
+    count = len(task_ids)
     for name in fields:
         if name == JOB_FIELD:
-            columns.append((JOB_FIELD, [(None, None)] * len(task_ids)))
+            columns.append((JOB_FIELD, [None] * count, [None] * count))
         elif name == "id":
-            columns.append(("id", list(zip(old_ids, task_ids, strict=True))))
+            columns.append(("id", list(old_ids), list(task_ids)))
         elif name in shared_new or name in shared_old:
             # Shared inputs are the same for every task of the job.
             for field_name, before, after in _field_values(name, shared_old, shared_new):
                 if name in _SECRET_FIELDS:
                     before = None if before is None else SECRET_PLACEHOLDER
                     after = None if after is None else SECRET_PLACEHOLDER
-                columns.append((field_name, [(before, after)] * len(task_ids)))
+                columns.append((field_name, [before] * count, [after] * count))
         elif name in _MAPPED_FIELDS:
             split = [
                 {key: (before, after) for key, before, after in _field_values(name, old, new)}
                 for old, new in zip(olds, news, strict=True)
             ]
             for field_name in sorted({key for values in split for key in values}):
+                pairs = [values.get(field_name, (None, None)) for values in split]
                 columns.append(
-                    (field_name, [values.get(field_name, (None, None)) for values in split])
+                    (field_name, [pair[0] for pair in pairs], [pair[1] for pair in pairs])
                 )
         else:
-            columns.append(
-                (
-                    name,
-                    [(old.get(name), new.get(name)) for old, new in zip(olds, news, strict=True)],
-                )
-            )
+            columns.append((name, _values(olds, name), _values(news, name)))
     return columns
 
 
@@ -280,8 +316,12 @@ def _group_kind(
 ) -> list[TaskGroup]:
     """Group the tasks of one kind of change (replaced or updated) by their edits."""
     by_fields: dict[tuple[str, ...], list[str]] = {}
-    for task_id in task_ids:
-        by_fields.setdefault(fields_of.get(task_id, ()), []).append(task_id)
+    changed = list(map(fields_of.get, task_ids, repeat(())))
+    if changed and changed.count(changed[0]) == len(changed):
+        by_fields[changed[0]] = list(task_ids)  # the common case: every task, the same fields
+    else:
+        for task_id, fields in zip(task_ids, changed, strict=True):
+            by_fields.setdefault(fields, []).append(task_id)
     lowered: dict[str, str] = {}
     ranked: list[TaskGroup] = []
     for fields, ids in by_fields.items():
@@ -294,27 +334,37 @@ def _group_kind(
             fields,
             ids,
             old_ids,
-            [old_tasks.get(i, {}) for i in old_ids],
-            [new_tasks.get(i, {}) for i in ids],
+            list(map(old_tasks.get, old_ids, repeat({}))),
+            list(map(new_tasks.get, ids, repeat({}))),
             shared_old,
             shared_new,
         )
-        edited = [_edit_column(pairs) for _, pairs in columns]
+        edited = [_edit_column(befores, afters) for _, befores, afters in columns]
+        varying = [found for _, _, found, _ in edited if found is not None]
         members: dict[tuple[Any, ...], list[int]] = {}
-        for index, key in enumerate(zip(*(found for _, found, _ in edited), strict=True)):
-            members.setdefault(key, []).append(index)
-        if not columns:
+        if varying:
+            for index, key in enumerate(zip(*varying, strict=True)):
+                members.setdefault(key, []).append(index)
+        else:
+            # Every column makes one edit: the tasks are one group, with no work per task.
             members = {(): list(range(len(ids)))}
         for rows in members.values():
             first = rows[0]
             # A field whose edit came from one pair of values only has those values everywhere.
             changes = tuple(
                 _field_change(
-                    name, pairs[first], most == 1 or all(pairs[row] == pairs[first] for row in rows)
+                    name,
+                    (befores[first], afters[first]),
+                    single
+                    or all(
+                        befores[row] == befores[first] and afters[row] == afters[first]
+                        for row in rows
+                    ),
                 )
-                for (name, _), (pairs, _, most) in zip(columns, edited, strict=True)
+                for (name, _, _), (befores, afters, _, single) in zip(columns, edited, strict=True)
             )
-            ranked.append(TaskGroup(change, changes, tuple(ids[row] for row in rows)))
+            members_ids = tuple(ids) if len(rows) == len(ids) else tuple(ids[row] for row in rows)
+            ranked.append(TaskGroup(change, changes, members_ids))
     ranked.sort(key=lambda group: (-len(group.task_ids), group.task_ids[0]))
     return ranked
 
