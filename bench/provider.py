@@ -113,7 +113,27 @@ def step(api: DoubleProcess, host: EngineSizedHost) -> Iterator[Step]:
     result.requests = api.counts()
 
 
-def registrations(n: int, endpoint: str) -> dict[str, Registration]:
+@dataclass(frozen=True)
+class StackRegistrations:
+    """The dynamic resources the program registers for the N-task stack.
+
+    Attributes
+    ----------
+    job
+        The BatchJob.
+    sets
+        The BatchTaskSet resources, one per shard of the sweep (shard 0 first).
+    """
+
+    job: Registration
+    sets: tuple[Registration, ...]
+
+    def holding(self, task_id: str) -> int:
+        """Return the index in `sets` of the set that declares a task."""
+        return next(index for index, reg in enumerate(self.sets) if task_id in reg.inputs["tasks"])
+
+
+def registrations(n: int, endpoint: str) -> StackRegistrations:
     """Run the real program under mocks for the N-task stack; return its dynamic resources.
 
     Parameters
@@ -125,8 +145,8 @@ def registrations(n: int, endpoint: str) -> dict[str, Registration]:
 
     Returns
     -------
-    dict[str, Registration]
-        Resource type name ("Job", "TaskSet") -> registration.
+    StackRegistrations
+        The job and its task sets.
     """
     config = parse_stack_config(stack_settings(n, endpoint), location=LOCATION)
     # Each capture starts from a fresh root stack, so a second size does not see the first.
@@ -136,7 +156,28 @@ def registrations(n: int, endpoint: str) -> dict[str, Registration]:
         project=PROJECT,
         stack=STACK,
     )
-    return {reg.type.rsplit(":", 1)[1]: reg for reg in found}
+    kinds = [(reg.type.rsplit(":", 1)[1], reg) for reg in found]
+    (job,) = [reg for kind, reg in kinds if kind == "Job"]
+    sets = sorted((reg for kind, reg in kinds if kind == "TaskSet"), key=_shard_index)
+    return StackRegistrations(job, tuple(sets))
+
+
+def _shard_index(reg: Registration) -> int:
+    shard = reg.inputs.get("shard") or {}
+    return int(shard.get("index", 0)) if isinstance(shard, dict) else 0
+
+
+def stored_bytes(regs: StackRegistrations, n: int) -> dict[str, float]:
+    """Return the JSON size per task of every task set's registered inputs together, with and
+    without the serialized providers (what Pulumi keeps in state for their inputs)."""
+    totals = [stored_bytes_per_task(reg.inputs, n) for reg in regs.sets]
+    return {
+        "bytes_per_task": sum(total["bytes_per_task"] for total in totals),
+        "bytes_per_task_with_provider": sum(
+            total["bytes_per_task_with_provider"] for total in totals
+        ),
+        "provider_bytes": totals[0]["provider_bytes"],
+    }
 
 
 def stored_bytes_per_task(inputs: dict[str, Any], n: int) -> dict[str, float]:
@@ -201,6 +242,20 @@ class _Engine:
         self.host.delete(self.reg.urn, self.id, self.outputs)
 
 
+def timed_diffs(
+    host: EngineSizedHost, engines: list[_Engine], news: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """`timed_diff` of every task set, the seconds summed (the engine diffs each resource)."""
+    each = [timed_diff(host, engine, inputs) for engine, inputs in zip(engines, news, strict=True)]
+    summed: dict[str, Any] = {
+        key: round(sum(diff[key] for diff in each), 3)
+        for key in ("check_s", "check_host_s", "diff_s", "diff_host_s")
+    }
+    summed["changes"] = sum(diff["changes"] for diff in each)
+    summed["sets"] = len(each)
+    return summed
+
+
 def timed_diff(host: EngineSizedHost, engine: _Engine, news: dict[str, Any]) -> dict[str, Any]:
     """Check and Diff one resource against its state: wall seconds of each, and of those the
     seconds spent waiting for the provider host (its decoding, the provider's work, its
@@ -221,7 +276,7 @@ def timed_diff(host: EngineSizedHost, engine: _Engine, news: dict[str, Any]) -> 
 
 def measure_provider(
     api: DoubleProcess,
-    regs: dict[str, Registration],
+    regs: StackRegistrations,
     n: int,
     latency: float,
     project_dir: Path,
@@ -247,29 +302,36 @@ def measure_provider(
     Returns
     -------
     dict
-        Per step: requests (total, reads, writes, by route) and wall seconds; `first_task`, the
-        body of the set's first task as the service holds it.
+        Per step: requests (total, reads, writes, by route) and wall seconds, over every task
+        set (one per shard, each step's calls one after another); `first_task`, the body of the
+        sweep's first task as the service holds it.
     """
     api.reset()
     api.latency = latency
-    results: dict[str, Any] = {"n": n, "latency_s": latency}
+    results: dict[str, Any] = {"n": n, "latency_s": latency, "sets": len(regs.sets)}
     first_task = task_ids(n)[0]
     with EngineSizedHost(project_dir, api.client_env()) as host:
         host.configure({"batchtasks:resourceGroup": "rg-bench"})
-        job, tasks = _Engine(host, regs["Job"]), _Engine(host, regs["TaskSet"])
+        job = _Engine(host, regs.job)
+        sets = [_Engine(host, reg) for reg in regs.sets]
+        # The set that holds the first task: the one the one-task changes go to.
+        tasks = sets[regs.holding(first_task)]
 
         with step(api, host) as measured:
             job.create()
         results["job_create"] = measured.as_dict()
         with step(api, host) as measured:
-            tasks.create()
+            for engine in sets:
+                engine.create()
         results["set_create"] = measured.as_dict()
         stored = api.task_count(JOB_ID)
         # One body as the service holds it, to compare with the per-task loop's.
         results["first_task"] = api.task(JOB_ID, first_task)
         if stored != n:
             raise RuntimeError(f"the set created {stored} tasks, not {n}")
-        results["set_create"]["state_outputs_bytes_per_task"] = len(json.dumps(tasks.outputs)) / n
+        results["set_create"]["state_outputs_bytes_per_task"] = (
+            sum(len(json.dumps(engine.outputs)) for engine in sets) / n
+        )
         log(
             f"  create: job {results['job_create']['wall_s']} s, "
             f"set {results['set_create']['requests']} requests, "
@@ -277,19 +339,26 @@ def measure_provider(
         )
 
         with step(api, host) as measured:
-            changed = [job.up(regs["Job"].inputs), tasks.up(regs["TaskSet"].inputs)]
+            changed = [job.up(regs.job.inputs), *(engine.up(engine.reg.inputs) for engine in sets)]
         if any(changed):
             raise RuntimeError("a no-op up found changes")
         results["noop_up"] = measured.as_dict()
-        # The set's Diff alone, as the engine calls it with nothing changed and with one
+        # The sets' Diffs alone, as the engine calls them with nothing changed and with one
         # task's command changed (what a preview of a big sweep waits for).
-        results["set_diff_noop"] = timed_diff(host, tasks, tasks.inputs)
-        results["set_diff_one_change"] = timed_diff(
-            host, tasks, with_task(tasks.inputs, first_task, command=CHANGED_COMMAND)
+        results["set_diff_noop"] = timed_diffs(host, sets, [engine.inputs for engine in sets])
+        results["set_diff_one_change"] = timed_diffs(
+            host,
+            sets,
+            [
+                with_task(engine.inputs, first_task, command=CHANGED_COMMAND)
+                if engine is tasks
+                else engine.inputs
+                for engine in sets
+            ],
         )
         with step(api, host) as measured:
-            if tasks.read() == "":
-                raise RuntimeError("refresh lost the task set")
+            if any(engine.read() == "" for engine in sets):
+                raise RuntimeError("refresh lost a task set")
         results["refresh"] = measured.as_dict()
 
         with step(api, host) as measured:
@@ -320,11 +389,13 @@ def measure_provider(
         if (api.job(JOB_ID) or {"state": "deleting"})["state"] != "deleting":
             raise RuntimeError("destroy left the job")
 
-        # For information: what deleting the set on its own would cost.
+        # For information: what deleting the sets on their own would cost.
         job.create()
-        tasks.create()
+        for engine in sets:
+            engine.create()
         with step(api, host) as measured:
-            tasks.delete()
+            for engine in sets:
+                engine.delete()
         results["set_delete"] = measured.as_dict()
         job.delete()
         log(

@@ -369,9 +369,10 @@ def render_markdown(results: Mapping[str, Any]) -> str:
         if baseline is not None:
             star = "*" if baseline["extrapolated"] else ""
             loop = f"{baseline['requests']:,}{star} / {_seconds(baseline['wall_s'])}{star}"
+        sets = row.get("sets", 1)
         rows.append(
             [
-                f"{row['n']:,}",
+                f"{row['n']:,}" + (f" ({sets} sets)" if sets > 1 else ""),
                 _ms(row["latency_s"]),
                 f"{create_requests(row)} / {_seconds(create_wall(row))} "
                 f"({_seconds(create_host(row))})",

@@ -32,7 +32,7 @@ from bench.baseline import measure_baseline
 from bench.double import DoubleProcess
 from bench.preview import measure_grouping, measure_preview
 from bench.profiles import encode_properties, profile_preview, profile_set_create
-from bench.provider import measure_provider, registrations, stored_bytes_per_task
+from bench.provider import measure_provider, registrations, stored_bytes
 from bench.report import evaluate_targets, growth, render_markdown
 from bench.stacks import JOB_ID, POOL_ID, write_stack_file
 from providerhost import strip_secrets
@@ -247,15 +247,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             for n in sizes:
                 log(f"registering the {n:,}-task stack under mocks")
                 regs = registrations(n, api.endpoint)
-                stored = stored_bytes_per_task(regs["TaskSet"].inputs, n)
+                stored = stored_bytes(regs, n)
                 preview = next(row for row in results["preview"] if row["n"] == n)
                 # What Pulumi stores is what the program registers (the preview's JSON shows
                 # the specs decoded for reading and leaves out `__provider`).
                 preview.update({key: round(value, 1) for key, value in stored.items()})
-                results["engine_codec"].append(
-                    {"n": n, "seconds": round(engine_codec_seconds(regs["TaskSet"].inputs), 3)}
-                )
-                identity = regs["TaskSet"].inputs["identityResourceId"]
+                codec = sum(engine_codec_seconds(reg.inputs) for reg in regs.sets)
+                results["engine_codec"].append({"n": n, "seconds": round(codec, 3)})
+                identity = regs.sets[0].inputs["identityResourceId"]
                 for latency in latencies:
                     log(f"provider, {n:,} tasks, {latency * 1000:g} ms")
                     row = measure_provider(api, regs, n, latency, PROJECT_DIR, log)
@@ -287,7 +286,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 profile = profile_preview(stack_files[largest])
                 results["profiles"]["preview"] = {"n": largest, **profile}
                 regs = registrations(largest, api.endpoint)
-                profile = profile_set_create(api, regs["TaskSet"], JOB_ID, POOL_ID)
+                profile = profile_set_create(api, regs.sets[0], JOB_ID, POOL_ID)
                 results["profiles"]["set_create"] = {"n": largest, **profile}
     # Figures from a tree that changed under the run would mix two versions; say so.
     revision, fingerprint = source_state()
