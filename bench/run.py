@@ -98,6 +98,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help=f"measure the per-task loop on at most {QUICK_BASELINE_LIMIT:,} tasks and extrapolate",
     )
+    parser.add_argument(
+        "--provider-limit",
+        type=int,
+        default=None,
+        metavar="N",
+        help="sizes above N get the preview only (default: every size gets every step)",
+    )
     parser.add_argument("--no-profile", action="store_true", help="skip the profiles")
     parser.add_argument(
         "--output-dir",
@@ -224,6 +231,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "sizes": sizes,
             "latencies_s": latencies,
             "quick": args.quick,
+            "provider_limit": args.provider_limit,
             "baseline_limit": limit if limit is not None and max(sizes) > limit else None,
         },
         "preview": [],
@@ -244,7 +252,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             log(f"grouping a change of {n:,} tasks against one row per task")
             results["grouping"].append(measure_grouping(Path(workdir), n))
         with DoubleProcess() as api:
-            for n in sizes:
+            for n in (n for n in sizes if args.provider_limit is None or n <= args.provider_limit):
                 log(f"registering the {n:,}-task stack under mocks")
                 regs = registrations(n, api.endpoint)
                 stored = stored_bytes(regs, n)

@@ -13,7 +13,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from itertools import repeat
-from operator import contains, eq, itemgetter
+from operator import eq, itemgetter
 from typing import Any
 
 from batchtasks.batch.diff import TaskPlan
@@ -214,7 +214,9 @@ def _edit_column(
     old_part, new_part = _Edits().of((befores[0], afters[0]))
     if isinstance(old_part, str) and old_part and isinstance(new_part, str):
         try:
-            made = all(map(contains, befores, repeat(old_part))) and all(
+            # A value without the old part comes back unchanged from the replace, and so
+            # differs from its new value (the field changed for every task of the column).
+            made = all(
                 map(
                     eq,
                     map(str.replace, befores, repeat(old_part), repeat(new_part), repeat(1)),
@@ -243,12 +245,16 @@ def _edit_column(
     return befores, afters, found, max(per_edit.values(), default=1) == 1
 
 
-def _values(specs: list[Mapping[str, Any]], name: str) -> list[Any]:
-    """Each spec's value of a field (None where absent), in one C loop when all have it."""
-    try:
-        return list(map(itemgetter(name), specs))
-    except KeyError:
-        return [spec.get(name) for spec in specs]
+def _values(specs: list[Mapping[str, Any]], names: list[str]) -> dict[str, list[Any]]:
+    """Each spec's values of some fields (None where absent), field by field, each in one C
+    loop when every spec has the field."""
+    values: dict[str, list[Any]] = {}
+    for name in names:
+        try:
+            values[name] = list(map(itemgetter(name), specs))
+        except KeyError:
+            values[name] = [spec.get(name) for spec in specs]
+    return values
 
 
 def _columns(
@@ -269,6 +275,15 @@ def _columns(
     """
     columns: list[tuple[str, list[Any], list[Any]]] = []
     count = len(task_ids)
+    plain = [
+        name
+        for name in fields
+        if name not in (JOB_FIELD, "id", *_MAPPED_FIELDS)
+        and name not in shared_new
+        and name not in shared_old
+    ]
+    old_values = _values(olds, plain) if plain else {}
+    new_values = _values(news, plain) if plain else {}
     for name in fields:
         if name == JOB_FIELD:
             columns.append((JOB_FIELD, [None] * count, [None] * count))
@@ -292,7 +307,7 @@ def _columns(
                     (field_name, [pair[0] for pair in pairs], [pair[1] for pair in pairs])
                 )
         else:
-            columns.append((name, _values(olds, name), _values(news, name)))
+            columns.append((name, old_values[name], new_values[name]))
     return columns
 
 
