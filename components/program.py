@@ -118,6 +118,22 @@ def _required_pool_id(pool_id: str | None) -> str:
     return pool_id
 
 
+def _task_options(
+    options: pulumi.ResourceOptions, earlier: list[pulumi.Resource], ends_itself: bool
+) -> pulumi.ResourceOptions:
+    """Return the options of a job's next task resource: in a job that ends itself, it also
+    depends on the one declared before it.
+
+    A terminateJob job completes once no incomplete task is left, and each task resource's
+    guard against that counts the job's other tasks: two resources changing at once would each
+    count the other's tasks as still there, and both delete theirs. Chained, every change meets
+    a settled job. Only such jobs give up updating their task resources in parallel.
+    """
+    if not ends_itself or not earlier:
+        return options
+    return pulumi.ResourceOptions.merge(options, pulumi.ResourceOptions(depends_on=[earlier[-1]]))
+
+
 def declare_stack(config: StackConfig, read_secret: SecretReader) -> DeclaredStack:
     """Register BatchStorage, then per job a BatchJob, a BatchTask per task, a BatchTaskSet per
     sweep, and a BatchJobCompletion where the job ends itself.
@@ -172,6 +188,7 @@ def declare_stack(config: StackConfig, read_secret: SecretReader) -> DeclaredSta
             owner={"project": pulumi.get_project(), "stack": pulumi.get_stack()},
         )
         task_resources: list[pulumi.Resource] = []
+        ends_itself = job.on_all_tasks_complete == "terminateJob"
         for task in job.tasks:
             task_resources.append(
                 BatchTask(
@@ -180,7 +197,7 @@ def declare_stack(config: StackConfig, read_secret: SecretReader) -> DeclaredSta
                     task["id"],
                     _without_id(task),
                     secrets=_secrets_for([task], read_secret),
-                    opts=task_options,
+                    opts=_task_options(task_options, task_resources, ends_itself),
                 )
             )
         for sweep in job.sweeps:
@@ -196,13 +213,13 @@ def declare_stack(config: StackConfig, read_secret: SecretReader) -> DeclaredSta
                         part,
                         # secretEnv is the same for every task of a sweep: its template's.
                         secrets=_secrets_for([sweep.template.spec], read_secret),
-                        opts=task_options,
+                        opts=_task_options(task_options, task_resources, ends_itself),
                         set_name=set_name,
                         shard=(index, count),
                         template=sweep.set_template(),
                     )
                 )
-        if job.on_all_tasks_complete == "terminateJob":
+        if ends_itself:
             BatchJobCompletion(
                 f"{job.id}.completion",
                 job_id=job_id,

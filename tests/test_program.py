@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import itertools
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -245,6 +246,49 @@ class TestEdgeCases:
             assert len(owned) == 3
             assert owned <= completion
         assert run_.named("adhoc.completion")["inputs"]["onAllTasksComplete"] == "terminateJob"
+
+    def test_task_resources_of_a_job_that_ends_itself_change_one_after_another(self) -> None:
+        # Each guard against ending a terminateJob job counts the job's other tasks: chained,
+        # no two task resources of such a job change at once. Other jobs stay parallel.
+        raw, _ = dev_settings()
+        sharded = copy.deepcopy(raw["jobs"][0])
+        sharded["id"] = "sharded"
+        sharded["sweeps"][0]["shards"] = 4
+        jobs = [
+            sharded,
+            plain_job("adhoc", onAllTasksComplete="terminateJob"),
+            plain_job("flat", onAllTasksComplete="noAction"),
+        ]
+        run_, mocks = declare(config_with(jobs=jobs))
+
+        def task_resources(job_id: str) -> list[dict[str, Any]]:
+            # In registration order, which is declaration order: tasks, then each sweep's sets.
+            return [
+                r
+                for r in run_.resources
+                if r["type"] in (TASK, TASK_SET) and r["inputs"]["jobId"] == job_id
+            ]
+
+        def task_dependencies(resource: dict[str, Any]) -> set[str]:
+            # Besides the job and storage outputs: which task resources it waits for.
+            tasks = {r["urn"] for r in run_.resources if r["type"] in (TASK, TASK_SET)}
+            return mocks.wiring[resource["name"]]["dependencies"] & tasks
+
+        for job_id, count in (("sharded", 5), ("adhoc", 2)):
+            chain = task_resources(job_id)
+            assert len(chain) == count
+            job_urn = run_.named(f"job-{job_id}")["urn"]
+            assert task_dependencies(chain[0]) == set()
+            for before, after in itertools.pairwise(chain):
+                assert task_dependencies(after) == {before["urn"]}
+                assert job_urn in mocks.wiring[after["name"]]["dependencies"]
+        assert [r["name"] for r in task_resources("sharded")] == [
+            "sharded.summary",
+            "sharded.forecast",
+            *(f"sharded.forecast.shard-{index}" for index in (1, 2, 3)),
+        ]
+        for resource in task_resources("flat"):
+            assert task_dependencies(resource) == set()
 
     def test_depends_on_sets_uses_task_dependencies(self) -> None:
         raw, _ = dev_settings()

@@ -20,7 +20,7 @@ import pulumi
 import pytest
 
 from batchapi import DELETING_FOREVER, BatchApiDouble
-from batchtasks.batch.tasks import decode_tasks, encode_spec, set_specs
+from batchtasks.batch.tasks import decode_tasks, encode_spec, encode_template, set_specs
 from batchtasks.config import parse_stack_config
 from batchtasks.program import declare_stack
 from providerhost import (
@@ -551,3 +551,38 @@ def test_host_killed_mid_create_then_a_fresh_host_ends_with_the_declared_tasks(
     assert sorted(stored) == sorted(tasks)
     for task_id, text in tasks.items():
         assert stored[task_id]["commandLine"] == json.loads(text)["command"]
+
+
+def test_shards_of_a_job_that_ends_itself_replacing_every_task_in_chain_order_lose_none(
+    host: ProviderHost, batch_api: BatchApiDouble
+) -> None:
+    # Two shards changing at once each counted the other's tasks as incomplete, both deleted
+    # theirs and the job completed with nothing left to add to. The program chains a
+    # terminateJob job's task resources; the engine then runs their updates in that order.
+    settings = stack_settings(batch_api.endpoint)
+    settings["jobs"][0]["sweeps"][0]["shards"] = 2
+    del settings["jobs"][0]["tasks"]
+    settings.pop("apiToken")
+    config = parse_stack_config(settings, location="eastus")
+    found = {
+        r.name: r
+        for r in capture_registrations(lambda: declare_stack(config, pulumi.Output.secret))
+    }
+    shard_names = [f"{JOB_ID}.grid", f"{JOB_ID}.grid.shard-1"]
+    batch_api.add_job(JOB_ID, POOL_ID)
+    states = {name: created(host, found[name]) for name in shard_names}
+    assert sorted(batch_api.tasks(JOB_ID)) == SWEEP_IDS
+    created(host, found[f"{JOB_ID}.completion"])
+
+    for name in shard_names:  # the chain's order: shard 1 waits for shard 0
+        inputs, state = states[name]
+        template = {**json.loads(inputs["template"]), "image": "example.azurecr.io/model:2"}
+        news = checked(host, found[name], {**inputs, "template": encode_template(template)}, inputs)
+        host.update(found[name].urn, state.id, state.outputs, news)
+
+    live = batch_api.tasks(JOB_ID)
+    assert sorted(live) == SWEEP_IDS
+    assert {task["containerSettings"]["imageName"] for task in live.values()} == {
+        "example.azurecr.io/model:2"
+    }
+    assert batch_api.job(JOB_ID)["state"] == "active"
