@@ -169,6 +169,42 @@ def test_task_of_another_resource_in_our_job_is_listed_not_replaced(owned: Batch
     assert owned.tasks(JOB)["run-0000"]["commandLine"] == "python -m other"
 
 
+def test_a_task_moving_between_sweeps_ends_once_with_the_new_sweeps_definition(
+    owned: BatchApiDouble,
+) -> None:
+    # Sets update in any order. Sweep b meets run-0002 while sweep a still holds it: keeping
+    # it silently would let a's update delete it afterwards, so b refuses and names the holder.
+    provider = BatchTaskSetProvider()
+    a_state = create(provider, owned_set(owned, sweep(3), setName="weekly.a"))
+    b_state = create(provider, owned_set(owned, sweep(2, start=10), setName="weekly.b"))
+    moved = {**sweep(2, start=10), "run-0002": spec(2, command="python -m other")}
+    b_news = owned_set(owned, moved, setName="weekly.b")
+    with pytest.raises(BatchOperationError, match=r"run-0002.*marker of 'weekly.a'.*run again"):
+        update(provider, b_state, b_news)
+    assert owned.tasks(JOB)["run-0002"]["displayName"] == "weekly.a"
+    update(provider, a_state, owned_set(owned, sweep(2), setName="weekly.a"))
+    b_outs = update(provider, b_state, b_news)  # the next run: the refused update again
+    live = owned.tasks(JOB)
+    assert sorted(live) == ["run-0000", "run-0001", "run-0002", "run-0010", "run-0011"]
+    assert live["run-0002"]["commandLine"] == "python -m other"
+    assert live["run-0002"]["displayName"] == "weekly.b"
+    assert_holds_exactly(owned, provider, b_outs, others=frozenset({"run-0000", "run-0001"}))
+
+
+def test_a_sets_own_task_met_with_another_definition_on_update_is_replaced(
+    owned: BatchApiDouble,
+) -> None:
+    # An interrupted update left a task of the set's own with an older definition (added by
+    # the set, not in its state): the next update replaces it instead of keeping it.
+    provider = BatchTaskSetProvider()
+    state = create(provider, owned_set(owned, sweep(2)))
+    owned.add_task(JOB, "run-0005", "python -m model --old", displayName="forecast")
+    news = owned_set(owned, {**sweep(2), "run-0005": spec(5)})
+    outs = update(provider, state, news)
+    assert owned.tasks(JOB)["run-0005"]["commandLine"] == "python -m model --run 5"
+    assert_holds_exactly(owned, provider, outs)
+
+
 def test_single_task_in_our_job_is_ours(owned: BatchApiDouble) -> None:
     provider = BatchTaskProvider()
     create(provider, task_props(owned, "summary", spec(1), owner=dict(TASK_OWNER)))

@@ -368,7 +368,8 @@ class _TaskProviderCore(RetryingProvider):
             for task_id, live in different.items()
             if created
             and task_id.lower() in declared
-            and (marker is None or live.get("displayName") == marker)
+            # A BatchTask has no marker, and no task of its own carries one.
+            and (live.get("displayName") or None) == marker
         )
         others = sorted(set(different) - set(ours))
         if others:
@@ -377,11 +378,25 @@ class _TaskProviderCore(RetryingProvider):
                 if metadata.get(ownership.ADOPTED) == "true"
                 else "they were not added by this resource"
             )
+            held = sorted(
+                {
+                    str(different[task_id].get("displayName"))
+                    for task_id in others
+                    if different[task_id].get("displayName") not in (None, marker)
+                }
+            )
+            moved = (
+                f" They carry the marker of {', '.join(repr(name) for name in held)}: a task "
+                "moving from there to here is removed by that resource's own update; once it "
+                "is gone, a run again adds it here."
+                if created and held
+                else ""
+            )
             raise BatchOperationError(
                 f"job {job_id!r}: {len(others)} task(s) already exist with a different "
-                f"definition and {origin}: {shown_ids(others)}. Nothing of them was changed. "
-                "Batch cannot change a task in place; delete them, or give the declared tasks "
-                "new ids, and run again."
+                f"definition and {origin}: {shown_ids(others)}. Nothing of them was changed."
+                f"{moved} Batch cannot change a task in place; delete them, or give the "
+                "declared tasks new ids, and run again."
             )
         states = {task_id.lower(): str(live.get("state")) for task_id, live in different.items()}
         self._refuse_busy(writer, ours, props, states)
@@ -415,7 +430,14 @@ class _TaskProviderCore(RetryingProvider):
         context = task_context(news)
         if arriving:
             builder = TemplateBodyBuilder(context)
-            writer.add(encoded_body(builder, task_id, new_tasks[task_id]) for task_id in arriving)
+            outcome = writer.add(
+                encoded_body(builder, task_id, new_tasks[task_id]) for task_id in arriving
+            )
+            if outcome.different:
+                # As on create: a task found with another definition is replaced only when it
+                # is this resource's own; one another resource holds (a task moved between
+                # sweeps) is refused, or that resource's update would delete it afterwards.
+                self._replace_own(writer, news, new_view, outcome.different, builder)
         if plan.updated:
             writer.update_constraints(
                 {task_id: task_constraints(new_tasks[task_id]) or {} for task_id in plan.updated}
