@@ -9,6 +9,7 @@ from typing import Any
 import pulumi
 import pytest
 
+from batchapi import BatchApiDouble
 from batchtasks.batch.shards import (
     SHARD_SIZE,
     shard_count,
@@ -270,3 +271,19 @@ def test_every_shard_has_its_own_resource_id() -> None:
     ids = [provider.resource_id(set_inputs({}, {"index": index, "count": 4})) for index in range(4)]
     assert ids[0] == "weekly/weekly.grid" and len(set(ids)) == 4
     assert provider.resource_id(set_inputs({}, None)) == "weekly/weekly.grid"
+
+
+def test_refresh_keeps_an_empty_shard_of_several_while_its_job_exists(
+    batch_api: BatchApiDouble,
+) -> None:
+    # Dropping it from the state would leave the shard-count check without old inputs.
+    batch_api.add_job("weekly", "pool")
+    provider = BatchTaskSetProvider()
+    empty = set_inputs({}, {"index": 3, "count": 4}, endpoint=batch_api.endpoint)
+    read = provider.read("weekly/weekly.grid.shard-3", empty)
+    assert (read.id, read.outs["tasks"]) == ("weekly/weekly.grid.shard-3", {})
+    alone = set_inputs({"t-1": {"image": "img:1", "command": "run"}}, None)
+    gone = provider.read("weekly/weekly.grid", {**alone, "endpoint": batch_api.endpoint})
+    assert (gone.id, gone.outs) == ("", {})  # one set whose tasks all went leaves the state
+    batch_api.delete_job_out_of_band("weekly")
+    assert provider.read("weekly/weekly.grid.shard-3", empty).id == ""

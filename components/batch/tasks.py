@@ -730,7 +730,9 @@ class BatchTaskSetProvider(_TaskProviderCore):
         """Return the props with only the live tasks, their stored texts as they are."""
         texts = props.get("tasks") or {}
         kept = {task_id: text for task_id, text in texts.items() if task_id.lower() in live}
-        return {**props, "tasks": kept} if kept else None
+        # A shard of several stays while its job does, even with no task (none hashed to it,
+        # or all were deleted out of band): the shard-count check needs every shard's state.
+        return {**props, "tasks": kept} if kept or self.may_be_empty(props) else None
 
     def _views_to_compare(
         self, olds: Mapping[str, Any], news: Mapping[str, Any]
