@@ -555,6 +555,19 @@ def test_unknown_inputs_are_pending_in_check_and_diff(
     assert api.total_requests() == 0
 
 
+def test_a_template_not_known_yet_leaves_the_tasks_pending(
+    api: BatchApiDouble, task_set: BatchTaskSetProvider
+) -> None:
+    # During preview a template may come from another resource's output.
+    template = json.dumps({"command": "run", "image": "img:1"}, sort_keys=True)
+    olds = created(api, task_set, set_props(api, {"a": '["a"]'}, template=template))
+    news = wire(set_props(api, {"a": '["a"]'}, template=UNKNOWN))
+    assert task_set.check(olds, news).failures == []
+    result = task_set.diff("id", olds, news)
+    assert result.changes and result.replaces == []
+    assert api.total_requests() == 0
+
+
 def test_unknown_task_spec_of_a_single_task_is_pending(api: BatchApiDouble) -> None:
     provider = BatchTaskProvider()
     olds = wire(task_props(api, "flu-ca", spec(1)))

@@ -173,6 +173,8 @@ def decode_tasks(tasks: Any, template: Any = None) -> Any:
     Any
         Task id -> spec; parts of the specs that do not vary are shared between tasks.
     """
+    if is_unknown_as_a_whole(template):
+        return template  # preview: tasks rendered from a template not known yet are unknown
     if isinstance(tasks, Mapping):
         compiled = template if isinstance(template, SpecTemplate) else spec_template(template)
         return {task_id: decode_spec(spec, compiled) for task_id, spec in tasks.items()}
