@@ -20,6 +20,7 @@ from batchtasks.config import (
     parse_duration,
     parse_stack_config,
 )
+from batchtasks.config import sweep as sweep_module
 from tests.namespaces import namespace
 
 DEV_STACK = Path(__file__).resolve().parent.parent / "stacks" / "Pulumi.dev.yaml"
@@ -836,6 +837,36 @@ def test_include_exclude_and_escaped_braces() -> None:
     tasks = parse(raw).jobs[0].sweeps[0].tasks
     assert [t["id"] for t in tasks] == ["a-x", "b-x", "c-3"]
     assert tasks[2]["command"] == "echo {literal} c3"
+
+
+def test_exclude_entries_drop_what_they_match_on_a_three_axis_matrix() -> None:
+    raw = base()
+    axes = {"letter": ["a", "b", "c"], "mark": ["x", "y"], "n": [1, 2, 3, 4]}
+    excludes = [{"letter": "b"}, {"mark": "y", "n": 2}, {"n": 4}, {"letter": "b"}, {"n": "3"}]
+    sweep(raw).update(matrix=axes, taskId="{letter}-{mark}-{n}", exclude=excludes)
+    sweep(raw)["command"] = "run {letter} {mark} {n}"
+    del task(raw)["dependsOn"]
+    tasks = parse(raw).jobs[0].sweeps[0].tasks
+    expected = [
+        f"{letter}-{mark}-{n}"
+        for letter in axes["letter"]
+        for mark in axes["mark"]
+        for n in axes["n"]
+        if letter != "b" and (mark, n) != ("y", 2) and n not in (3, 4)
+    ]
+    assert [t["id"] for t in tasks] == expected
+
+
+def test_include_past_the_combination_cap_is_refused_at_its_key_path(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(sweep_module, "MAX_COMBINATIONS", 4)
+    raw = base()
+    sweep(raw)["include"] = [{"letter": "c", "mark": "x"}]  # the matrix makes 4
+    problems = problems_of(raw)
+    assert [(p.path, p.message) for p in problems] == [
+        (f"{S}.include", "makes 5 combinations with the matrix; a sweep may have at most 4")
+    ]
 
 
 def test_dependencies_and_job_flags() -> None:

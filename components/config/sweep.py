@@ -338,11 +338,14 @@ def expand_matrix(
     """
     axes = list(matrix)
     usable = True
+    # Axis position -> value text -> the value's index on its axis (texts are unique per axis).
+    indexes: list[dict[str, int]] = []
     for axis, values in matrix.items():
         if not isinstance(values, list):
             usable = False
             continue
         first: dict[str, int] = {}
+        indexes.append(first)
         for index, value in enumerate(values):
             if not isinstance(value, str | int | float | bool):
                 usable = False
@@ -369,20 +372,20 @@ def expand_matrix(
         return combinations  # nothing to match: no per-combination keys needed
     keys = [tuple(scalar_text(value) for value in combo) for combo in combinations]
     position = {axis: index for index, axis in enumerate(axes)}
+    lengths = [len(values) for values in matrix.values()]
     dropped: set[int] = set()
+    seen: set[tuple[tuple[int, str], ...]] = set()
     for index, entry in enumerate(exclude):
         entry_path = item(f"{path}.exclude", index)
         wanted = _assignment(entry, position, entry_path, problems)
         if wanted is None:
             continue
-        matched = [
-            number
-            for number, key in enumerate(keys)
-            if all(key[axis] == text for axis, text in wanted)
-        ]
+        matched = _matching_numbers(wanted, indexes, lengths)
         if not matched:
             problems.add(entry_path, "matches no combination of the matrix", entry)
-        dropped.update(matched)
+        elif tuple(sorted(wanted)) not in seen:  # a repeated entry drops nothing more
+            seen.add(tuple(sorted(wanted)))
+            dropped.update(matched)
     result = [combo for number, combo in enumerate(combinations) if number not in dropped]
     present = {key for number, key in enumerate(keys) if number not in dropped}
     for index, entry in enumerate(include):
@@ -403,6 +406,13 @@ def expand_matrix(
         if key not in present:
             present.add(key)
             result.append(combo)
+    if len(result) > MAX_COMBINATIONS:
+        problems.add(
+            f"{path}.include",
+            f"makes {len(result)} combinations with the matrix; a sweep may have at most "
+            f"{MAX_COMBINATIONS}",
+        )
+        return None
     if not result:
         problems.add(
             f"{path}.exclude",
@@ -411,6 +421,27 @@ def expand_matrix(
         )
         return None
     return result
+
+
+def _matching_numbers(
+    wanted: Sequence[tuple[int, str]], indexes: Sequence[Mapping[str, int]], lengths: list[int]
+) -> list[int]:
+    """Return the numbers (in product order) of the combinations an exclude entry matches,
+    computed from the axes it fixes: the cost is the matches, not every combination."""
+    fixed: dict[int, int] = {}
+    for axis, text in wanted:
+        at = indexes[axis].get(text)
+        if at is None or fixed.setdefault(axis, at) != at:
+            return []
+    numbers = [0]
+    for axis, length in enumerate(lengths):
+        stride = math.prod(lengths[axis + 1 :])
+        if axis in fixed:
+            offset = fixed[axis] * stride
+            numbers = [number + offset for number in numbers]
+        else:
+            numbers = [number + at * stride for number in numbers for at in range(length)]
+    return numbers
 
 
 def _assignment(
