@@ -234,6 +234,24 @@ def test_replacing_the_last_incomplete_task_of_a_self_ending_job_is_refused(
     assert batch_api.tasks(JOB)["run-0001"]["commandLine"] == "python -m model --run 1"
 
 
+def test_the_guard_lists_only_incomplete_task_ids_and_stops_at_the_first_other(
+    batch_api: BatchApiDouble,
+) -> None:
+    # 2,500 tasks are three pages of the whole job; the guard needs one incomplete task besides
+    # the ones going, so it asks for incomplete tasks only and reads one page.
+    provider = BatchTaskSetProvider()
+    olds = terminating_job(batch_api, sweep(2500))
+    for index in range(0, 2500, 2):
+        batch_api.set_task_state(JOB, f"run-{index:04d}", "completed")
+    batch_api.reset_counts()
+    news = owned_set(batch_api, {**sweep(2500), "run-0001": spec(1, command="python -m v2")})
+    update(provider, olds, news)
+    assert batch_api.tasks(JOB)["run-0001"]["commandLine"] == "python -m v2"
+    listings = [r.query for r in batch_api.requests if r.route == "GET tasks"]
+    assert len(listings) == 1
+    assert (listings[0]["$filter"], listings[0]["$select"]) == ("state ne 'completed'", "id")
+
+
 def test_replacing_a_task_while_another_is_incomplete_goes_ahead(batch_api: BatchApiDouble) -> None:
     provider = BatchTaskSetProvider()
     olds = terminating_job(batch_api, sweep(3))

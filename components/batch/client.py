@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import json
 import random
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -625,6 +625,37 @@ class TaskWriter:
             lambda: list(self.client.list_tasks(self.job_id, select=["id", "state"]))
         )
         return {task.id.lower(): _wire(task.state) for task in tasks}
+
+    def incomplete_elsewhere(self, task_ids: Collection[str]) -> tuple[bool, bool]:
+        """Tell whether the job has an incomplete task outside `task_ids`, and whether one of
+        `task_ids` is incomplete, listing only the job's incomplete tasks (`$filter` on state,
+        which the task list documents) and only their ids, and stopping at the first task
+        outside: one request in the usual case, however many tasks the job holds.
+
+        Parameters
+        ----------
+        task_ids
+            Lower-case ids of the tasks about to be deleted.
+
+        Returns
+        -------
+        tuple[bool, bool]
+            (an incomplete task outside `task_ids` exists, one of `task_ids` is incomplete);
+            the second is only meaningful when the first is False.
+        """
+
+        def look() -> tuple[bool, bool]:
+            inside = False
+            pages = self.client.list_tasks(
+                self.job_id, filter="state ne 'completed'", select=["id"]
+            )
+            for task in pages:
+                if task.id.lower() not in task_ids:
+                    return True, inside
+                inside = True
+            return False, inside
+
+        return self._call(look)
 
     def _state_of(self, task_id: str) -> str | None:
         try:

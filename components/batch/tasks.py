@@ -545,12 +545,12 @@ class _TaskProviderCore(RetryingProvider):
                 f"job {job_id!r} has completed (onAllTasksComplete: terminateJob) and takes no "
                 f"task, so task(s) {shown_ids(task_ids)} could not be added back. {way_out}"
             )
-        with service_errors(job_id, "reading task states", task_ids):
-            states = writer.task_states()
         going = {task_id.lower() for task_id in task_ids}
-        if any(state != "completed" for key, state in states.items() if key not in going):
+        with service_errors(job_id, "reading task states", task_ids):
+            elsewhere, among_going = writer.incomplete_elsewhere(going)
+        if elsewhere:
             return
-        if not any(states.get(key, "completed") != "completed" for key in going):
+        if not among_going:
             return  # every task has completed already: the job has nothing left to end
         raise BatchOperationError(
             f"job {job_id!r} ends itself (onAllTasksComplete: terminateJob) and deleting "
