@@ -389,8 +389,9 @@ class _TaskProviderCore(RetryingProvider):
             )
             moved = (
                 f" They carry the marker of {', '.join(repr(name) for name in held)}: a task "
-                "moving from there to here is removed by that resource's own update; once it "
-                "is gone, a run again adds it here."
+                "moving from there to here is removed by that resource's own update or delete "
+                "(`pulumi up --continue-on-error` lets it run after this refusal); once it is "
+                "gone, a run again adds it here."
                 if created and held
                 else ""
             )
