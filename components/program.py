@@ -17,7 +17,7 @@ import pulumi
 from batchtasks.batch import shards
 from batchtasks.batch.job import BatchJob, BatchJobCompletion
 from batchtasks.batch.tasks import BatchTask, BatchTaskSet, TaskTarget
-from batchtasks.config import ConfigError, JobConfig, StackConfig, parse_stack_config
+from batchtasks.config import ConfigError, StackConfig, parse_stack_config
 from batchtasks.pulumi_compat import config_values, secret_config_keys
 from batchtasks.storage import (
     MOUNTS_DIR,
@@ -47,9 +47,7 @@ def storage_args(config: StackConfig) -> BatchStorageArgs:
     pool = config.batch.pool
     pool_args = None
     if pool.create:
-        images = sorted(
-            {task["image"] for job in config.jobs for task in _all_tasks(job) if task.get("image")}
-        )
+        images = sorted({image for job in config.jobs for image in job.images()})
         optional: dict[str, Any] = {}
         if pool.vm_size:
             optional["vm_size"] = pool.vm_size
@@ -83,10 +81,6 @@ def storage_args(config: StackConfig) -> BatchStorageArgs:
         pool=pool_args,
         existing_pool_id=None if pool.create else pool.id,
     )
-
-
-def _all_tasks(job: JobConfig) -> list[dict[str, Any]]:
-    return job.all_tasks()
 
 
 def _without_id(spec: Mapping[str, Any]) -> dict[str, Any]:
@@ -205,18 +199,20 @@ def declare_stack(config: StackConfig, read_secret: SecretReader) -> DeclaredSta
             set_name = f"{job.id}.{sweep.id}"
             values = sweep.task_values()
             count = sweep.shards or shards.shard_count(len(values))
+            # The same for every shard: secretEnv and the template are the sweep's.
+            sweep_secrets = _secrets_for([sweep.template.spec], read_secret)
+            set_template = sweep.set_template()
             for index, part in enumerate(shards.split(values, count)):
                 task_resources.append(
                     BatchTaskSet(
                         shards.shard_name(set_name, index),
                         target,
                         part,
-                        # secretEnv is the same for every task of a sweep: its template's.
-                        secrets=_secrets_for([sweep.template.spec], read_secret),
+                        secrets=sweep_secrets,
                         opts=_task_options(task_options, task_resources, ends_itself),
                         set_name=set_name,
                         shard=(index, count),
-                        template=sweep.set_template(),
+                        template=set_template,
                     )
                 )
         if ends_itself:
@@ -228,7 +224,7 @@ def declare_stack(config: StackConfig, read_secret: SecretReader) -> DeclaredSta
                 opts=pulumi.ResourceOptions(depends_on=[batch_job, *task_resources]),
             )
         jobs[job.id] = batch_job
-        counts[job.id] = len(_all_tasks(job))
+        counts[job.id] = job.task_count()
     return DeclaredStack(storage, jobs, counts)
 
 

@@ -231,6 +231,16 @@ class JobConfig:
         """Return every declared task: the plain tasks, then each sweep's, in file order."""
         return [*self.tasks, *(task for sweep in self.sweeps for task in sweep.tasks)]
 
+    def task_count(self) -> int:
+        """Return how many tasks the job declares, without rendering a sweep's tasks."""
+        return len(self.tasks) + sum(len(sweep.values) for sweep in self.sweeps)
+
+    def images(self) -> set[str]:
+        """Return the images the job's tasks run, without rendering a sweep's tasks: an image
+        is never one of the fields a sweep varies per task, so a sweep's is its template's."""
+        specs = [*self.tasks, *(sweep.template.spec for sweep in self.sweeps)]
+        return {spec["image"] for spec in specs if spec.get("image")}
+
 
 @dataclass(frozen=True)
 class StackConfig:
