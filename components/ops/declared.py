@@ -1,12 +1,13 @@
 """What the stack file declares for day two: the endpoint, the jobs and their task ids.
 
-The task ids come from the config loader, which expands every sweep exactly as `pulumi up` and
-`batchtasks preview` do (`JobConfig.all_tasks`), so the ids here are the ids Pulumi submits.
+The task ids come from the config loader: a sweep's ids are rendered from its id template with
+the same axis values `pulumi up` and `batchtasks preview` use (`SweepConfig.task_values`), so the
+ids here are the ids Pulumi submits.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path, PurePosixPath
@@ -69,8 +70,17 @@ class DeclaredStack:
         return next((job for job in self.jobs if job.id.lower() == job_id.lower()), None)
 
 
-def _log_target(tasks: Sequence[Mapping[str, Any]], account: str) -> LogTarget | None:
-    logs = next((task["logs"] for task in tasks if task.get("logs")), None)
+def _declared_logs(job: JobConfig) -> Iterator[Any]:
+    """Yield each task's logs declaration in file order, reading a sweep's first task only:
+    its tasks share the sweep's logs (the job's or the sweep's), so one render tells."""
+    yield from (task.get("logs") for task in job.tasks)
+    for sweep in job.sweeps:
+        if sweep.values:
+            yield sweep.template.render_key("logs", sweep.values[0])
+
+
+def _log_target(job: JobConfig, account: str) -> LogTarget | None:
+    logs = next((logs for logs in _declared_logs(job) if logs), None)
     if not logs:
         return None
     return LogTarget(account, logs["container"], logs.get("subdir") or "")
@@ -91,12 +101,13 @@ def declared_job(job: JobConfig, account: str) -> DeclaredJob:
     DeclaredJob
         Its id, task ids in file order, completion mode and log upload.
     """
-    tasks = job.all_tasks()
+    # Sweep ids come from the id template alone: rendering every task of a big sweep only to
+    # read its id would cost seconds per command.
+    task_ids = [task["id"] for task in job.tasks]
+    for sweep in job.sweeps:
+        task_ids.extend(sweep.task_values())
     return DeclaredJob(
-        job.id,
-        tuple(task["id"] for task in tasks),
-        job.on_all_tasks_complete,
-        _log_target(tasks, account),
+        job.id, tuple(task_ids), job.on_all_tasks_complete, _log_target(job, account)
     )
 
 
