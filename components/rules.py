@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -97,6 +97,51 @@ class Rule:
         if self._compiled is None and self.check is None and not value.strip():
             return self.message
         return self.check(value) if self.check is not None else None
+
+    def all_follow(self, values: Sequence[Any], *, control_free: bool = False) -> bool:
+        """Tell whether `problem` finds nothing in any of many values, in a few passes over
+        all of them (C loops where the rule allows, no Python call per value).
+
+        Parameters
+        ----------
+        values
+            The candidate values.
+        control_free
+            The caller knows no value holds a control character (strings made of parts it
+            checked), so they are not searched again.
+
+        Returns
+        -------
+        bool
+            True when every value follows the rule; False when one may not (`problem` tells
+            which: a value of a subclass of str, say, is left to it).
+        """
+        if set(map(type, values)) - {str}:
+            return False
+        if not control_free and not free_of_control_characters(values):
+            return False
+        if self.choices:
+            return all(self.canonical(value) is not None for value in values)
+        if self.max_length is not None and max(map(len, values), default=0) > self.max_length:
+            return False
+        if self._compiled is not None:
+            if not all(map(self._compiled.fullmatch, values)):
+                return False
+        elif self.check is None:
+            return all(map(str.strip, values))  # not blank
+        check = self.check
+        return check is None or all(check(value) is None for value in values)
+
+    @property
+    def only_not_blank(self) -> bool:
+        """Whether the rule asks no more of a string without control characters than that it
+        is not blank (so a string joined from parts follows it when one part does)."""
+        return (
+            not self.choices
+            and self.max_length is None
+            and self._compiled is None
+            and self.check in (None, _not_blank)
+        )
 
     def fullmatch(self, value: str) -> re.Match[str] | None:
         """Return the match of the rule's pattern on the whole value (None without a pattern)."""
@@ -224,6 +269,13 @@ def ignoring_case(literal: str) -> str:
 # C0 controls, DEL and C1 controls: NUL ends a string on the node, ESC starts a terminal
 # sequence, CR and LF split a command line; none of them shows in a review.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def free_of_control_characters(values: Iterable[str]) -> bool:
+    """Tell whether no string of many holds a control character (one search of them joined)."""
+    text = "".join(values)
+    # Control characters are never printable: a printable text (one quick C pass) holds none.
+    return text.isprintable() or _CONTROL.search(text) is None
 
 
 def control_character_problem(value: str) -> str | None:

@@ -312,6 +312,57 @@ def test_check_finds_a_bad_value_in_any_task_of_a_shape(
     assert {"tasks.run-0999.command", "tasks.run-0500.dependsOn[0]"} <= set(found)
 
 
+def test_check_finds_a_bad_value_in_any_task_of_a_template(
+    api: BatchApiDouble, task_set: BatchTaskSetProvider
+) -> None:
+    # A set's template is checked with its first task, then every task by the strings its
+    # texts make, all tasks at once: a bad one anywhere is found with the message it gets
+    # when it is checked alone.
+    template = json.dumps(
+        {
+            **spec(0),
+            "command": {"$t": ["python -m model --run ", 0]},
+            "env": {"REGION": {"$t": [1]}},
+            "outputs": [{**spec(0)["outputs"][0], "path": {"$t": ["runs/", 0]}}],
+        },
+        sort_keys=True,
+    )
+    tasks = {f"run-{index:04d}": json.dumps([str(index), "east"]) for index in range(1000)}
+    bad = {
+        "run-0999": json.dumps(["../up", "east"]),  # the output path climbs out
+        "run-0500": json.dumps(["500", "ea\tst"]),  # a control character in an env value
+        "run-0400": '["400",4]',  # an axis value that is not text
+        "run-0300": '["300"',  # not JSON
+        "run-0100": '["100"]',  # fewer values than the template reads
+        "run 0050": json.dumps(["50", "east"]),  # not a Batch id
+        "run-0060": json.dumps({**spec(60), "command": " "}),  # a whole spec, stored as such
+    }
+    tasks.update(bad)
+    tasks["run-0200"] = '["200","east"] '  # JSON text with a trailing space reads the same
+
+    def failures(texts: dict[str, str]) -> dict[str, str]:
+        props = wire(set_props(api, texts, template=template))
+        return {f.property: f.reason for f in task_set.check({}, props).failures}
+
+    found = failures(tasks)
+    alone: dict[str, str] = {}
+    for task_id, text in bad.items():
+        alone.update(failures({task_id: text}))
+    assert found == alone
+    assert {
+        "tasks.run-0999.outputs[0].path",
+        "tasks.run-0500.env.REGION",
+        "tasks.run-0400",
+        "tasks.run-0300",
+        "tasks.run-0100",
+        "tasks.run 0050.id",
+        "tasks.run-0060.command",
+    } == set(found)
+    assert "must not contain control characters" in found["tasks.run-0500.env.REGION"]
+    good = {task_id: text for task_id, text in tasks.items() if task_id not in bad}
+    assert failures(good) == {}
+
+
 def test_mixed_update_touches_only_what_changed(
     api: BatchApiDouble, task_set: BatchTaskSetProvider
 ) -> None:

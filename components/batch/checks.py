@@ -10,6 +10,7 @@ once as Pulumi CheckFailures. Values not known yet (preview) are skipped, never 
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -20,7 +21,7 @@ from batchtasks.batch.spec import is_unknown, is_unknown_as_a_whole
 from batchtasks.batch.template import split_spec
 from batchtasks.config import schema
 from batchtasks.config.shape import Problems, child, clean, item
-from batchtasks.config.sweep import MARKER_KEY, SpecTemplate, longest_texts
+from batchtasks.config.sweep import MARKER_KEY, SpecTemplate, Template, longest_texts
 from batchtasks.rules import Rule
 
 Problem = tuple[str, str]
@@ -273,7 +274,6 @@ _CROSS_CHECKED = frozenset({"container", "secretEnv", "logs"})
 
 def template_task_problems(
     template: SpecTemplate,
-    tasks: Mapping[str, Any],
     texts: Mapping[str, Sequence[str]],
     path_of: Callable[[str], str],
     containers: Mapping[str, Any] | None,
@@ -282,20 +282,20 @@ def template_task_problems(
     """Check the tasks a set renders from its template: what `task_spec_problems` finds for
     each, with the template's fields checked once.
 
-    The first task is checked whole; when that finds nothing, every other task needs only its
-    id and the strings its texts made (each with the rule of its field), since the rest is the
-    template's. The body size is checked once, for the longest texts of each axis, and task
-    by task only when those do not fit. A task whose own values fail is checked whole again,
-    so its problems read exactly as `task_spec_problems` gives them.
+    The first task is rendered and checked whole; when that finds nothing, every other task
+    needs only its id and the strings its texts make (each with the rule of its field), since
+    the rest is the template's: those are checked for all tasks at once, field by field, and
+    no other task's spec is rendered unless one fails. The body size is checked once, for the
+    longest texts of each axis, and task by task only when those do not fit. A task whose own
+    values fail is checked whole again, so its problems read exactly as `task_spec_problems`
+    gives them.
 
     Parameters
     ----------
     template
         The set's compiled template spec (`template_problems` found nothing in it).
-    tasks
-        Task id -> the spec rendered from the template.
     texts
-        Task id -> its axis values as text.
+        Task id -> its axis values as text (at least `template.positions` of them).
     path_of, containers, secret_keys
         As for `task_map_problems`.
 
@@ -304,35 +304,97 @@ def template_task_problems(
     list[Problem]
         Every (property path, reason) found.
     """
-    leaves = [(steps, _leaf_field(steps)) for steps in template.marked_paths()]
-    if not tasks or any(
-        field is None or _CROSS_CHECKED.intersection(map(str, steps)) for steps, field in leaves
+    leaves = [(steps, marker, _leaf_field(steps)) for steps, marker in template.marked_leaves()]
+    if not texts or any(
+        field is None or _CROSS_CHECKED.intersection(map(str, steps))
+        for steps, _marker, field in leaves
     ):
         return task_map_problems(
-            tasks, path_of, containers, secret_keys, shape_of=lambda _id, _spec: TEMPLATE_SHAPE
+            {task_id: template.render(values) for task_id, values in texts.items()},
+            path_of,
+            containers,
+            secret_keys,
+            shape_of=lambda _id, _spec: TEMPLATE_SHAPE,
         )
-    values = [texts[task_id] for task_id in tasks]
+    ids, values = list(texts), list(texts.values())
     widest = template.render(longest_texts(values, template.positions))
     all_fit = rules.task_body_problem(widest) is None
-    checked_whole = False
     problems: list[Problem] = []
-    for task_id, spec in tasks.items():
-        path = path_of(task_id)
-        if checked_whole:
-            found = id_problems(task_id, f"{path}.id")
-            for steps, field in leaves:
-                if found:
-                    break
-                assert field is not None
-                found = _field_problems(_at(spec, steps), field, _dotted(path, steps))
-            if not found and not all_fit and rules.task_body_problem(spec):
-                found = [("", "")]
-            if not found:
-                continue
-        found = task_spec_problems(task_id, spec, path, containers, secret_keys)
-        checked_whole = checked_whole or not found
+    for position, task_id in enumerate(ids):
+        found = task_spec_problems(
+            task_id, template.render(values[position]), path_of(task_id), containers, secret_keys
+        )
         problems += found
+        if not found:
+            rest = slice(position + 1, None)
+            return problems + _own_value_problems(
+                template, leaves, ids[rest], values[rest], all_fit, path_of, containers, secret_keys
+            )
     return problems
+
+
+_Leaf = tuple[tuple[str | int, ...], Template, schema.Field | None]
+
+
+def _own_value_problems(
+    template: SpecTemplate,
+    leaves: Sequence[_Leaf],
+    ids: Sequence[str],
+    values: Sequence[Sequence[str]],
+    all_fit: bool,
+    path_of: Callable[[str], str],
+    containers: Mapping[str, Any] | None,
+    secret_keys: Mapping[str, Any] | None,
+) -> list[Problem]:
+    """Check tasks of a template one task of which passed whole: their ids and the strings
+    their texts make; a task found wanting is checked whole."""
+    # A control character in a marker's string is one in its literals or in a text: with
+    # neither holding any, no string needs searching.
+    control_free = rules.free_of_control_characters(
+        itertools.chain(
+            itertools.chain.from_iterable(marker.literals for _steps, marker, _field in leaves),
+            itertools.chain.from_iterable(values),
+        )
+    )
+    if (
+        all_fit
+        and control_free
+        and rules.BATCH_ID.all_follow(ids)
+        and all(_all_follow(marker, values, field) for _steps, marker, field in leaves)
+    ):
+        return []  # the usual case: every task's own values are good, no task rendered
+    problems: list[Problem] = []
+    for task_id, task_values in zip(ids, values, strict=True):
+        path = path_of(task_id)
+        spec = template.render(task_values)
+        found = id_problems(task_id, f"{path}.id")
+        for steps, _marker, field in leaves:
+            if found:
+                break
+            assert field is not None
+            found = _field_problems(_at(spec, steps), field, _dotted(path, steps))
+        if not found and not all_fit and rules.task_body_problem(spec):
+            found = [("", "")]
+        if found:
+            problems += task_spec_problems(task_id, spec, path, containers, secret_keys)
+    return problems
+
+
+def _all_follow(
+    marker: Template, values: Sequence[Sequence[str]], field: schema.Field | None
+) -> bool:
+    """Tell whether `_field_problems` finds nothing in the string a marker makes for any of
+    many tasks, given that neither its literals nor the texts hold a control character (False
+    also when the field's kind is not one a marker's string is checked for here)."""
+    if field is None:
+        return False
+    if field.kind == "string":
+        rule = field.rule or rules.TEXT
+        if rule.only_not_blank and any(literal.strip() for literal in marker.literals):
+            return True  # every string holds that literal, so none is blank
+        return rule.all_follow(marker.render_all(values), control_free=True)
+    # A scalar's string is refused only for a control character.
+    return field.kind == "scalar"
 
 
 def _items(value: Any) -> list[Any]:

@@ -10,7 +10,9 @@ pickled into every resource's state (CONTRIBUTING.md, the state contract).
 
 from __future__ import annotations
 
+import itertools
 import json
+import operator
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -55,7 +57,13 @@ from batchtasks.batch.diff import (
 )
 from batchtasks.batch.inputs import as_task_inputs, as_task_set_inputs, as_task_target_inputs
 from batchtasks.batch.retrying import RetryingProvider
-from batchtasks.batch.shards import shard_input, shard_name, shard_of, shard_problem
+from batchtasks.batch.shards import (
+    shard_input,
+    shard_name,
+    shard_of,
+    shard_problem,
+    shards_of,
+)
 from batchtasks.batch.spec import (
     TaskContext,
     build_task_body,
@@ -186,9 +194,36 @@ def set_specs(props: Mapping[str, Any]) -> Any:
     return decode_tasks(props.get("tasks"), props.get("template"))
 
 
-def _is_json_list(text: Any) -> bool:
-    """Whether a stored task text is a JSON array (axis values), cheaply."""
-    return isinstance(text, str) and text.startswith("[")
+def _axis_values(texts: Mapping[str, str], template: SpecTemplate) -> dict[str, list[str]]:
+    """Return task id -> axis values for the stored texts that hold what the template needs
+    (as `decode_spec` reads them); the others are left out."""
+    stored = list(texts.values())
+    decoder = json.JSONDecoder()
+    try:
+        # raw_decode skips json.loads's whitespace scans: a text it reads to its end is what
+        # json.loads reads. Then whole passes in C: every text a list of enough strings.
+        decoded = list(map(decoder.raw_decode, stored))
+    except ValueError:
+        decoded = []
+    values = list(map(operator.itemgetter(0), decoded))
+    if (
+        len(decoded) == len(stored)
+        and list(map(operator.itemgetter(1), decoded)) == list(map(len, stored))
+        and set(map(type, values)) <= {list}
+        and min(map(len, values), default=template.positions) >= template.positions
+        and set(map(type, itertools.chain.from_iterable(values))) <= {str}
+    ):
+        return dict(zip(texts, values, strict=True))
+    # Some text is not a list of axis values: each is read on its own, as decode_spec does.
+    found = {task_id: _read_axis_texts(text, template) for task_id, text in texts.items()}
+    return {task_id: values for task_id, values in found.items() if values is not None}
+
+
+def _read_axis_texts(text: str, template: SpecTemplate) -> list[str] | None:
+    try:
+        return axis_texts(json.loads(text), template)
+    except ValueError:
+        return None
 
 
 def _normalise_spec(spec: Mapping[str, Any]) -> dict[str, Any]:
@@ -244,7 +279,7 @@ class _TaskProviderCore(RetryingProvider):
         for name in ("identityResourceId", "mountsDir"):
             if news.get(name) in (None, ""):
                 problems.append((name, "is required"))
-        tasks = self.tasks_of(news)
+        tasks = self.tasks_to_check(news)
         if not is_unknown_as_a_whole(tasks) and not tasks and not self.may_be_empty(news):
             problems.append(("tasks", "must declare at least one task"))
         containers = news.get("containerUrls")
@@ -252,7 +287,9 @@ class _TaskProviderCore(RetryingProvider):
         seen: dict[str, str] = {}
         if isinstance(tasks, Mapping):
             problems += self.task_problems(news, tasks, containers, secrets)
-        for task_id in tasks if isinstance(tasks, Mapping) else ():
+        ids = list(tasks) if isinstance(tasks, Mapping) else []
+        # Ids that repeat ignoring case are rare: looked for one by one only when some do.
+        for task_id in ids if len(set(map(str.lower, ids))) < len(ids) else ():
             path = self.task_path(task_id)
             if task_id.lower() in seen:
                 problems.append(
@@ -270,6 +307,11 @@ class _TaskProviderCore(RetryingProvider):
     def may_be_empty(self, props: Mapping[str, Any]) -> bool:
         """Tell whether the resource may hold no task (one shard of a sweep split in several)."""
         return False
+
+    def tasks_to_check(self, news: Mapping[str, Any]) -> Any:
+        """Return the tasks check reads, keyed by task id (`task_problems` and
+        `checked_inputs` take them): here the decoded specs."""
+        return self.tasks_of(news)
 
     def task_problems(
         self,
@@ -613,10 +655,11 @@ class BatchTaskSetProvider(_TaskProviderCore):
             return CheckResult(result.inputs, [*failures, CheckFailure("shard", problem)])
         index, count = shard_input(shard)
         tasks = news.get("tasks")
+        ids = list(tasks) if isinstance(tasks, Mapping) and count > 1 else []
         misplaced = sorted(
             task_id
-            for task_id in (tasks if isinstance(tasks, Mapping) and count > 1 else ())
-            if shard_of(task_id, count) != index
+            for task_id, shard in zip(ids, shards_of(ids, count), strict=True)
+            if shard != index
         )
         if misplaced:
             # Strays are found by shard: a task in the wrong set would be another's stray.
@@ -674,6 +717,15 @@ class BatchTaskSetProvider(_TaskProviderCore):
             news.get("template")
         )
 
+    def tasks_to_check(self, news: Mapping[str, Any]) -> Any:
+        """Return the tasks check reads: with a known template, the stored texts as they are
+        (`task_problems` reads each once, and renders a task only when it must); else the
+        decoded specs."""
+        template, texts = news.get("template"), news.get("tasks")
+        if template is None or is_unknown_as_a_whole(template) or is_unknown_as_a_whole(texts):
+            return self.tasks_of(news)
+        return texts if isinstance(texts, Mapping) else {}
+
     def task_problems(
         self,
         news: Mapping[str, Any],
@@ -681,45 +733,39 @@ class BatchTaskSetProvider(_TaskProviderCore):
         containers: Mapping[str, Any] | None,
         secrets: Mapping[str, Any] | None,
     ) -> list[checks.Problem]:
-        """Return the problems of the set's tasks: with a template, the first task rendered
-        from it is checked whole and every other one for its own values only (they share
-        everything else); a task stored as a whole spec is checked as one."""
+        """Return the problems of the set's tasks: with a template, `tasks` holds the stored
+        texts (see `tasks_to_check`); the first task rendered from the template is checked
+        whole and every other one for its own values only (they share everything else); a
+        task stored as a whole spec is checked as one."""
         template = news.get("template")
         if template is None:
             return super().task_problems(news, tasks, containers, secrets)
         compiled = spec_template(template)
         assert compiled is not None  # check refused a template it cannot read
-        texts = news.get("tasks") or {}
-        problems: list[checks.Problem] = []
-        for task_id, text in texts.items():
-            spec = tasks.get(task_id)
-            if isinstance(spec, str) and spec == text and _is_json_list(text):
-                problems.append(
-                    (
-                        self.task_path(task_id),
-                        f"{text[:60]!r} must be a JSON array of the task's axis values as text "
-                        f"(at least {compiled.positions}), or a task spec object",
-                    )
-                )
-
-        rendered = {
-            task_id: spec
-            for task_id, spec in tasks.items()
-            if _is_json_list(texts.get(task_id)) and not isinstance(spec, str)
+        # A text that opens a JSON array holds axis values; any other is a whole spec.
+        lists = {
+            task_id: text
+            for task_id, text in tasks.items()
+            if isinstance(text, str) and text.startswith("[")
         }
-        whole = {
-            task_id: spec
-            for task_id, spec in tasks.items()
-            if not _is_json_list(texts.get(task_id))
-        }
+        values = _axis_values(lists, compiled)
+        problems: list[checks.Problem] = [
+            (
+                self.task_path(task_id),
+                f"{text[:60]!r} must be a JSON array of the task's axis values as text "
+                f"(at least {compiled.positions}), or a task spec object",
+            )
+            for task_id, text in lists.items()
+            if task_id not in values
+        ]
         problems += checks.template_task_problems(
-            compiled,
-            rendered,
-            {task_id: json.loads(texts[task_id]) for task_id in rendered},
-            self.task_path,
-            containers,
-            secrets,
+            compiled, values, self.task_path, containers, secrets
         )
+        whole = {
+            task_id: decode_spec(text, compiled)
+            for task_id, text in (tasks.items() if len(lists) < len(tasks) else ())
+            if task_id not in lists
+        }
         return problems + checks.task_map_problems(whole, self.task_path, containers, secrets)
 
     def checked_inputs(self, news: Mapping[str, Any], tasks: Mapping[str, Any]) -> dict[str, Any]:
@@ -760,10 +806,13 @@ class BatchTaskSetProvider(_TaskProviderCore):
             )
         ):
             return self._view(olds), self._view(news)
-        differing = [
-            task_id for task_id, text in new_texts.items() if old_texts.get(task_id) != text
-        ]
-        differing += [task_id for task_id in old_texts if task_id not in new_texts]
+        if old_texts == new_texts:
+            differing: list[str] = []  # the no-op run: one comparison in C
+        else:
+            differing = [
+                task_id for task_id, text in new_texts.items() if old_texts.get(task_id) != text
+            ]
+            differing += [task_id for task_id in old_texts if task_id not in new_texts]
         old_part = {task_id: old_texts[task_id] for task_id in differing if task_id in old_texts}
         new_part = {task_id: new_texts[task_id] for task_id in differing if task_id in new_texts}
         return (

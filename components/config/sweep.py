@@ -12,8 +12,9 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import operator
 import string
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -60,6 +61,15 @@ class Template:
     def render(self, texts: Sequence[str]) -> str:
         """Return the string for one combination, given its axis values as text."""
         return self._pattern.format(*texts)
+
+    def render_all(self, values: Iterable[Sequence[str]]) -> list[str]:
+        """Return the string of each of many combinations (one C-level call each)."""
+        return list(itertools.starmap(self._pattern.format, values))
+
+    @property
+    def literals(self) -> tuple[str, ...]:
+        """The template's literal pieces (the text between its placeholders)."""
+        return tuple(piece for piece in self.pieces if isinstance(piece, str))
 
     @property
     def constant(self) -> bool:
@@ -166,11 +176,16 @@ class SpecTemplate:
 
     def marked_paths(self) -> list[tuple[str | int, ...]]:
         """Return where the spec holds markers: each a path of keys and list positions."""
-        found: list[tuple[str | int, ...]] = []
+        return [steps for steps, _template in self.marked_leaves()]
+
+    def marked_leaves(self) -> list[tuple[tuple[str | int, ...], Template]]:
+        """Return each marker of the spec: its path of keys and list positions, and the
+        template that makes its string."""
+        found: list[tuple[tuple[str | int, ...], Template]] = []
 
         def walk(part: _Part, prefix: tuple[str | int, ...]) -> None:
             if isinstance(part, Template):
-                found.append(prefix)
+                found.append((prefix, part))
                 return
             kind, items = part
             if kind == "dict":
@@ -228,7 +243,7 @@ def longest_texts(values: Sequence[Sequence[str]], count: int) -> tuple[str, ...
     """
     return tuple(
         max(
-            {texts[position] for texts in values},
+            set(map(operator.itemgetter(position), values)),
             key=lambda text: len(json.dumps(text, ensure_ascii=False).encode("utf-8", "replace")),
         )
         for position in range(count)
