@@ -394,6 +394,59 @@ class TestEdits:
         ]
         assert groups[3].fields[0].new == "run 7 --draws 4000 --seed 5000"
 
+    def test_groups_the_same_whatever_order_the_tasks_are_declared_in(self) -> None:
+        """A sweep-wide change (image) with a per-task edit (command) and a mixed one (retries:
+        only a task between the first and the last moves elsewhere) groups alike whether the
+        tasks are declared in sorted order or not."""
+
+        def spec(i: int, image: str, draws: int, retries: int) -> dict[str, Any]:
+            command = f"run {i} --draws {draws}"
+            return {"command": command, "image": image, "retries": retries}
+
+        ids = [f"t{i}" for i in range(10)]
+        olds = {
+            "tasks": {task_id: spec(i, "repo/model:1", 4000, 2) for i, task_id in enumerate(ids)}
+        }
+        news = {
+            "tasks": {
+                task_id: spec(i, "repo/model:2", 5000, 4 if i == 5 else 3)
+                for i, task_id in enumerate(ids)
+            }
+        }
+
+        def shape(olds: dict[str, Any], news: dict[str, Any]) -> list[Any]:
+            groups = group_tasks(plan_tasks(olds, news), olds, news)
+            return [
+                (g.task_ids, [(f.name, f.old, f.new, f.same_values) for f in g.fields])
+                for g in groups
+            ]
+
+        declared = shape(olds, news)
+        shuffled = [ids[i] for i in (3, 0, 9, 5, 1, 8, 2, 7, 4, 6)]
+        assert declared == shape(
+            {"tasks": {task_id: olds["tasks"][task_id] for task_id in shuffled}},
+            {"tasks": {task_id: news["tasks"][task_id] for task_id in reversed(shuffled)}},
+        )
+        others = tuple(task_id for task_id in ids if task_id != "t5")
+        assert declared == [
+            (
+                others,
+                [
+                    ("command", "run 0 --draws 4000", "run 0 --draws 5000", False),
+                    ("image", "repo/model:1", "repo/model:2", True),
+                    ("retries", "2", "3", True),
+                ],
+            ),
+            (
+                ("t5",),
+                [
+                    ("command", "run 5 --draws 4000", "run 5 --draws 5000", True),
+                    ("image", "repo/model:1", "repo/model:2", True),
+                    ("retries", "2", "4", True),
+                ],
+            ),
+        ]
+
 
 class TestShardedSweeps:
     """A sweep split over several task sets still reads as one sweep."""

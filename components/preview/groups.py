@@ -10,7 +10,7 @@ changes `--draws 4000` to `--draws 5000`, although each task's command is its ow
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from itertools import repeat
 from operator import eq, itemgetter
@@ -196,6 +196,11 @@ class _Edits:
         return edit
 
 
+def _same(one: Any, other: Any) -> bool:
+    """Whether two values are the same, as `list.count` compares them (identity first)."""
+    return one is other or bool(one == other)
+
+
 def _edit_column(
     befores: list[Any], afters: list[Any]
 ) -> tuple[list[Any], list[Any], list[Any] | None, bool]:
@@ -209,7 +214,14 @@ def _edit_column(
     by the interpreter's C loops.
     """
     count = len(befores)
-    if befores.count(befores[0]) == count and afters.count(afters[0]) == count:
+    # The last values first: a column whose tasks each have a value of their own (a templated
+    # command) then costs no pass over the column to find that they differ.
+    if (
+        _same(befores[-1], befores[0])
+        and _same(afters[-1], afters[0])
+        and befores.count(befores[0]) == count
+        and afters.count(afters[0]) == count
+    ):
         return befores, afters, None, True
     old_part, new_part = _Edits().of((befores[0], afters[0]))
     if isinstance(old_part, str) and old_part and isinstance(new_part, str):
@@ -243,6 +255,18 @@ def _edit_column(
     for edit in edits.pairs.values():
         per_edit[edit] = per_edit.get(edit, 0) + 1
     return befores, afters, found, max(per_edit.values(), default=1) == 1
+
+
+def _in_order(held: Mapping[str, Any], ids: Sequence[str], default: Any) -> list[Any]:
+    """Each id's value in a map (default where it has none), in the order of the ids.
+
+    When the ids are the map's keys in the map's own order (a change every task of a sweep
+    makes, declared in sorted order), the values are read in that order, with no lookup per
+    id: the map is large and its entries are spread over memory.
+    """
+    if len(ids) == len(held) and list(held) == list(ids):
+        return list(held.values())
+    return list(map(held.get, ids, repeat(default)))
 
 
 def _values(specs: list[Mapping[str, Any]], names: list[str]) -> dict[str, list[Any]]:
@@ -331,7 +355,7 @@ def _group_kind(
 ) -> list[TaskGroup]:
     """Group the tasks of one kind of change (replaced or updated) by their edits."""
     by_fields: dict[tuple[str, ...], list[str]] = {}
-    changed = list(map(fields_of.get, task_ids, repeat(())))
+    changed = _in_order(fields_of, task_ids, ())
     if changed and changed.count(changed[0]) == len(changed):
         by_fields[changed[0]] = list(task_ids)  # the common case: every task, the same fields
     else:
@@ -349,8 +373,8 @@ def _group_kind(
             fields,
             ids,
             old_ids,
-            list(map(old_tasks.get, old_ids, repeat({}))),
-            list(map(new_tasks.get, ids, repeat({}))),
+            _in_order(old_tasks, old_ids, {}),
+            _in_order(new_tasks, ids, {}),
             shared_old,
             shared_new,
         )
