@@ -57,13 +57,7 @@ from batchtasks.batch.diff import (
 )
 from batchtasks.batch.inputs import as_task_inputs, as_task_set_inputs, as_task_target_inputs
 from batchtasks.batch.retrying import RetryingProvider
-from batchtasks.batch.shards import (
-    shard_input,
-    shard_name,
-    shard_of,
-    shard_problem,
-    shards_of,
-)
+from batchtasks.batch.shards import shard_input, shard_name, shard_of, shard_problem
 from batchtasks.batch.spec import (
     TaskContext,
     build_task_body,
@@ -655,11 +649,10 @@ class BatchTaskSetProvider(_TaskProviderCore):
             return CheckResult(result.inputs, [*failures, CheckFailure("shard", problem)])
         index, count = shard_input(shard)
         tasks = news.get("tasks")
-        ids = list(tasks) if isinstance(tasks, Mapping) and count > 1 else []
         misplaced = sorted(
             task_id
-            for task_id, shard in zip(ids, shards_of(ids, count), strict=True)
-            if shard != index
+            for task_id in (tasks if isinstance(tasks, Mapping) and count > 1 else ())
+            if shard_of(task_id, count) != index
         )
         if misplaced:
             # Strays are found by shard: a task in the wrong set would be another's stray.
