@@ -101,6 +101,11 @@ def same(old: Any, new: Any) -> bool:
     return _numeric(old) == _numeric(new)
 
 
+def _differs(old_value: Any, new_value: Any) -> bool:
+    """Tell whether two unequal-looking field values differ as settings (not 3 against 3.0)."""
+    return is_unknown(new_value) or not same(old_value, new_value)
+
+
 def task_change(old: Mapping[str, Any], new: Mapping[str, Any]) -> tuple[str, list[str]]:
     """Classify the change between two specs of the same task.
 
@@ -114,10 +119,13 @@ def task_change(old: Mapping[str, Any], new: Mapping[str, Any]) -> tuple[str, li
     tuple[str, list[str]]
         "none", "update" (constraints only) or "replace", and the changed field names.
     """
+    # Equal values are the common case and compare in C; state never holds an unknown, so an
+    # equal new value is known. Only unequal ones need the unknown walk and the int/float look.
+    get_old, get_new = old.get, new.get
     changed = sorted(
         key
-        for key in set(old) | set(new)
-        if is_unknown(new.get(key)) or not same(old.get(key), new.get(key))
+        for key in old.keys() | new.keys()
+        if get_old(key) != get_new(key) and _differs(get_old(key), get_new(key))
     )
     if not changed:
         return "none", []
