@@ -89,3 +89,30 @@ def test_delete_job_takes_the_job_id_as_begin_delete_job_does() -> None:
     internal = inspect.signature(BatchClient._delete_job_internal)
     public = inspect.signature(BatchClient.begin_delete_job)
     assert list(internal.parameters)[:2] == list(public.parameters)[:2] == ["self", "job_id"]
+
+
+def test_list_requests_are_the_sdks_pages_and_read_the_same_tasks(
+    batch_client: BatchClient, batch_api: BatchApiDouble
+) -> None:
+    batch_client.create_job(m.BatchJobCreateOptions(id=JOB, pool_info=m.BatchPoolInfo(pool_id="p")))
+    for index in range(2_500):
+        batch_api.add_task(JOB, f"t{index}", displayName="sweep")
+    sdk_sent: list[Any] = []
+    sdk_tasks = [
+        task.as_dict()
+        for task in batch_client.list_tasks(
+            JOB, select=["id", "displayName"], raw_request_hook=_seen(sdk_sent)
+        )
+    ]
+    ours_sent: list[Any] = []
+    ours: list[dict[str, Any]] = []
+    request: Any = sdk_compat.list_tasks_request(batch_client, JOB, select=["id", "displayName"])
+    while request is not None:
+        page = batch_client.send_request(request, raw_request_hook=_seen(ours_sent)).json()
+        ours.extend(page["value"])
+        link = page.get("odata.nextLink")
+        request = sdk_compat.next_page_request(batch_client, link) if link else None
+
+    assert [r.url for r in ours_sent] == [r.url for r in sdk_sent]  # three pages, same links
+    assert len(ours_sent) == 3
+    assert ours == sdk_tasks
