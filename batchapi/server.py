@@ -248,7 +248,7 @@ class _Handler(BaseHTTPRequestHandler):
             return self._page_reply(double, "/jobs", "jobs", query, page)
         if kind == "tasks":
             states, offset, limit = self._listing(query)
-            page = service.list_tasks(job, states, select, offset, limit)
+            page = service.list_tasks(job, states, select, offset, limit, query.get("$filter"))
             return self._page_reply(double, f"/jobs/{job}/tasks", "tasks", query, page)
         handlers = {
             ("POST", "job"): lambda: service.create_job(body),

@@ -12,7 +12,7 @@ import itertools
 import random
 import re
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -162,6 +162,20 @@ class Page:
 
 
 @dataclass
+class _Cursor:
+    """Where a task listing stopped: the job listed and the matching bodies after the page, so
+    the next page resumes there instead of skipping `offset` bodies again (paging through a job
+    of N tasks costs N, not N * N / page size)."""
+
+    job: _Job
+    rest: Iterator[dict[str, Any]]
+
+
+# Listings resumed from where they stopped; older ones are scanned again from the start.
+_CURSORS_KEPT = 16
+
+
+@dataclass
 class _Job:
     body: dict[str, Any]
     # Keyed by lower-case id: the service treats ids case-insensitively but keeps their case.
@@ -283,6 +297,8 @@ class BatchService(TaskExecution):
         self.terminating_polls = terminating_polls
         self._lock = threading.Lock()
         self._jobs: dict[str, _Job] = {}
+        # (job key, $filter, next offset) -> where that listing stopped (see _Cursor).
+        self._cursors: dict[tuple[str, str | None, int], _Cursor] = {}
         # Add-collection results come back shuffled; seeded, so a failing run repeats.
         self._order = random.Random(0)
         self._etags = itertools.count(0x8DC0000000000)
@@ -535,7 +551,7 @@ class BatchService(TaskExecution):
         """GET /jobs."""
         with self._lock:
             bodies = (j.body for j in self._jobs.values())
-            return _page(bodies, states, select, offset, limit)
+            return _page(bodies, states, select, offset, limit)[0]
 
     def update_job(self, job_id: str, body: Any, replace: bool) -> Reply:
         """PATCH (merge) or PUT (replace) /jobs/{jobId}."""
@@ -649,11 +665,25 @@ class BatchService(TaskExecution):
         select: list[str] | None,
         offset: int,
         limit: int,
+        filter_text: str | None = None,
     ) -> Page:
-        """GET /jobs/{jobId}/tasks."""
+        """GET /jobs/{jobId}/tasks; `filter_text` is the $filter `states` was compiled from,
+        which a resumed listing must match."""
         with self._lock:
             job = self._job(job_id)
-            return _page(job.tasks.values(), states, select, offset, limit)
+            key = job_id.lower()
+            cursor = self._cursors.pop((key, filter_text, offset), None)
+            rest = cursor.rest if cursor is not None and cursor.job is job else None
+            try:
+                page, after = _page(job.tasks.values(), states, select, offset, limit, rest)
+            except RuntimeError:
+                # The tasks changed since the previous page: count the offset again.
+                page, after = _page(job.tasks.values(), states, select, offset, limit)
+            if after is not None and page.next_offset is not None:
+                self._cursors[key, filter_text, page.next_offset] = _Cursor(job, after)
+                while len(self._cursors) > _CURSORS_KEPT:
+                    del self._cursors[next(iter(self._cursors))]
+            return page
 
     def get_task(self, job_id: str, task_id: str, select: list[str] | None) -> Reply:
         """GET /jobs/{jobId}/tasks/{taskId}."""
@@ -711,6 +741,7 @@ class BatchService(TaskExecution):
         """Forget every job and task."""
         with self._lock:
             self._jobs.clear()
+            self._cursors.clear()
             self._reset_execution()
 
     def jobs(self) -> dict[str, dict[str, Any]]:
@@ -773,17 +804,23 @@ def _page(
     select: list[str] | None,
     offset: int,
     limit: int,
-) -> Page:
-    # `states` is a set of states (jobs) or a compiled $filter (see odata.parse_filter).
-    matching = (
-        b
-        for b in bodies
-        if states is None or (states(b) if callable(states) else b["state"] in states)
-    )
-    chunk = list(itertools.islice(matching, offset, offset + limit + 1))
+    rest: Iterator[dict[str, Any]] | None = None,
+) -> tuple[Page, Iterator[dict[str, Any]] | None]:
+    # `states` is a set of states (jobs) or a compiled $filter (see odata.parse_filter). `rest`
+    # holds the matching bodies from `offset` on, when a previous page stopped there. A dict
+    # changed since that page raises RuntimeError here.
+    if rest is None:
+        matching = (
+            b
+            for b in bodies
+            if states is None or (states(b) if callable(states) else b["state"] in states)
+        )
+        rest = itertools.islice(matching, offset, None)
+    chunk = list(itertools.islice(rest, limit + 1))
     more = len(chunk) > limit
     items = [_select(b, select) for b in chunk[:limit]]
-    return Page(items, offset + limit if more else None)
+    after = itertools.chain(chunk[limit:], rest) if more else None
+    return Page(items, offset + limit if more else None), after
 
 
 # Task properties holding enums, which the service answers in lower case whatever was sent.

@@ -105,6 +105,11 @@ class DoubleProcess:
 
     # --- what the benchmark calls ------------------------------------------------------------
     @property
+    def pid(self) -> int | None:
+        """The double's process id while it runs (for measuring its memory), else None."""
+        return self._process.pid if self._process is not None else None
+
+    @property
     def latency(self) -> float:
         """Seconds each request waits before being handled."""
         return self._latency

@@ -7,6 +7,7 @@ step counts the requests the double received and the wall time the engine would 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections import Counter
@@ -18,6 +19,7 @@ from typing import Any
 
 import pulumi
 
+from batchtasks.batch.shards import shard_of
 from batchtasks.batch.tasks import decode_tasks, encode_spec
 from batchtasks.config import parse_stack_config
 from batchtasks.program import declare_stack
@@ -35,6 +37,8 @@ PROJECT = "batchtasks"
 STACK = "bench"
 CHANGED_COMMAND = "python -m forecast.run --version 2"
 CHANGED_RETRIES = 5
+# A task id no sweep of bench.stacks declares: the task one step adds.
+ADDED_TASK = "added-1"
 # Past this size the destroy steps are left out (the double deletes tasks one at a time).
 DESTROY_LIMIT = 10_000
 
@@ -51,13 +55,42 @@ class EngineSizedHost(ProviderHost):
     """
 
     host_seconds: float = 0.0
+    largest_request: int = 0
+    largest_answer: int = 0
 
     def _call(self, method: str, request: Any) -> Any:
+        # The engine refuses a message past 400 MiB (MAX_MESSAGE_BYTES) either way.
+        self.largest_request = max(self.largest_request, request.ByteSize())
         start = time.perf_counter()
         try:
-            return super()._call(method, request)
+            answer = super()._call(method, request)
         finally:
             self.host_seconds += time.perf_counter() - start
+        self.largest_answer = max(self.largest_answer, answer.ByteSize())
+        return answer
+
+
+def reset_peak_memory(pid: int | None) -> None:
+    """Start a process's peak resident set over from its current size (Linux's clear_refs)."""
+    if pid is None:
+        return
+    # Not Linux, or not allowed: the peak then counts from the process's start.
+    with contextlib.suppress(OSError):
+        Path(f"/proc/{pid}/clear_refs").write_text("5", encoding="ascii")
+
+
+def peak_memory_mb(pid: int | None) -> float | None:
+    """Return a process's peak resident set in MB (VmHWM), or None when it cannot be read."""
+    if pid is None:
+        return None
+    try:
+        status = Path(f"/proc/{pid}/status").read_text(encoding="ascii")
+    except OSError:
+        return None
+    for line in status.splitlines():
+        if line.startswith("VmHWM:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return None
 
 
 @dataclass
@@ -72,11 +105,20 @@ class Step:
         Seconds from the first host call of the step to the last answer.
     host_s
         Of which seconds waiting for the provider host (see `EngineSizedHost.host_seconds`).
+    largest_request, largest_answer
+        Bytes of the largest gRPC message sent to the host and received from it (the engine
+        takes up to 400 MiB).
+    host_peak_mb, double_peak_mb
+        Peak resident memory of the provider host and of the Batch API double during the step.
     """
 
     requests: Counter[str] = field(default_factory=Counter)
     wall_s: float = 0.0
     host_s: float = 0.0
+    largest_request: int = 0
+    largest_answer: int = 0
+    host_peak_mb: float | None = None
+    double_peak_mb: float | None = None
 
     @property
     def reads(self) -> int:
@@ -97,20 +139,30 @@ class Step:
             "by_route": dict(sorted(self.requests.items())),
             "wall_s": round(self.wall_s, 3),
             "host_s": round(self.host_s, 3),
+            "largest_request_mb": round(self.largest_request / 2**20, 2),
+            "largest_answer_mb": round(self.largest_answer / 2**20, 2),
+            "host_peak_mb": self.host_peak_mb,
+            "double_peak_mb": self.double_peak_mb,
         }
 
 
 @contextmanager
 def step(api: DoubleProcess, host: EngineSizedHost) -> Iterator[Step]:
-    """Measure the requests, wall time and host time of the calls made inside the block."""
+    """Measure the requests, wall time, host time, largest messages and peak memory of the
+    calls made inside the block."""
     api.reset_counts()
     result = Step()
     host_before = host.host_seconds
+    host.largest_request = host.largest_answer = 0
+    reset_peak_memory(host.pid)
+    reset_peak_memory(api.pid)
     start = time.perf_counter()
     yield result
     result.wall_s = time.perf_counter() - start
     result.host_s = host.host_seconds - host_before
     result.requests = api.counts()
+    result.largest_request, result.largest_answer = host.largest_request, host.largest_answer
+    result.host_peak_mb, result.double_peak_mb = peak_memory_mb(host.pid), peak_memory_mb(api.pid)
 
 
 @dataclass(frozen=True)
@@ -198,6 +250,15 @@ def with_task(inputs: dict[str, Any], task_id: str, **changes: Any) -> dict[str,
     tasks = dict(inputs["tasks"])
     spec = decode_tasks({task_id: tasks[task_id]}, inputs.get("template"))[task_id]
     tasks[task_id] = encode_spec({**spec, **changes})
+    return {**inputs, "tasks": tasks}
+
+
+def with_added_task(inputs: dict[str, Any], task_id: str) -> dict[str, Any]:
+    """Return a task set's inputs with one more task: a copy of its first task under a new id,
+    stored as a whole spec."""
+    tasks = dict(inputs["tasks"])
+    like = next(iter(tasks))
+    tasks[task_id] = encode_spec(decode_tasks({like: tasks[like]}, inputs.get("template"))[like])
     return {**inputs, "tasks": tasks}
 
 
@@ -373,10 +434,27 @@ def measure_provider(
             CHANGED_RETRIES,
         ):
             raise RuntimeError(f"the changes did not reach task {first_task!r}")
+        # One more task: the engine checks and diffs every set; only the one its id hashes to
+        # changes.
+        added_to = sets[shard_of(ADDED_TASK, len(sets))]
+        with step(api, host) as measured:
+            updated = [
+                engine.up(
+                    with_added_task(engine.inputs, ADDED_TASK)
+                    if engine is added_to
+                    else engine.inputs
+                )
+                for engine in sets
+            ]
+        results["task_added"] = {**measured.as_dict(), "sets_updated": sum(updated)}
+        if api.task(JOB_ID, ADDED_TASK) is None or api.task_count(JOB_ID) != n + 1:
+            raise RuntimeError(f"adding task {ADDED_TASK!r} did not leave {n + 1} tasks")
         log(
             f"  no-op up {results['noop_up']['requests']}, refresh "
             f"{results['refresh']['requests']}, command {results['command_changed']['requests']},"
-            f" retries {results['retries_changed']['requests']} requests"
+            f" retries {results['retries_changed']['requests']}, one task added "
+            f"{results['task_added']['requests']} requests "
+            f"({results['task_added']['sets_updated']} set updated)"
         )
 
         if n > DESTROY_LIMIT:

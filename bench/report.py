@@ -263,6 +263,53 @@ def _requests(step: Mapping[str, Any]) -> str:
     return f"{step['requests']} ({step['reads']} r / {step['writes']} w)"
 
 
+_MEASURED_STEPS = (
+    ("set_create", "create"),
+    ("noop_up", "no-op up"),
+    ("refresh", "read"),
+    ("command_changed", "command changed"),
+    ("task_added", "task added"),
+)
+
+
+def _message_table(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Per size and step: the largest gRPC request and answer, and the peak memory of the
+    provider host and of the double (rows measured before these figures existed are left out)."""
+    cells = []
+    for row in rows:
+        for key, label in _MEASURED_STEPS:
+            measured = row.get(key) or {}
+            if "largest_request_mb" not in measured:
+                continue
+            cells.append(
+                [
+                    f"{row['n']:,}",
+                    _ms(row["latency_s"]),
+                    label,
+                    f"{measured['largest_request_mb']:.1f} / {measured['largest_answer_mb']:.1f}",
+                    f"{measured['host_peak_mb']} / {measured['double_peak_mb']}",
+                ]
+            )
+    if not cells:
+        return []
+    return [
+        "",
+        "Largest gRPC message of each step (the engine takes up to 400 MiB) and peak resident "
+        "memory during it:",
+        "",
+        *_table(
+            [
+                "tasks",
+                "latency",
+                "step",
+                "largest request / answer MiB",
+                "peak MB: provider host / double",
+            ],
+            cells,
+        ),
+    ]
+
+
 def render_markdown(results: Mapping[str, Any]) -> str:
     """Render the figures, the targets and the profiles as bench/results.md.
 
@@ -390,6 +437,12 @@ def render_markdown(results: Mapping[str, Any]) -> str:
                 f"{row['retries_changed']['requests']} / "
                 f"{_seconds(row['retries_changed']['wall_s'])}",
                 (
+                    f"{row['task_added']['requests']} / {_seconds(row['task_added']['wall_s'])}"
+                    f" ({row['task_added']['sets_updated']})"
+                    if "task_added" in row
+                    else "n/a"
+                ),
+                (
                     f"{row['destroy']['requests']} / {_seconds(row['destroy']['wall_s'])}"
                     if "destroy" in row
                     else "n/a"
@@ -412,6 +465,7 @@ def render_markdown(results: Mapping[str, Any]) -> str:
             "read: requests / s",
             "one command changed: requests / s",
             "one retry count changed: requests / s",
+            "one task added: requests / s (sets updated)",
             "destroy: requests / s",
             "loop of create_task: requests / s",
             "loop / batchtasks",
@@ -419,6 +473,7 @@ def render_markdown(results: Mapping[str, Any]) -> str:
         ],
         rows,
     )
+    lines += _message_table(results["provider"])
     limit = settings.get("baseline_limit")
     lines += [
         "",

@@ -353,6 +353,11 @@ class ProviderHost:
         return b"".join(list(self._stderr)).decode(errors="replace")
 
     @property
+    def pid(self) -> int | None:
+        """The host process's id while it runs (for measuring its memory), else None."""
+        return self._process.pid if self._process is not None else None
+
+    @property
     def running(self) -> bool:
         """Whether the host process is alive."""
         return self._process is not None and self._process.poll() is None
