@@ -17,7 +17,8 @@ def test_declared_ids_are_the_ids_pulumi_submits_in_file_order():
     config = load_stack_file(EXAMPLE)
     declared = read_declared(EXAMPLE)
     for job, summary in zip(config.jobs, declared.jobs, strict=True):
-        assert summary.task_ids == tuple(task["id"] for task in job.all_tasks())
+        rendered = [*job.tasks, *(task for sweep in job.sweeps for task in sweep.tasks)]
+        assert summary.task_ids == tuple(task["id"] for task in rendered)
     assert declared.jobs[0].has_task("COVID-CA")
     assert declared.jobs[0].logs is not None
     assert declared.jobs[0].logs.container == "batch-logs"

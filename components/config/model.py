@@ -227,9 +227,13 @@ class JobConfig:
     sweeps: tuple[SweepConfig, ...]
     adopt: bool = False
 
-    def all_tasks(self) -> list[dict[str, Any]]:
-        """Return every declared task: the plain tasks, then each sweep's, in file order."""
-        return [*self.tasks, *(task for sweep in self.sweeps for task in sweep.tasks)]
+    def task_ids(self) -> list[str]:
+        """Return every declared task id in file order; a sweep's come from its id template
+        alone, without rendering its tasks."""
+        ids = [task["id"] for task in self.tasks]
+        for sweep in self.sweeps:
+            ids.extend(sweep.task_values())
+        return ids
 
     def task_count(self) -> int:
         """Return how many tasks the job declares, without rendering a sweep's tasks."""

@@ -1,7 +1,7 @@
 """What the stack file declares for day two: the endpoint, the jobs and their task ids.
 
 The task ids come from the config loader: a sweep's ids are rendered from its id template with
-the same axis values `pulumi up` and `batchtasks preview` use (`SweepConfig.task_values`), so the
+the same axis values `pulumi up` and `batchtasks preview` use (`JobConfig.task_ids`), so the
 ids here are the ids Pulumi submits.
 """
 
@@ -101,13 +101,8 @@ def declared_job(job: JobConfig, account: str) -> DeclaredJob:
     DeclaredJob
         Its id, task ids in file order, completion mode and log upload.
     """
-    # Sweep ids come from the id template alone: rendering every task of a big sweep only to
-    # read its id would cost seconds per command.
-    task_ids = [task["id"] for task in job.tasks]
-    for sweep in job.sweeps:
-        task_ids.extend(sweep.task_values())
     return DeclaredJob(
-        job.id, tuple(task_ids), job.on_all_tasks_complete, _log_target(job, account)
+        job.id, tuple(job.task_ids()), job.on_all_tasks_complete, _log_target(job, account)
     )
 
 

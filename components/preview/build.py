@@ -7,7 +7,7 @@ anything the mocks receive as a secret is shown as the placeholder.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -138,12 +138,10 @@ def clean_inputs(value: Any) -> Any:
     return value
 
 
-def _declared_tasks(config: StackConfig, job_id: str) -> dict[str, Mapping[str, Any]]:
-    """Return the job's task specs by id, in the order of the stack file."""
+def _declared_ids(config: StackConfig, job_id: str) -> list[str]:
+    """Return the job's task ids in the order of the stack file."""
     job = next((job for job in config.jobs if job.id == job_id), None)
-    if job is None:
-        return {}
-    return {task["id"]: task for task in job.all_tasks()}
+    return job.task_ids() if job is not None else []
 
 
 def _resource_order(resources: list[dict[str, Any]], job_ids: list[str]) -> list[dict[str, Any]]:
@@ -183,7 +181,7 @@ def _job_preview(
     job_id: str,
     job_inputs: dict[str, Any],
     task_resources: list[dict[str, Any]],
-    declared: Mapping[str, Mapping[str, Any]],
+    declared: Sequence[str],
     with_bodies: bool,
     check_bodies: bool,
 ) -> JobPreview:
@@ -314,7 +312,7 @@ def preview_stack(
                 job_id,
                 resource["inputs"],
                 task_resources,
-                _declared_tasks(config, job_id),
+                _declared_ids(config, job_id),
                 with_bodies,
                 check_bodies,
             )
