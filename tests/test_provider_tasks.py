@@ -363,6 +363,21 @@ def test_check_finds_a_bad_value_in_any_task_of_a_template(
     assert failures(good) == {}
 
 
+def test_check_reports_text_nested_too_deeply_to_read(
+    api: BatchApiDouble, task_set: BatchTaskSetProvider
+) -> None:
+    # Text nested past the interpreter's recursion limit is refused like any unreadable text,
+    # at its key, never with a traceback.
+    deep = "[" * 200_000 + "]" * 200_000
+    template = json.dumps({**spec(0), "command": {"$t": ["python -m model --run ", 0]}})
+    tasks = {"run-0001": json.dumps(["1"]), "run-0002": deep}
+    props = wire(set_props(api, tasks, template=template))
+    found = {f.property for f in task_set.check({}, props).failures}
+    assert found == {"tasks.run-0002"}
+    props = wire(set_props(api, {"run-0001": json.dumps(["1"])}, template=deep))
+    assert [f.property for f in task_set.check({}, props).failures] == ["template"]
+
+
 def test_mixed_update_touches_only_what_changed(
     api: BatchApiDouble, task_set: BatchTaskSetProvider
 ) -> None:

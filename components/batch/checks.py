@@ -17,7 +17,7 @@ from typing import Any
 
 from batchtasks import fields as fields_table
 from batchtasks import rules
-from batchtasks.batch.spec import is_unknown, is_unknown_as_a_whole
+from batchtasks.batch.spec import JSON_ERRORS, is_unknown, is_unknown_as_a_whole
 from batchtasks.batch.template import split_spec
 from batchtasks.config import schema
 from batchtasks.config.shape import Problems, child, clean, item
@@ -157,7 +157,7 @@ def template_problems(template: Any, path: str = "template") -> list[Problem]:
         return [(path, "must be the JSON text of the sweep's template spec")]
     try:
         decoded = json.loads(template)
-    except ValueError as error:
+    except JSON_ERRORS as error:
         return [(path, f"is not JSON text ({error})")]
     if not isinstance(decoded, Mapping):
         return [(path, "must be the JSON text of an object of task fields")]

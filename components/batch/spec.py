@@ -21,6 +21,9 @@ from batchtasks.pulumi_compat import UNKNOWN as UNKNOWN  # re-exported: callers 
 from batchtasks.pulumi_compat import is_unknown_value
 
 SECRET_PLACEHOLDER = "[secret]"
+# What reading a stored JSON text can raise: bad text, or text nested deeper than the interpreter
+# recurses (json raises RecursionError); checks report either as text they cannot read.
+JSON_ERRORS = (ValueError, RecursionError)
 # Task fields a change to which Batch applies to an existing task (its constraints).
 CONSTRAINT_FIELDS = fields.IN_PLACE_KEYS
 

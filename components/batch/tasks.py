@@ -59,6 +59,7 @@ from batchtasks.batch.inputs import as_task_inputs, as_task_set_inputs, as_task_
 from batchtasks.batch.retrying import RetryingProvider
 from batchtasks.batch.shards import shard_input, shard_name, shard_of, shard_problem
 from batchtasks.batch.spec import (
+    JSON_ERRORS,
     TaskContext,
     build_task_body,
     is_unknown,
@@ -127,7 +128,10 @@ def spec_template(template: Any) -> SpecTemplate | None:
     """
     if template is None:
         return None
-    decoded = json.loads(template) if isinstance(template, str) else template
+    try:
+        decoded = json.loads(template) if isinstance(template, str) else template
+    except RecursionError:
+        raise ValueError("is nested too deeply to read") from None
     if not isinstance(decoded, Mapping):
         raise ValueError("must be the JSON text of an object of task fields")
     return SpecTemplate(decoded)
@@ -150,7 +154,7 @@ def decode_spec(value: Any, template: SpecTemplate | None = None) -> Any:
     if isinstance(value, str) and not is_unknown_as_a_whole(value):
         try:
             decoded = json.loads(value)
-        except ValueError:
+        except JSON_ERRORS:
             return value  # check reports it: a spec must be an object of task fields
         if template is not None and isinstance(decoded, list):
             texts = axis_texts(decoded, template)
@@ -197,7 +201,7 @@ def _axis_values(texts: Mapping[str, str], template: SpecTemplate) -> dict[str, 
         # raw_decode skips json.loads's whitespace scans: a text it reads to its end is what
         # json.loads reads. Then whole passes in C: every text a list of enough strings.
         decoded = list(map(decoder.raw_decode, stored))
-    except ValueError:
+    except JSON_ERRORS:
         decoded = []
     values = list(map(operator.itemgetter(0), decoded))
     if (
@@ -216,7 +220,7 @@ def _axis_values(texts: Mapping[str, str], template: SpecTemplate) -> dict[str, 
 def _read_axis_texts(text: str, template: SpecTemplate) -> list[str] | None:
     try:
         return axis_texts(json.loads(text), template)
-    except ValueError:
+    except JSON_ERRORS:
         return None
 
 
