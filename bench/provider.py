@@ -20,7 +20,7 @@ from typing import Any
 import pulumi
 
 from batchtasks.batch.shards import shard_of
-from batchtasks.batch.tasks import decode_tasks, encode_spec
+from batchtasks.batch.tasks import decode_tasks, stored_tasks, with_stored_tasks
 from batchtasks.config import parse_stack_config
 from batchtasks.program import declare_stack
 from bench.double import DoubleProcess
@@ -246,20 +246,20 @@ def stored_bytes_per_task(inputs: dict[str, Any], n: int) -> dict[str, float]:
 
 def with_task(inputs: dict[str, Any], task_id: str, **changes: Any) -> dict[str, Any]:
     """Return a task set's inputs with some fields of one task changed: that task stored as a
-    whole spec, which a set reads beside the tasks rendered from its template."""
-    tasks = dict(inputs["tasks"])
-    spec = decode_tasks({task_id: tasks[task_id]}, inputs.get("template"))[task_id]
-    tasks[task_id] = encode_spec({**spec, **changes})
-    return {**inputs, "tasks": tasks}
+    whole spec, which a set reads beside the tasks rendered from its template, in the layout
+    the inputs have."""
+    stored = stored_tasks(inputs)
+    spec = decode_tasks({task_id: stored[task_id]}, inputs.get("template"))[task_id]
+    return with_stored_tasks(inputs, {**stored, task_id: {**spec, **changes}})
 
 
 def with_added_task(inputs: dict[str, Any], task_id: str) -> dict[str, Any]:
     """Return a task set's inputs with one more task: a copy of its first task under a new id,
     stored as a whole spec."""
-    tasks = dict(inputs["tasks"])
-    like = next(iter(tasks))
-    tasks[task_id] = encode_spec(decode_tasks({like: tasks[like]}, inputs.get("template"))[like])
-    return {**inputs, "tasks": tasks}
+    stored = stored_tasks(inputs)
+    like = next(iter(stored))
+    spec = decode_tasks({like: stored[like]}, inputs.get("template"))[like]
+    return with_stored_tasks(inputs, {**stored, task_id: spec})
 
 
 class _Engine:

@@ -25,9 +25,10 @@ from typing import Any
 
 import pulumi
 
-from batchtasks.batch.tasks import decode_tasks, encode_spec
+from batchtasks.batch.tasks import stored_tasks
 from batchtasks.config import parse_stack_config
 from batchtasks.program import declare_stack
+from bench.provider import with_task
 from providerhost import (
     PROVIDER_KEY,
     ProviderHost,
@@ -139,11 +140,7 @@ def _changed_task(field: str, value: Any) -> Callable[[dict[str, Any]], dict[str
     """A change to the first task's spec of a BatchTaskSet."""
 
     def change(inputs: dict[str, Any]) -> dict[str, Any]:
-        tasks = dict(inputs["tasks"])
-        first = sorted(tasks)[0]
-        spec = decode_tasks({first: tasks[first]}, inputs.get("template"))[first]
-        tasks[first] = encode_spec({**spec, field: value})
-        return {**inputs, "tasks": tasks}
+        return with_task(inputs, sorted(stored_tasks(inputs))[0], **{field: value})
 
     return change
 

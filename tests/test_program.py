@@ -14,7 +14,7 @@ import pytest
 import yaml
 from pulumi.runtime.rpc import is_rpc_secret, unwrap_rpc_secret
 
-from batchtasks.batch.tasks import set_specs
+from batchtasks.batch.tasks import set_specs, stored_tasks
 from batchtasks.config import StackConfig, parse_stack_config
 from batchtasks.preview.mocks import AzureMocks, RecordingMonitor
 from batchtasks.preview.offline import OfflineRun, run_offline
@@ -160,17 +160,19 @@ class TestDevStack:
         assert job["usesTaskDependencies"] is True
 
     def test_sweep_set_holds_every_expanded_task_without_ids(self, dev_run: OfflineRun) -> None:
-        tasks = dev_run.named("weekly-forecast.forecast")["inputs"]["tasks"]
+        inputs = dev_run.named("weekly-forecast.forecast")["inputs"]
+        tasks = stored_tasks(inputs)
         # 3 diseases x 12 states, minus rsv-az, plus the two national forecasts.
         assert len(tasks) == 37
         assert {"covid-ca", "flu-us", "covid-us", "rsv-ca"} <= set(tasks)
         assert "rsv-az" not in tasks
-        # The sweep's template spec is stored once, each task as its axis values (JSON text).
-        inputs = dev_run.named("weekly-forecast.forecast")["inputs"]
+        # The sweep's template spec is stored once, each task as its axis values, in buckets
+        # of JSON text keyed by a hash of the id.
+        assert all(key.startswith("#") for key in inputs["tasks"])
         template = json.loads(inputs["template"])
         assert "id" not in template
         assert template["command"]["$t"][:2] == ["python -m forecast.run --disease ", 0]
-        assert tasks["covid-ca"] == '["covid","ca"]'
+        assert tasks["covid-ca"] == ["covid", "ca"]
         covid_ca = set_specs(inputs)["covid-ca"]
         assert "id" not in covid_ca
         assert covid_ca["command"].startswith("python -m forecast.run --disease covid --state ca")

@@ -20,9 +20,11 @@ import pulumi
 import pytest
 
 from batchapi import DELETING_FOREVER, BatchApiDouble
-from batchtasks.batch.tasks import decode_tasks, encode_spec, encode_template, set_specs
+from batchtasks.batch import buckets
+from batchtasks.batch.tasks import encode_template, set_specs
 from batchtasks.config import parse_stack_config
 from batchtasks.program import declare_stack
+from bench.provider import with_task
 from providerhost import (
     PROVIDER_KEY,
     UNKNOWN,
@@ -97,14 +99,6 @@ def requests(api: BatchApiDouble) -> Counter[str]:
 def writes(counts: Counter[str]) -> Counter[str]:
     """The requests that change something on the service."""
     return Counter({route: n for route, n in counts.items() if not route.startswith("GET ")})
-
-
-def with_task(inputs: dict[str, Any], task_id: str, **changes: Any) -> dict[str, Any]:
-    """A BatchTaskSet's inputs with some fields of one task changed."""
-    tasks = dict(inputs["tasks"])
-    spec = decode_tasks({task_id: tasks[task_id]}, inputs.get("template"))[task_id]
-    tasks[task_id] = encode_spec({**spec, **changes})
-    return {**inputs, "tasks": tasks}
 
 
 # ------------------------------------------------------------------ the serialized providers
@@ -529,11 +523,15 @@ def test_host_killed_mid_create_then_a_fresh_host_ends_with_the_declared_tasks(
     reg = registered["TaskSet"]
     template = set_specs(reg.inputs)["covid-ca"]
     tasks = {
-        f"run-{index:04d}": encode_spec({**template, "command": f"python -m run {index}"})
+        f"run-{index:04d}": {**template, "command": f"python -m run {index}"}
         for index in range(500)
     }
     # One request at a time, each a little slow: the kill lands between collections.
-    inputs = checked(host, reg, {**reg.inputs, "tasks": tasks, "retryPolicy": {"concurrency": 1.0}})
+    inputs = checked(
+        host,
+        reg,
+        {**reg.inputs, "tasks": buckets.pack(tasks), "retryPolicy": {"concurrency": 1.0}},
+    )
     batch_api.latency = 0.05
     try:
         crash_mid_create(batch_api, reg, inputs, after_tasks=100)
@@ -544,13 +542,13 @@ def test_host_killed_mid_create_then_a_fresh_host_ends_with_the_declared_tasks(
     if edited:
         # The next `up` declares a task that already landed differently.
         first = sorted(landed)[0]
-        tasks = {**tasks, first: encode_spec({**template, "command": "python -m run v2"})}
-        inputs = checked(host, reg, {**inputs, "tasks": tasks})
+        tasks = {**tasks, first: {**template, "command": "python -m run v2"}}
+        inputs = checked(host, reg, {**inputs, "tasks": buckets.pack(tasks)})
     host.create(reg.urn, inputs)  # the module's host: a fresh process, as after a crash
     stored = batch_api.tasks(JOB_ID)
     assert sorted(stored) == sorted(tasks)
-    for task_id, text in tasks.items():
-        assert stored[task_id]["commandLine"] == json.loads(text)["command"]
+    for task_id, spec in tasks.items():
+        assert stored[task_id]["commandLine"] == spec["command"]
 
 
 def test_shards_of_a_job_that_ends_itself_replacing_every_task_in_chain_order_lose_none(

@@ -18,6 +18,7 @@ import pytest
 
 from batchapi import BatchApiDouble
 from batchtasks.batch.shards import shard_of
+from batchtasks.batch.tasks import stored_tasks, with_stored_tasks
 from batchtasks.config import parse_stack_config
 from batchtasks.program import declare_stack
 from providerhost import ProviderHost, Registration, ResourceState, capture_registrations
@@ -108,12 +109,12 @@ def test_a_30000_task_sweep_is_four_sets_and_an_added_task_touches_one(
     states = create_all(host, sets)
     created = requests(batch_api)
     stored = batch_api.tasks(JOB_ID)
-    declared = [task_id for reg in sets for task_id in reg.inputs["tasks"]]
+    declared = [task_id for reg in sets for task_id in stored_tasks(reg.inputs)]
     assert len(declared) == len(set(declared)) == len(stored) == 30_000
     assert sorted(stored) == sorted(declared)
     # Each set lists the job once (strays of an interrupted create) and adds its own tasks.
     assert created["POST addtaskcollection"] == sum(
-        -(-len(reg.inputs["tasks"]) // 100) for reg in sets
+        -(-len(stored_tasks(reg.inputs)) // 100) for reg in sets
     )
     assert len({state.id for state in states.values()}) == 4
 
@@ -143,7 +144,7 @@ def test_an_interrupted_create_of_shard_1_leaves_shard_0_alone(
     first, second = sets
     host.create(first.urn, checked(host, first))
     before = commands(batch_api)
-    assert sorted(before) == sorted(first.inputs["tasks"])
+    assert sorted(before) == sorted(stored_tasks(first.inputs))
     # One request at a time, each a little slow: the kill lands between collections.
     slow = {**second.inputs, "retryPolicy": {"concurrency": 1.0}}
     inputs = host.check(second.urn, {}, slow).inputs
@@ -153,15 +154,16 @@ def test_an_interrupted_create_of_shard_1_leaves_shard_0_alone(
     finally:
         batch_api.latency = 0.0
     landed = set(batch_api.tasks(JOB_ID)) - set(before)
-    assert 100 <= len(landed) < len(second.inputs["tasks"])
+    assert 100 <= len(landed) < len(stored_tasks(second.inputs))
     # The next run declares shard 1 without one task that landed: that one is its stray.
     dropped = sorted(landed)[0]
-    tasks = {key: text for key, text in second.inputs["tasks"].items() if key != dropped}
+    tasks = {key: value for key, value in stored_tasks(second.inputs).items() if key != dropped}
     requests(batch_api)
-    host.create(second.urn, host.check(second.urn, {}, {**second.inputs, "tasks": tasks}).inputs)
+    fewer = with_stored_tasks(second.inputs, tasks)
+    host.create(second.urn, host.check(second.urn, {}, fewer).inputs)
     assert requests(batch_api)["DELETE task"] == 1  # the stray, nothing of shard 0
     after = commands(batch_api)
-    assert sorted(after) == sorted([*first.inputs["tasks"], *tasks])
+    assert sorted(after) == sorted([*stored_tasks(first.inputs), *tasks])
     assert {task_id: after[task_id] for task_id in before} == before
     for task_id in tasks:
         a, b = task_id.removeprefix("r").split("-")

@@ -10,6 +10,7 @@ import pulumi
 import pytest
 
 from batchapi import BatchApiDouble
+from batchtasks.batch import buckets
 from batchtasks.batch.shards import (
     SHARD_SIZE,
     shard_count,
@@ -17,7 +18,7 @@ from batchtasks.batch.shards import (
     shard_of,
     split,
 )
-from batchtasks.batch.tasks import BatchTaskSetProvider, encode_spec
+from batchtasks.batch.tasks import BatchTaskSetProvider, stored_tasks
 from batchtasks.config import ConfigError, json_schema, parse_stack_config
 from batchtasks.preview.offline import run_offline
 from batchtasks.program import declare_stack
@@ -173,10 +174,11 @@ def test_a_sweep_with_shards_registers_one_set_per_shard() -> None:
     assert {inputs["setName"] for inputs in sets.values()} == {"weekly.grid"}
     assert sorted(inputs["shard"]["index"] for inputs in sets.values()) == [0, 1, 2, 3]
     assert {inputs["shard"]["count"] for inputs in sets.values()} == {4}
-    held = [task_id for inputs in sets.values() for task_id in inputs["tasks"]]
+    held = [task_id for inputs in sets.values() for task_id in stored_tasks(inputs)]
     assert sorted(held) == sorted(f"{a}-{b}" for a in range(10) for b in range(10))
     for inputs in sets.values():
-        assert all(shard_of(task_id, 4) == inputs["shard"]["index"] for task_id in inputs["tasks"])
+        index = inputs["shard"]["index"]
+        assert all(shard_of(task_id, 4) == index for task_id in stored_tasks(inputs))
 
 
 def test_the_completion_switch_waits_for_every_shard() -> None:
@@ -199,7 +201,7 @@ def test_past_12500_tasks_a_sweep_splits_in_two_without_a_shards_key() -> None:
     run = registered(stack((3, 4167)))  # 12,501 tasks
     sets = run.of_type(TASK_SET)
     assert sorted(resource["name"] for resource in sets) == ["weekly.grid", "weekly.grid.shard-1"]
-    assert sum(len(resource["inputs"]["tasks"]) for resource in sets) == 12_501
+    assert sum(len(stored_tasks(resource["inputs"])) for resource in sets) == 12_501
 
 
 # --- the provider: check and diff of the shard input -----------------------------------------
@@ -214,7 +216,7 @@ def set_inputs(tasks: dict[str, Any], shard: dict[str, int] | None, **changes: A
         "mountsDir": "/mnt/batch/tasks/fsmounts",
         "secrets": {},
         "setName": "weekly.grid",
-        "tasks": {task_id: encode_spec(spec) for task_id, spec in tasks.items()},
+        "tasks": buckets.pack(tasks),
         **changes,
     }
     if shard is not None:

@@ -79,6 +79,8 @@ JOB_STORED_INPUTS = inputs_of_kind(JOB_INPUTS, "stored")
 # The same for BatchTask and BatchTaskSet (one table apart from the task inputs).
 TASK_LOCATION_INPUTS = inputs_of_kind(TASK_SET_INPUTS, "replace")
 TASK_STORED_INPUTS = inputs_of_kind(TASK_SET_INPUTS, "stored")
+# The inputs that hold a set's task specs (read together by `tasks.set_specs`).
+SET_SPEC_INPUTS = inputs_of_kind(TASK_SET_INPUTS, "tasks")
 # Shared task inputs that end up in every task body alike (containerUrls and secrets reach only
 # the tasks that use them). setName is every task's displayName, its owner marker, which Batch
 # cannot change in place: a new name replaces every task.

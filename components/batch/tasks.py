@@ -1,11 +1,12 @@
 """BatchTask and BatchTaskSet: container tasks in a Batch job as Pulumi dynamic resources.
 
 Both resources hold their tasks as a map of task id -> spec (a BatchTask is a set of one), so one
-provider core serves both, and Pulumi's own diff display reads task by task. A set made from a
-sweep stores the sweep's template spec once (`template`) and per task only its axis values as
-text; `decode_tasks` reads both that and the earlier layout (a whole spec per task). Providers
-capture nothing: each operation builds its client and credential afresh, since a provider is
-pickled into every resource's state (CONTRIBUTING.md, the state contract).
+provider core serves both. A set made from a sweep stores the sweep's template spec once
+(`template`) and per task only its axis values, in buckets of JSON text (`batch/buckets.py`), so
+the engine carries a few hundred strings instead of a map of thousands; `stored_tasks` and
+`decode_tasks` read that and the earlier layouts (one JSON text per task: a whole spec, or axis
+values). Providers capture nothing: each operation builds its client and credential afresh,
+since a provider is pickled into every resource's state (CONTRIBUTING.md, the state contract).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import itertools
 import json
 import operator
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,7 +31,8 @@ from pulumi.dynamic import (
 )
 
 from batchtasks import fields
-from batchtasks.batch import checks, ownership
+from batchtasks.batch import buckets, checks, ownership
+from batchtasks.batch.buckets import BucketError
 from batchtasks.batch.client import (
     BUSY_STATES,
     SERVICE_ERRORS,
@@ -95,13 +97,9 @@ def encoded_body(
 
 
 def encode_spec(spec: Any) -> Any:
-    """Return a task spec as the canonical JSON text a task set stores (other values as given).
-
-    A set keeps one JSON string per task, keyed by task id: Pulumi still shows which tasks
-    changed, and encoding thousands of tasks on every engine round trip costs a string each
-    instead of a tree of values (about 25 times less time at 10,000 tasks).
-    """
-    if isinstance(spec, Mapping):
+    """Return a task spec or axis-value list as the canonical JSON text a set made before buckets
+    stores for a task (one text per task, keyed by task id); other values as given."""
+    if isinstance(spec, Mapping | list):
         return json.dumps(spec, sort_keys=True, separators=(",", ":"))
     return spec
 
@@ -109,12 +107,6 @@ def encode_spec(spec: Any) -> Any:
 def encode_template(template: Mapping[str, Any]) -> str:
     """Return a set's template spec as the canonical JSON text it stores (once per set)."""
     return json.dumps(template, sort_keys=True, separators=(",", ":"))
-
-
-def encode_values(texts: Iterable[str]) -> str:
-    """Return one task's axis values as the compact JSON text a set stores, e.g.
-    `["flu","ca"]`."""
-    return json.dumps(list(texts), separators=(",", ":"))
 
 
 def spec_template(template: Any) -> SpecTemplate | None:
@@ -149,18 +141,19 @@ def axis_texts(value: Any, template: SpecTemplate) -> list[str] | None:
 
 
 def decode_spec(value: Any, template: SpecTemplate | None = None) -> Any:
-    """Return one task's spec from what a set stores for it: its axis values rendered through
-    the set's template, or a whole spec; unknowns and bad text as given (check reports them)."""
+    """Return one task's spec from what a set stores for it (its axis values, rendered through
+    the set's template, or a whole spec; either as JSON text in the layout before buckets);
+    unknowns and bad values as given (check reports them)."""
+    decoded = value
     if isinstance(value, str) and not is_unknown_as_a_whole(value):
         try:
             decoded = json.loads(value)
         except JSON_ERRORS:
             return value  # check reports it: a spec must be an object of task fields
-        if template is not None and isinstance(decoded, list):
-            texts = axis_texts(decoded, template)
-            return value if texts is None else template.render(texts)
-        return decoded
-    return value
+    if template is not None and isinstance(decoded, list):
+        texts = axis_texts(decoded, template)
+        return value if texts is None else template.render(texts)
+    return decoded
 
 
 def decode_tasks(tasks: Any, template: Any = None) -> Any:
@@ -170,7 +163,8 @@ def decode_tasks(tasks: Any, template: Any = None) -> Any:
     Parameters
     ----------
     tasks
-        Task id -> JSON text: the task's axis values (with a template) or its whole spec.
+        Task id -> what the set stores for it (`stored_tasks`): its axis values (with a
+        template) or its whole spec, as values or as JSON text.
     template
         The set's template spec (JSON text, or already decoded), or None.
 
@@ -187,41 +181,81 @@ def decode_tasks(tasks: Any, template: Any = None) -> Any:
     return tasks if is_unknown_as_a_whole(tasks) else {}
 
 
+def stored_tasks(props: Mapping[str, Any]) -> Any:
+    """Return what a set stores per task, task id -> axis values or whole spec (as JSON text in
+    the layout before buckets); an unknown map as given.
+
+    Raises
+    ------
+    BucketError
+        If the set's buckets cannot be read (check reports it at `tasks.<bucket>`).
+    """
+    tasks = props.get("tasks")
+    if not isinstance(tasks, Mapping):
+        return tasks if is_unknown_as_a_whole(tasks) else {}
+    return buckets.unpack(tasks) if buckets.is_bucketed(tasks) else dict(tasks)
+
+
+def with_stored_tasks(props: Mapping[str, Any], values: Mapping[str, Any]) -> dict[str, Any]:
+    """Return props with a set's tasks replaced by `values` (task id -> stored value), in the
+    layout props have: buckets, or one JSON text per task for a set made before them (a
+    refresh does not change the layout under an unchanged program)."""
+    tasks = props.get("tasks")
+    if isinstance(tasks, Mapping) and tasks and not buckets.is_bucketed(tasks):
+        return {
+            **props,
+            "tasks": {task_id: encode_spec(value) for task_id, value in values.items()},
+        }
+    return {**props, "tasks": buckets.pack(values)}
+
+
 def set_specs(props: Mapping[str, Any]) -> Any:
     """Return a set's tasks as task id -> spec, from its inputs or state (see decode_tasks)."""
-    return decode_tasks(props.get("tasks"), props.get("template"))
+    return decode_tasks(stored_tasks(props), props.get("template"))
 
 
-def _axis_values(texts: Mapping[str, str], template: SpecTemplate) -> dict[str, list[str]]:
-    """Return task id -> axis values for the stored texts that hold what the template needs
-    (as `decode_spec` reads them); the others are left out."""
-    stored = list(texts.values())
-    decoder = json.JSONDecoder()
-    try:
-        # raw_decode skips json.loads's whitespace scans: a text it reads to its end is what
-        # json.loads reads. Then whole passes in C: every text a list of enough strings.
-        decoded = list(map(decoder.raw_decode, stored))
-    except JSON_ERRORS:
-        decoded = []
-    values = list(map(operator.itemgetter(0), decoded))
+def _axis_values(stored: Mapping[str, Any], template: SpecTemplate) -> dict[str, list[str]]:
+    """Return task id -> axis values for the stored values (lists, or their JSON texts) that
+    hold what the template needs (as `decode_spec` reads them); the others are left out."""
+    values = list(stored.values())
+    if values and set(map(type, values)) <= {str}:
+        decoder = json.JSONDecoder()
+        texts = values
+        try:
+            # raw_decode skips json.loads's whitespace scans: a text it reads to its end is
+            # what json.loads reads.
+            decoded = list(map(decoder.raw_decode, texts))
+        except JSON_ERRORS:
+            decoded = []
+        values = list(map(operator.itemgetter(0), decoded))
+        if list(map(operator.itemgetter(1), decoded)) != list(map(len, texts)):
+            values = []
+    # Whole passes in C: every value a list of enough strings.
     if (
-        len(decoded) == len(stored)
-        and list(map(operator.itemgetter(1), decoded)) == list(map(len, stored))
+        len(values) == len(stored)
         and set(map(type, values)) <= {list}
         and min(map(len, values), default=template.positions) >= template.positions
         and set(map(type, itertools.chain.from_iterable(values))) <= {str}
     ):
-        return dict(zip(texts, values, strict=True))
-    # Some text is not a list of axis values: each is read on its own, as decode_spec does.
-    found = {task_id: _read_axis_texts(text, template) for task_id, text in texts.items()}
+        return dict(zip(stored, values, strict=True))
+    # Some value is not a list of axis values: each is read on its own, as decode_spec does.
+    found = {task_id: _read_axis_texts(value, template) for task_id, value in stored.items()}
     return {task_id: values for task_id, values in found.items() if values is not None}
 
 
-def _read_axis_texts(text: str, template: SpecTemplate) -> list[str] | None:
-    try:
-        return axis_texts(json.loads(text), template)
-    except JSON_ERRORS:
-        return None
+def _read_axis_texts(value: Any, template: SpecTemplate) -> list[str] | None:
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except JSON_ERRORS:
+            return None
+    return axis_texts(value, template)
+
+
+def _shown(value: Any) -> str:
+    """Return the start of a stored value as a message shows it."""
+    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    return repr(text[:60])
 
 
 def _normalise_spec(spec: Mapping[str, Any]) -> dict[str, Any]:
@@ -272,12 +306,16 @@ class _TaskProviderCore(RetryingProvider):
     # --- Pulumi operations -------------------------------------------------------------------
     def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
         """Validate every input and report each bad property at once."""
+        return self.check_tasks(news, self.tasks_of(news))
+
+    def check_tasks(self, news: dict[str, Any], tasks: Any) -> CheckResult:
+        """Validate every input, the tasks as given (keyed by task id: `task_problems` and
+        `checked_inputs` take them), and report each bad property at once."""
         problems = checks.endpoint_problems(news.get("endpoint"))
         problems += checks.id_problems(news.get("jobId"), "jobId")
         for name in ("identityResourceId", "mountsDir"):
             if news.get(name) in (None, ""):
                 problems.append((name, "is required"))
-        tasks = self.tasks_to_check(news)
         if not is_unknown_as_a_whole(tasks) and not tasks and not self.may_be_empty(news):
             problems.append(("tasks", "must declare at least one task"))
         containers = news.get("containerUrls")
@@ -305,11 +343,6 @@ class _TaskProviderCore(RetryingProvider):
     def may_be_empty(self, props: Mapping[str, Any]) -> bool:
         """Tell whether the resource may hold no task (one shard of a sweep split in several)."""
         return False
-
-    def tasks_to_check(self, news: Mapping[str, Any]) -> Any:
-        """Return the tasks check reads, keyed by task id (`task_problems` and
-        `checked_inputs` take them): here the decoded specs."""
-        return self.tasks_of(news)
 
     def task_problems(
         self,
@@ -635,7 +668,11 @@ class BatchTaskSetProvider(_TaskProviderCore):
     def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
         """Validate as every task resource does, plus the template (once, before any task is read
         through it) and the shard: a valid {index, count}, every task in the shard its id hashes
-        to, and the same count as the state has."""
+        to, and the same count as the state has. The buckets are read once, before any task."""
+        try:
+            stored = stored_tasks(news)
+        except BucketError as error:
+            return CheckResult(news, [CheckFailure(f"tasks.{error.key}", error.reason)])
         template = news.get("template")
         template_problems = (
             checks.template_problems(template)
@@ -645,17 +682,16 @@ class BatchTaskSetProvider(_TaskProviderCore):
         result = (
             CheckResult(news, [CheckFailure(path, reason) for path, reason in template_problems])
             if template_problems
-            else super().check(olds, news)
+            else self.check_tasks(news, self._tasks_to_check(news, stored))
         )
         failures = list(result.failures or [])
         shard = news.get("shard")
         if problem := shard_problem(shard):
             return CheckResult(result.inputs, [*failures, CheckFailure("shard", problem)])
         index, count = shard_input(shard)
-        tasks = news.get("tasks")
         misplaced = sorted(
             task_id
-            for task_id in (tasks if isinstance(tasks, Mapping) and count > 1 else ())
+            for task_id in (stored if isinstance(stored, Mapping) and count > 1 else ())
             if shard_of(task_id, count) != index
         )
         if misplaced:
@@ -699,14 +735,13 @@ class BatchTaskSetProvider(_TaskProviderCore):
         return set_specs(props)
 
     def task_count(self, props: Mapping[str, Any]) -> int:
-        """Return how many tasks the set holds, without decoding them."""
-        tasks = props.get("tasks")
-        return len(tasks) if isinstance(tasks, Mapping) else 0
+        """Return how many tasks the set holds, without rendering them."""
+        return len(self.task_ids(props))
 
     def task_ids(self, props: Mapping[str, Any]) -> list[str]:
-        """Return the ids of the set's tasks, without decoding them."""
-        tasks = props.get("tasks")
-        return list(tasks) if isinstance(tasks, Mapping) else []
+        """Return the ids of the set's tasks, without rendering them."""
+        stored = stored_tasks(props)
+        return list(stored) if isinstance(stored, Mapping) else []
 
     def _tasks_unknown(self, news: Mapping[str, Any]) -> bool:
         """Tell whether the tasks map as a whole is not known yet, without decoding it."""
@@ -714,14 +749,15 @@ class BatchTaskSetProvider(_TaskProviderCore):
             news.get("template")
         )
 
-    def tasks_to_check(self, news: Mapping[str, Any]) -> Any:
-        """Return the tasks check reads: with a known template, the stored texts as they are
+    @staticmethod
+    def _tasks_to_check(news: Mapping[str, Any], stored: Any) -> Any:
+        """Return the tasks check reads: with a known template, the stored values as they are
         (`task_problems` reads each once, and renders a task only when it must); else the
         decoded specs."""
-        template, texts = news.get("template"), news.get("tasks")
-        if template is None or is_unknown_as_a_whole(template) or is_unknown_as_a_whole(texts):
-            return self.tasks_of(news)
-        return texts if isinstance(texts, Mapping) else {}
+        template = news.get("template")
+        if template is None or is_unknown_as_a_whole(template) or is_unknown_as_a_whole(stored):
+            return decode_tasks(stored, template)
+        return stored
 
     def task_problems(
         self,
@@ -731,7 +767,7 @@ class BatchTaskSetProvider(_TaskProviderCore):
         secrets: Mapping[str, Any] | None,
     ) -> list[checks.Problem]:
         """Return the problems of the set's tasks: with a template, `tasks` holds the stored
-        texts (see `tasks_to_check`); the first task rendered from the template is checked
+        values (see `_tasks_to_check`); the first task rendered from the template is checked
         whole and every other one for its own values only (they share everything else); a
         task stored as a whole spec is checked as one."""
         template = news.get("template")
@@ -739,20 +775,20 @@ class BatchTaskSetProvider(_TaskProviderCore):
             return super().task_problems(news, tasks, containers, secrets)
         compiled = spec_template(template)
         assert compiled is not None  # check refused a template it cannot read
-        # A text that opens a JSON array holds axis values; any other is a whole spec.
+        # A list (or a text that opens a JSON array) holds axis values; any other is a spec.
         lists = {
-            task_id: text
-            for task_id, text in tasks.items()
-            if isinstance(text, str) and text.startswith("[")
+            task_id: value
+            for task_id, value in tasks.items()
+            if isinstance(value, list) or (isinstance(value, str) and value.startswith("["))
         }
         values = _axis_values(lists, compiled)
         problems: list[checks.Problem] = [
             (
                 self.task_path(task_id),
-                f"{text[:60]!r} must be a JSON array of the task's axis values as text "
+                f"{_shown(value)} must be an array of the task's axis values as text "
                 f"(at least {compiled.positions}), or a task spec object",
             )
-            for task_id, text in lists.items()
+            for task_id, value in lists.items()
             if task_id not in values
         ]
         problems += checks.template_task_problems(
@@ -766,26 +802,31 @@ class BatchTaskSetProvider(_TaskProviderCore):
         return problems + checks.task_map_problems(whole, self.task_path, containers, secrets)
 
     def checked_inputs(self, news: Mapping[str, Any], tasks: Mapping[str, Any]) -> dict[str, Any]:
-        """Return the inputs as given when the set has a template (its texts hold no numbers);
-        else as the earlier layout stores them."""
-        if news.get("template") is None:
+        """Return the inputs as given when the set has a template or buckets (JSON text keeps
+        whole numbers whole); else as the layout before buckets stores them."""
+        stored = news.get("tasks")
+        if news.get("template") is None and not (
+            isinstance(stored, Mapping) and buckets.is_bucketed(stored)
+        ):
             return super().checked_inputs(news, tasks)
         return dict(news)
 
     def kept_tasks(self, props: Mapping[str, Any], live: Collection[str]) -> dict[str, Any] | None:
-        """Return the props with only the live tasks, their stored texts as they are."""
-        texts = props.get("tasks") or {}
-        kept = {task_id: text for task_id, text in texts.items() if task_id.lower() in live}
+        """Return the props with only the live tasks, stored as they were (in the same layout,
+        and the texts of untouched buckets unchanged)."""
+        stored = stored_tasks(props)
+        kept = {task_id: value for task_id, value in stored.items() if task_id.lower() in live}
+        outs = dict(props) if len(kept) == len(stored) else with_stored_tasks(props, kept)
         # A shard of several stays while its job does, even with no task (none hashed to it,
         # or all were deleted out of band): the shard-count check needs every shard's state.
-        return {**props, "tasks": kept} if kept or self.may_be_empty(props) else None
+        return outs if kept or self.may_be_empty(props) else None
 
     def _views_to_compare(
         self, olds: Mapping[str, Any], news: Mapping[str, Any]
     ) -> tuple[dict[str, Any], dict[str, Any]]:
         """Text first: when no shared input that reaches the bodies changed, a task whose
-        stored spec text is the same on both sides cannot have changed, so only the tasks whose
-        texts differ (or that exist on one side only) are decoded and compared.
+        stored text is the same on both sides cannot have changed, so only the buckets whose
+        texts differ (or, in the layout before buckets, the tasks) are decoded and compared.
 
         The views then hold just those tasks: the plan's added, removed, replaced and updated
         tasks are the whole set's, its `unchanged` count only theirs.
@@ -797,21 +838,20 @@ class BatchTaskSetProvider(_TaskProviderCore):
             # Tasks read through different templates (or layouts) can be equal in different
             # texts: every task is decoded and compared then.
             or olds.get("template") != news.get("template")
+            or buckets.is_bucketed(old_texts) != buckets.is_bucketed(new_texts)
             or any(
                 not same(olds.get(name), news.get(name)) or is_unknown(news.get(name))
                 for name in SHARED_BODY_INPUTS
             )
         ):
             return self._view(olds), self._view(news)
-        if old_texts == new_texts:
-            differing: list[str] = []  # the no-op run: one comparison in C
+        differing = buckets.differing(old_texts, new_texts)
+        if buckets.is_bucketed(new_texts):
+            old_part = buckets.unpack(old_texts, differing)
+            new_part = buckets.unpack(new_texts, differing)
         else:
-            differing = [
-                task_id for task_id, text in new_texts.items() if old_texts.get(task_id) != text
-            ]
-            differing += [task_id for task_id in old_texts if task_id not in new_texts]
-        old_part = {task_id: old_texts[task_id] for task_id in differing if task_id in old_texts}
-        new_part = {task_id: new_texts[task_id] for task_id in differing if task_id in new_texts}
+            old_part = {key: old_texts[key] for key in differing if key in old_texts}
+            new_part = {key: new_texts[key] for key in differing if key in new_texts}
         return (
             {**olds, "tasks": decode_tasks(old_part, olds.get("template"))},
             {**news, "tasks": decode_tasks(new_part, news.get("template"))},
@@ -823,9 +863,9 @@ class BatchTaskSetProvider(_TaskProviderCore):
         return f"{props['jobId']}/{shard_name(props.get('setName') or 'tasks', index)}"
 
     def with_tasks(self, props: Mapping[str, Any], tasks: Mapping[str, Any]) -> dict[str, Any]:
-        """Return props with `tasks` replaced, each spec stored whole as canonical JSON text
-        (which a set with a template reads as well)."""
-        return {**props, "tasks": {task_id: encode_spec(spec) for task_id, spec in tasks.items()}}
+        """Return props with the tasks replaced, each spec stored whole (which a set with a
+        template reads as well), in the layout props have."""
+        return with_stored_tasks(props, tasks)
 
 
 class BatchTaskProvider(_TaskProviderCore):
@@ -961,7 +1001,7 @@ class BatchTaskSet(Resource, module="batch", name="TaskSet"):
         The job, endpoint and BatchStorage outputs the tasks use.
     tasks
         Task id -> its axis values as text when a template is given, else task id -> task
-        spec (see `components/config/`).
+        spec (see `components/config/`); stored in buckets (`batch/buckets.py`).
     secrets
         Config key -> secret value for the tasks' secretEnv.
     opts
@@ -996,10 +1036,12 @@ class BatchTaskSet(Resource, module="batch", name="TaskSet"):
             "setName": set_name or name,
             "shard": {"index": shard[0], "count": shard[1]},
             "template": None if template is None else encode_template(template),
-            "tasks": {
-                task_id: encode_spec(value) if template is None else encode_values(value)
-                for task_id, value in tasks.items()
-            },
+            "tasks": buckets.pack(
+                {
+                    task_id: dict(value) if isinstance(value, Mapping) else list(value)
+                    for task_id, value in tasks.items()
+                }
+            ),
         }
         super().__init__(BatchTaskSetProvider(), name, props, _options(opts))
 

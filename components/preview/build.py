@@ -13,6 +13,7 @@ from typing import Any
 
 import pulumi
 
+from batchtasks.batch.diff import SET_SPEC_INPUTS
 from batchtasks.batch.spec import SECRET_PLACEHOLDER, build_job_body
 from batchtasks.batch.tasks import set_specs, task_context
 from batchtasks.batch.template import TemplateBodyBuilder
@@ -225,7 +226,8 @@ def _job_preview(
 
 def _readable(resource: Mapping[str, Any]) -> dict[str, Any]:
     """Return a resource's inputs as a reviewer reads them (see `clean_inputs`), with a task
-    set's specs (stored as JSON text, whole or as axis values of its template) as objects.
+    set's specs (stored in buckets of JSON text, whole or as axis values of its template) as
+    objects, keyed by task id.
 
     The specs skip the generic walk: they are the program's canonical JSON (whole numbers as
     integers, no secret inside), read through the set's template, which then says no more;
@@ -241,7 +243,7 @@ def _readable(resource: Mapping[str, Any]) -> dict[str, Any]:
     ):
         return clean_inputs(inputs)
     readable = clean_inputs(
-        {key: value for key, value in inputs.items() if key not in ("tasks", "template")}
+        {key: value for key, value in inputs.items() if key not in SET_SPEC_INPUTS}
     )
     specs = set_specs(inputs)
     readable["tasks"] = {
