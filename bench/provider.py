@@ -182,7 +182,9 @@ class StackRegistrations:
 
     def holding(self, task_id: str) -> int:
         """Return the index in `sets` of the set that declares a task."""
-        return next(index for index, reg in enumerate(self.sets) if task_id in reg.inputs["tasks"])
+        return next(
+            index for index, reg in enumerate(self.sets) if task_id in stored_tasks(reg.inputs)
+        )
 
 
 def registrations(n: int, endpoint: str) -> StackRegistrations:
