@@ -8,6 +8,7 @@ the lock, so HTTP handler threads and test code can call them concurrently.
 from __future__ import annotations
 
 import copy
+import functools
 import itertools
 import random
 import re
@@ -306,9 +307,9 @@ class BatchService(TaskExecution):
 
     # ----------------------------------------------------------------- helpers (lock held)
 
-    def _stamp(self, body: dict[str, Any]) -> None:
+    def _stamp(self, body: dict[str, Any], now: str | None = None) -> None:
         body["eTag"] = f"0x{next(self._etags):X}"
-        body["lastModified"] = _now()
+        body["lastModified"] = now or _now()
 
     def _job(self, job_id: str) -> _Job:
         job = self._jobs.get(job_id.lower())
@@ -388,7 +389,8 @@ class BatchService(TaskExecution):
         if "poolInfo" in body and not isinstance(body["poolInfo"], dict):
             raise _invalid("poolInfo", body["poolInfo"], "expected an object")
 
-    def _new_task(self, job: _Job, body: Any) -> dict[str, Any]:
+    def _new_task(self, job: _Job, body: Any, now: str) -> dict[str, Any]:
+        # `body` is the request's own parsed JSON: it becomes the stored task, not copied.
         if not isinstance(body, dict):
             raise BatchError(400, "InvalidRequestBody", "A task must be a JSON object.")
         task_id = _check_id(body.get("id"))
@@ -411,8 +413,7 @@ class BatchService(TaskExecution):
             )
         if task_id.lower() in job.tasks:
             raise BatchError(409, "TaskExists", "The specified task already exists.")
-        now = _now()
-        task = _as_service_spells(copy.deepcopy(body))
+        task = _as_service_spells(body)
         task["constraints"] = self._task_constraints(job, body.get("constraints"))
         task.setdefault("requiredSlots", 1)
         task.update(
@@ -422,7 +423,7 @@ class BatchService(TaskExecution):
             stateTransitionTime=now,
             executionInfo={"retryCount": 0, "requeueCount": 0},
         )
-        self._stamp(task)
+        self._stamp(task, now)
         job.tasks[task_id.lower()] = task
         job.incomplete += 1
         return task
@@ -609,10 +610,10 @@ class BatchService(TaskExecution):
             return Reply(200, {"taskCounts": counts, "taskSlotCounts": slots})
 
     def create_task(self, job_id: str, body: Any) -> Reply:
-        """POST /jobs/{jobId}/tasks."""
+        """POST /jobs/{jobId}/tasks; the parsed body becomes the stored task (not copied)."""
         with self._lock:
             job = self._writable_job(job_id)
-            task = self._new_task(job, body)
+            task = self._new_task(job, body, _now())
             return Reply(201, None, _created_headers(task))
 
     def add_collection(
@@ -623,7 +624,8 @@ class BatchService(TaskExecution):
         client_error: Callable[[str], BatchError | None] = lambda _task_id: None,
     ) -> Reply:
         """POST /jobs/{jobId}/addtaskcollection, with a result per task, in no particular
-        order (the service does not promise request order).
+        order (the service does not promise request order). The parsed tasks become the
+        stored tasks (not copied).
 
         ``server_error(task_id)`` says whether to answer a task with ``servererror``
         instead of adding it; ``client_error(task_id)`` returns an error to answer it with as
@@ -639,6 +641,7 @@ class BatchService(TaskExecution):
         with self._lock:
             job = self._writable_job(job_id)
             results = []
+            now = _now()  # one clock reading per request: the tasks arrive together
             for value in values:
                 task_id = value.get("id") if isinstance(value, dict) else None
                 if isinstance(task_id, str) and server_error(task_id):
@@ -650,7 +653,7 @@ class BatchService(TaskExecution):
                     results.append(_task_result("clienterror", task_id, error=refusal))
                     continue
                 try:
-                    task = self._new_task(job, value)
+                    task = self._new_task(job, value, now)
                 except BatchError as error:
                     results.append(_task_result("clienterror", task_id, error=error))
                 else:
@@ -762,7 +765,8 @@ class BatchService(TaskExecution):
     def add_task(self, job_id: str, body: dict[str, Any]) -> dict[str, Any]:
         """Add a task whatever the job's state; returns a copy of what is stored."""
         with self._lock:
-            return copy.deepcopy(self._new_task(self._job(job_id), body))
+            task = self._new_task(self._job(job_id), copy.deepcopy(body), _now())
+            return copy.deepcopy(task)
 
     def set_job_state(self, job_id: str, state: str) -> None:
         """Force a job's state (e.g. ``disabled``), bypassing the service's transitions."""
@@ -854,6 +858,7 @@ def _as_service_spells(task: dict[str, Any]) -> dict[str, Any]:
     return task
 
 
+@functools.lru_cache(maxsize=1024)
 def dotnet_duration(value: str) -> str:
     """Return an ISO 8601 duration as the service (.NET's TimeSpan) writes it back: days,
     hours, minutes and seconds, zero parts left out, seven decimal places at most
