@@ -258,9 +258,14 @@ class _Handler(BaseHTTPRequestHandler):
             ("DELETE", "job"): lambda: service.delete_job(job),
             ("POST", "terminatejob"): lambda: service.terminate_job(job, body),
             ("GET", "taskcounts"): lambda: service.task_counts(job),
-            ("POST", "task"): lambda: service.create_task(job, body),
+            # The body was parsed for this request alone: the service keeps it without a copy.
+            ("POST", "task"): lambda: service.create_task(job, body, owned=True),
             ("POST", "addtaskcollection"): lambda: service.add_collection(
-                job, body, double.faults.take_task_error, double.faults.take_task_refusal
+                job,
+                body,
+                double.faults.take_task_error,
+                double.faults.take_task_refusal,
+                owned=True,
             ),
             ("GET", "task"): lambda: service.get_task(job, task, select),
             ("PUT", "task"): lambda: service.replace_task(job, task, body),

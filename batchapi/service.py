@@ -390,7 +390,7 @@ class BatchService(TaskExecution):
             raise _invalid("poolInfo", body["poolInfo"], "expected an object")
 
     def _new_task(self, job: _Job, body: Any, now: str) -> dict[str, Any]:
-        # `body` is the request's own parsed JSON: it becomes the stored task, not copied.
+        # `body` becomes the stored task: callers pass a body no one else holds.
         if not isinstance(body, dict):
             raise BatchError(400, "InvalidRequestBody", "A task must be a JSON object.")
         task_id = _check_id(body.get("id"))
@@ -609,11 +609,12 @@ class BatchService(TaskExecution):
                     slots[bucket] += size
             return Reply(200, {"taskCounts": counts, "taskSlotCounts": slots})
 
-    def create_task(self, job_id: str, body: Any) -> Reply:
-        """POST /jobs/{jobId}/tasks; the parsed body becomes the stored task (not copied)."""
+    def create_task(self, job_id: str, body: Any, *, owned: bool = False) -> Reply:
+        """POST /jobs/{jobId}/tasks. With ``owned`` (a body parsed for this request alone) the
+        body becomes the stored task without a copy."""
         with self._lock:
             job = self._writable_job(job_id)
-            task = self._new_task(job, body, _now())
+            task = self._new_task(job, body if owned else copy.deepcopy(body), _now())
             return Reply(201, None, _created_headers(task))
 
     def add_collection(
@@ -622,10 +623,12 @@ class BatchService(TaskExecution):
         body: Any,
         server_error: Callable[[str], bool],
         client_error: Callable[[str], BatchError | None] = lambda _task_id: None,
+        *,
+        owned: bool = False,
     ) -> Reply:
         """POST /jobs/{jobId}/addtaskcollection, with a result per task, in no particular
-        order (the service does not promise request order). The parsed tasks become the
-        stored tasks (not copied).
+        order (the service does not promise request order). With ``owned`` (a body parsed
+        for this request alone) its tasks become the stored tasks without a copy.
 
         ``server_error(task_id)`` says whether to answer a task with ``servererror``
         instead of adding it; ``client_error(task_id)`` returns an error to answer it with as
@@ -634,6 +637,8 @@ class BatchService(TaskExecution):
         values = body.get("value") if isinstance(body, dict) else None
         if not isinstance(values, list):
             raise _missing("value")
+        if not owned:
+            values = copy.deepcopy(values)
         if len(values) > MAX_COLLECTION_TASKS:
             raise _invalid(
                 "value", len(values), f"at most {MAX_COLLECTION_TASKS} tasks per collection"
@@ -858,12 +863,16 @@ def _as_service_spells(task: dict[str, Any]) -> dict[str, Any]:
     return task
 
 
-@functools.lru_cache(maxsize=1024)
-def dotnet_duration(value: str) -> str:
+def dotnet_duration(value: Any) -> Any:
     """Return an ISO 8601 duration as the service (.NET's TimeSpan) writes it back: days,
     hours, minutes and seconds, zero parts left out, seven decimal places at most
     (PT60M -> PT1H, P1W -> P7D, PT0S for nothing). Values it cannot read stay as sent."""
-    match = _ISO_DURATION.fullmatch(value) if isinstance(value, str) else None
+    return _dotnet_duration(value) if isinstance(value, str) else value
+
+
+@functools.lru_cache(maxsize=1024)  # a job's tasks repeat a few durations thousands of times
+def _dotnet_duration(value: str) -> str:
+    match = _ISO_DURATION.fullmatch(value)
     if match is None or value in ("P", "PT"):
         return value
     weeks, days, hours, minutes = (int(part) if part else 0 for part in match.groups()[:4])
