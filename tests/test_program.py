@@ -356,3 +356,12 @@ class TestEdgeCases:
         assert first.of_type(JOB)[0]["name"] == "job-first"
         assert [r["name"] for r in second.of_type(JOB)] == ["job-second"]
         assert all("first" not in r["name"] for r in second.resources)
+
+
+def test_a_task_set_refuses_tasks_that_are_not_plain_data_naming_them() -> None:
+    from batchtasks.batch.tasks import BatchTaskSet, TaskTarget
+
+    target = TaskTarget("job", "https://a.eastus.batch.azure.com", "/id", {}, "/mnt")
+    pending = pulumi.Output.from_input({"command": "echo", "image": "python:3.12"})
+    with pytest.raises(TypeError, match=r"task\(s\) late: .*plain data"):
+        BatchTaskSet("sweep", target, {"fine": {"command": "echo"}, "late": pending})

@@ -18,13 +18,18 @@ from hypothesis import strategies as st
 from batchtasks import fields
 from batchtasks.batch.spec import TaskBodyBuilder, TaskContext
 from batchtasks.batch.template import (
+    AXIS_STEM,
     MARKER_STEM,
+    SweepBodies,
     TemplateBodyBuilder,
     encode_body,
     fill_holes,
     split_spec,
 )
+from batchtasks.config import ConfigError, parse_stack_config
+from batchtasks.config.sweep import SpecTemplate
 from batchtasks.fields import TaskField
+from tests.test_sweep_template import sweeps
 
 IDENTITY = (
     "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg/providers/"
@@ -264,3 +269,90 @@ def test_every_field_the_table_marks_varies_is_filled_in_per_task(
     builder = TemplateBodyBuilder(context)
     assert [builder.build_text("t-1", spec), builder.build_text("t-2", other)] == expected
     assert len(calls) == 2  # the shape's template and its probe: both tasks were filled in
+
+
+# The containers the generated sweeps name (tests/test_sweep_template.py), one left without a URL.
+SWEEP_URLS = {
+    "results": "https://stforecast.blob.core.windows.net/results",
+    "inputs": "https://stforecast.blob.core.windows.net/inputs",
+}
+axis_text = st.one_of(text, st.sampled_from([AXIS_STEM, f"{AXIS_STEM}0x", "../up", "a\x00b"]))
+
+
+def sweep_outcome(bodies: SweepBodies, task_id: str, texts: Any) -> Any:
+    try:
+        return bodies.build_text(task_id, texts)
+    except (ValueError, TypeError, KeyError) as error:
+        return type(error), str(error)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    raw=sweeps(),
+    others=st.lists(st.tuples(task_ids, st.lists(axis_text, min_size=3, max_size=3)), max_size=4),
+)
+def test_sweep_bodies_from_axis_values_equal_the_seeds(
+    raw: dict[str, Any], others: list[tuple[str, list[str]]]
+) -> None:
+    # Every task of a generated sweep, and tasks with any other values (ones the seed refuses
+    # among them): built straight from its axis values, the body (or error) is the seed's for
+    # the spec the sweep's template renders.
+    try:
+        config = parse_stack_config(raw, "eastus")
+    except ConfigError:
+        return
+    (job,) = config.jobs
+    (sweep,) = job.sweeps
+    template = SpecTemplate(sweep.set_template())
+    context = TaskContext(
+        job_id=job.id,
+        identity_resource_id=IDENTITY,
+        container_urls=SWEEP_URLS,
+        mounts_dir="/mnt/batch/tasks/fsmounts",
+        display_name=f"{job.id}.grid",
+    )
+    bodies = SweepBodies(TemplateBodyBuilder(context), template)
+    tasks = [*sweep.task_values().items(), *((task_id, tuple(texts)) for task_id, texts in others)]
+    for task_id, texts in tasks:
+        expected = reference_outcome(context, task_id, template.render(texts))
+        assert sweep_outcome(bodies, task_id, texts) == expected
+
+
+def test_a_sweep_task_is_built_from_its_axis_values_without_rendering_its_spec(
+    monkeypatch: Any,
+) -> None:
+    template = SpecTemplate(
+        {
+            "image": "python:3.12",
+            "command": {"$t": ["python run.py --location ", 0, " --draws 10"]},
+            "env": {"LOCATION": {"$t": [0]}, "SEED": "7"},
+            "outputs": [{"pattern": "out/*", "container": "forecasts", "path": {"$t": [0]}}],
+        }
+    )
+    context = TaskContext(
+        job_id="weekly",
+        identity_resource_id=IDENTITY,
+        container_urls=URLS,
+        mounts_dir="/mnt/batch/tasks/fsmounts",
+        display_name="weekly.sweep",
+    )
+    bodies = SweepBodies(TemplateBodyBuilder(context), template)
+    rendered: list[Any] = []
+    original = SpecTemplate.render
+    monkeypatch.setattr(
+        SpecTemplate, "render", lambda self, texts: rendered.append(texts) or original(self, texts)
+    )
+    texts = {f"run-{index}": (f"loc{index}",) for index in range(50)}
+    built = {task_id: bodies.build_text(task_id, values) for task_id, values in texts.items()}
+    assert rendered == []  # the template spec was rendered once, with axis markers, before
+    body = json.loads(built["run-7"])
+    assert body["commandLine"] == "python run.py --location loc7 --draws 10"
+    assert body["environmentSettings"] == [
+        {"name": "LOCATION", "value": "loc7"},
+        {"name": "SEED", "value": "7"},
+    ]
+    assert body["outputFiles"][0]["destination"]["container"]["path"] == "loc7"
+    # A value the seed refuses goes the seed's way, and fails as the seed fails.
+    with pytest.raises(ValueError):
+        bodies.build_text("run-bad", ("../up",))
+    assert rendered == [("../up",)]

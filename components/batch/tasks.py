@@ -14,7 +14,7 @@ from __future__ import annotations
 import itertools
 import json
 import operator
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -68,7 +68,7 @@ from batchtasks.batch.spec import (
     is_unknown_as_a_whole,
     task_constraints,
 )
-from batchtasks.batch.template import TemplateBodyBuilder
+from batchtasks.batch.template import SweepBodies, TemplateBodyBuilder
 from batchtasks.config.sweep import SpecTemplate
 
 # Inputs besides a task's own spec that its body depends on (`plan_tasks` compares them).
@@ -267,6 +267,23 @@ def _normalise_spec(spec: Mapping[str, Any]) -> dict[str, Any]:
     return normalised
 
 
+class _StoredSpecs(Mapping[str, Any]):
+    """A set's tasks as task id -> spec, each rendered from what the set stores when read."""
+
+    def __init__(self, stored: Mapping[str, Any], template: SpecTemplate | None) -> None:
+        self.stored = stored
+        self.template = template
+
+    def __getitem__(self, task_id: str) -> Any:
+        return decode_spec(self.stored[task_id], self.template)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.stored)
+
+    def __len__(self) -> int:
+        return len(self.stored)
+
+
 class _TaskProviderCore(RetryingProvider):
     """What BatchTask and BatchTaskSet share; subclasses map their inputs to `tasks`."""
 
@@ -404,12 +421,12 @@ class _TaskProviderCore(RetryingProvider):
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         """Add the declared tasks; tasks an interrupted run already added count when equal."""
-        view = self._view(props)
+        view = self.view_to_create(props)
         context = task_context(props)
         writer = self._writer(props)
         builder = TemplateBodyBuilder(context)
         # A generator: bodies are built while earlier chunks are in flight.
-        bodies = (encoded_body(builder, task_id, spec) for task_id, spec in view["tasks"].items())
+        bodies = self.bodies(builder, props, view["tasks"], view["tasks"])
         if context.display_name:
             self._remove_strays(writer, view, context.display_name)
         outcome = writer.add(bodies)
@@ -478,9 +495,7 @@ class _TaskProviderCore(RetryingProvider):
         self._refuse_busy(writer, ours, props, states)
         self._refuse_ending(writer, props, ours, job, adding_back=True)
         writer.delete(ours)
-        again = writer.add(
-            encoded_body(builder, task_id, view["tasks"][task_id]) for task_id in ours
-        )
+        again = writer.add(self.bodies(builder, props, view["tasks"], ours))
         if again.different:
             raise BatchOperationError(
                 f"job {job_id!r}: task(s) {shown_ids(again.different)} came back with another "
@@ -506,9 +521,7 @@ class _TaskProviderCore(RetryingProvider):
         context = task_context(news)
         if arriving:
             builder = TemplateBodyBuilder(context)
-            outcome = writer.add(
-                encoded_body(builder, task_id, new_tasks[task_id]) for task_id in arriving
-            )
+            outcome = writer.add(self.bodies(builder, news, new_tasks, arriving))
             if outcome.different:
                 # As on create: a task found with another definition is replaced only when it
                 # is this resource's own; one another resource holds (a task moved between
@@ -557,6 +570,33 @@ class _TaskProviderCore(RetryingProvider):
         return ReadResult(id_ or self.resource_id(props), outs, dict(outs))
 
     # --- helpers -----------------------------------------------------------------------------
+    def view_to_create(self, props: Mapping[str, Any]) -> dict[str, Any]:
+        """Return the props with `tasks` as task id -> spec, as create reads them."""
+        return self._view(props)
+
+    def bodies(
+        self,
+        builder: TemplateBodyBuilder,
+        props: Mapping[str, Any],
+        specs: Mapping[str, Any],
+        task_ids: Iterable[str],
+    ) -> Iterator[EncodedTask]:
+        """Return the REST bodies of some of the resource's tasks, built one by one as they
+        are taken (while earlier chunks are in flight).
+
+        Parameters
+        ----------
+        builder
+            The operation's body builder.
+        props
+            The resource's inputs.
+        specs
+            Task id -> spec, holding at least `task_ids`.
+        task_ids
+            The tasks, in the order their bodies are wanted.
+        """
+        return (encoded_body(builder, task_id, specs[task_id]) for task_id in task_ids)
+
     def _writer(self, props: Mapping[str, Any]) -> TaskWriter:
         inputs = as_task_target_inputs(props)
         policy = self.policy(props)
@@ -857,6 +897,36 @@ class BatchTaskSetProvider(_TaskProviderCore):
             {**news, "tasks": decode_tasks(new_part, news.get("template"))},
         )
 
+    def bodies(
+        self,
+        builder: TemplateBodyBuilder,
+        props: Mapping[str, Any],
+        specs: Mapping[str, Any],
+        task_ids: Iterable[str],
+    ) -> Iterator[EncodedTask]:
+        """Return the bodies as every task resource does; a task stored as its axis values is
+        built straight from them through the sweep's template (`SweepBodies`, the same bytes
+        without rendering its spec)."""
+        compiled = spec_template(props.get("template"))
+        if compiled is None:
+            return super().bodies(builder, props, specs, task_ids)
+        stored = specs.stored if isinstance(specs, _StoredSpecs) else stored_tasks(props)
+        sweep = SweepBodies(builder, compiled)
+
+        def body(task_id: str) -> EncodedTask:
+            texts = axis_texts(stored.get(task_id), compiled)
+            if texts is None:
+                return encoded_body(builder, task_id, specs[task_id])
+            return EncodedTask(task_id, sweep.build_text(task_id, texts).encode("ascii"))
+
+        return map(body, task_ids)
+
+    def view_to_create(self, props: Mapping[str, Any]) -> dict[str, Any]:
+        """Return the props with `tasks` as task id -> spec, each rendered only when read: a
+        create builds most bodies straight from the axis values (see `bodies`)."""
+        compiled = spec_template(props.get("template"))
+        return {**props, "tasks": _StoredSpecs(stored_tasks(props), compiled)}
+
     def resource_id(self, props: Mapping[str, Any]) -> str:
         """Return `<job id>/<set name>`, with `.shard-<i>` for shards past the first."""
         index = shard_input(props.get("shard"))[0]
@@ -1036,14 +1106,44 @@ class BatchTaskSet(Resource, module="batch", name="TaskSet"):
             "setName": set_name or name,
             "shard": {"index": shard[0], "count": shard[1]},
             "template": None if template is None else encode_template(template),
-            "tasks": buckets.pack(
-                {
-                    task_id: dict(value) if isinstance(value, Mapping) else list(value)
-                    for task_id, value in tasks.items()
-                }
-            ),
+            "tasks": _packed(tasks),
         }
         super().__init__(BatchTaskSetProvider(), name, props, _options(opts))
+
+
+def _packed(tasks: Mapping[str, Any]) -> dict[str, str]:
+    """Return a set's tasks (id -> spec or axis values) in buckets of JSON text.
+
+    Raises
+    ------
+    TypeError
+        If a task is not plain data (a Pulumi Output, say): a set stores its tasks as text.
+    """
+    values = {
+        task_id: dict(value)
+        if isinstance(value, Mapping)
+        else list(value)
+        if isinstance(value, list | tuple)
+        else value  # check reports it: a spec must be an object of task fields
+        for task_id, value in tasks.items()
+    }
+    try:
+        return buckets.pack(values)
+    except (TypeError, ValueError):
+        pass
+    refused = [task_id for task_id, value in values.items() if not _is_json(value)]
+    raise TypeError(
+        f"BatchTaskSet task(s) {shown_ids(refused)}: a set stores its tasks as JSON text, so each "
+        "must be plain data (a task spec or its axis values; no Pulumi Output, no NaN)"
+    )
+
+
+def _is_json(value: Any) -> bool:
+    try:
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError):
+        return False
+    return True
 
 
 class BatchTask(Resource, module="batch", name="Task"):

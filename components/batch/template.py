@@ -19,12 +19,13 @@ from __future__ import annotations
 import functools
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from batchtasks import fields, rules
 from batchtasks.batch.spec import TaskBodyBuilder, TaskContext
+from batchtasks.config.sweep import SpecTemplate, Template
 from batchtasks.fields import TaskField
 
 # Markers stand in for the varying values while a shape's body is built. They are valid where
@@ -34,6 +35,10 @@ MARKER_STEM = "zq9tpl"
 ID_MARKER = f"{MARKER_STEM}id"
 # The JSON text of a string, as json.dumps gives it (without its per-call overhead).
 _text = json.encoder.encode_basestring_ascii
+# Axis markers stand in for a sweep's axis values when its template spec is rendered once to
+# find where each value lands (`SweepBodies`); not the markers' stem, so they stay in the holes.
+AXIS_STEM = "zq8axis"
+_AXIS_MARKER = re.compile(AXIS_STEM + r"(\d+)x")
 # Probe values: unlike the markers and unlike each other, with characters JSON escapes. No
 # control characters (the seed refuses them); a blob path takes no backslash either.
 _PROBE_ID = "probe_Task-7"
@@ -399,10 +404,8 @@ class TemplateBodyBuilder:
         split = split_spec(spec) if self._enabled else None
         if split is None:
             return encode_body(self.reference.build(task_id, spec))
-        key, shape, holes = split
-        if key not in self._templates:
-            self._templates[key] = _make_template(self.reference, shape, holes)
-        template = self._templates[key]
+        template = self.template_for(*split)
+        holes = split[2]
         if template is None or not _values_pass_seed_checks(task_id, holes):
             return encode_body(self.reference.build(task_id, spec))
         return template.fill(task_id, holes)
@@ -422,11 +425,19 @@ class TemplateBodyBuilder:
         if split is None:
             self.reference.build(task_id, spec)
             return
-        key, shape, values = split
-        if key not in self._templates:
-            self._templates[key] = _make_template(self.reference, shape, values)
-        if self._templates[key] is None or not _values_pass_seed_checks(task_id, values):
+        if self.template_for(*split) is None or not _values_pass_seed_checks(task_id, split[2]):
             self.reference.build(task_id, spec)
+
+    def template_for(
+        self, key: str, shape: Mapping[str, Any], holes: tuple[Hole, ...]
+    ) -> _Template | None:
+        """Return the template of one shape (`split_spec`'s parts), made once per builder;
+        None when the shape's tasks go through the reference builder."""
+        if not self._enabled:
+            return None
+        if key not in self._templates:
+            self._templates[key] = _make_template(self.reference, shape, holes)
+        return self._templates[key]
 
     def build(self, task_id: str, spec: Mapping[str, Any]) -> dict[str, Any]:
         """Build the REST body of one task as a dict; see `build_text`.
@@ -437,3 +448,95 @@ class TemplateBodyBuilder:
             The camelCase body of `BatchTaskCreateOptions`, as the seed builds it.
         """
         return json.loads(self.build_text(task_id, spec))
+
+
+# How one hole's value is made from a task's axis values.
+_ValueMaker = Callable[[Sequence[str]], Any]
+
+
+def _value_maker(value: Any) -> _ValueMaker | None:
+    """Return how a hole's value is made from axis values, given its value rendered with axis
+    markers; None when it is not one this module can make (the task is then rendered)."""
+    if isinstance(value, str):
+        pieces: list[str | int] = []
+        position = 0
+        for match in _AXIS_MARKER.finditer(value):
+            pieces += [value[position : match.start()], int(match.group(1))]
+            position = match.end()
+        pieces.append(value[position:])
+        return Template(tuple(pieces)).render
+    if isinstance(value, list):
+        makers = [_value_maker(item) if isinstance(item, str) else None for item in value]
+        if any(maker is None for maker in makers):
+            return None
+        return lambda texts: [maker(texts) for maker in makers if maker is not None]
+    if AXIS_STEM in repr(value):
+        return None
+    return lambda _texts: value  # a constant of another type (an environment value, say)
+
+
+class SweepBodies:
+    """Builds a sweep's task bodies straight from each task's axis values.
+
+    The sweep's template spec is rendered once with axis markers for its values and split into
+    its shape and holes; a task's hole values are then made from its axis values by one format
+    call each, checked and filled in, without rendering or splitting its spec. Gives exactly
+    `builder.build_text(task_id, template.render(texts))` (tests/test_template.py), which it
+    falls back to for a task whose values fail the seed's checks, and for every task when
+    an axis value lands outside the holes (an output pattern, say).
+
+    Parameters
+    ----------
+    builder
+        The job's template body builder (its templates and reference are shared).
+    template
+        The sweep's compiled template spec.
+    """
+
+    def __init__(self, builder: TemplateBodyBuilder, template: SpecTemplate) -> None:
+        self.builder = builder
+        self.template = template
+        self._plan = self._make_plan()
+
+    def _make_plan(self) -> tuple[_Template, tuple[Hole, ...], tuple[_ValueMaker, ...]] | None:
+        try:
+            written = json.dumps(self.template.spec)
+        except (TypeError, ValueError):
+            return None
+        if AXIS_STEM in written:
+            return None  # the template's own text holds the stem: every task is rendered
+        markers = [f"{AXIS_STEM}{index}x" for index in range(self.template.positions)]
+        split = split_spec(self.template.render(markers))
+        if split is None or AXIS_STEM in split[0]:
+            return None
+        template = self.builder.template_for(*split)
+        makers = [_value_maker(hole.value) for hole in split[2]]
+        if template is None or any(maker is None for maker in makers):
+            return None
+        return template, split[2], tuple(maker for maker in makers if maker is not None)
+
+    def build_text(self, task_id: str, texts: Sequence[str]) -> str:
+        """Build one task's REST body as compact JSON text; see `TemplateBodyBuilder.build_text`.
+
+        Parameters
+        ----------
+        task_id
+            The task's id in its job.
+        texts
+            The task's axis values (at least the template's `positions`).
+
+        Raises
+        ------
+        ValueError
+            As the seed's builders raise it.
+        """
+        plan = self._plan
+        if plan is not None:
+            template, holes, makers = plan
+            filled = tuple(
+                Hole(hole.way, hole.where, make(texts))
+                for hole, make in zip(holes, makers, strict=True)
+            )
+            if _values_pass_seed_checks(task_id, filled):
+                return template.fill(task_id, filled)
+        return self.builder.build_text(task_id, self.template.render(texts))
