@@ -17,6 +17,8 @@ import pytest
 import yaml
 from azure.batch import models as batch_models
 
+from batchtasks.batch.spec import TaskBodyBuilder
+from batchtasks.batch.tasks import task_context
 from batchtasks.cli import main
 from batchtasks.config import load_stack_file
 from batchtasks.exits import Exit
@@ -123,6 +125,19 @@ class TestJson:
         for body in bodies.values():
             # Exactly what the Batch SDK takes: its own model gives the same body back.
             assert batch_models.BatchTaskCreateOptions(body).as_dict() == body
+
+    def test_every_sweep_body_is_the_seeds_for_the_spec_the_preview_shows(
+        self, capsys: pytest.CaptureFixture[str], in_project: None
+    ) -> None:
+        # The preview builds a sweep's bodies from its stored axis values; the seed's builder,
+        # given the spec the preview shows for each task, must give the same body.
+        document = preview_json(capsys, "--stack", "dev", "--bodies")
+        bodies = {body["id"]: body for body in document["tasks"][JOB_ID]}
+        (sweep,) = [r for r in document["resources"] if r["type"].endswith(":TaskSet")]
+        seed = TaskBodyBuilder(task_context(sweep["inputs"]))
+        assert len(sweep["inputs"]["tasks"]) == 37
+        for task_id, spec in sweep["inputs"]["tasks"].items():
+            assert bodies[task_id] == seed.build(task_id, spec), task_id
 
     def test_environment_is_sorted_by_name_whatever_the_wire_order(
         self, capsys: pytest.CaptureFixture[str], in_project: None

@@ -530,13 +530,34 @@ class SweepBodies:
         ValueError
             As the seed's builders raise it.
         """
-        plan = self._plan
-        if plan is not None:
-            template, holes, makers = plan
-            filled = tuple(
-                Hole(hole.way, hole.where, make(texts))
-                for hole, make in zip(holes, makers, strict=True)
-            )
-            if _values_pass_seed_checks(task_id, filled):
-                return template.fill(task_id, filled)
+        filled = self._filled(task_id, texts)
+        if filled is not None:
+            return filled[0].fill(task_id, filled[1])
         return self.builder.build_text(task_id, self.template.render(texts))
+
+    def check(self, task_id: str, texts: Sequence[str]) -> None:
+        """Check that one task's REST body can be built, without building it; see
+        `build_text`.
+
+        Raises
+        ------
+        ValueError
+            As `build_text` raises it.
+        """
+        if self._filled(task_id, texts) is None:
+            self.builder.check(task_id, self.template.render(texts))
+
+    def _filled(
+        self, task_id: str, texts: Sequence[str]
+    ) -> tuple[_Template, tuple[Hole, ...]] | None:
+        """Return the sweep's template and the task's holes when its values pass the seed's
+        checks; None when the task must take the builder's own path."""
+        plan = self._plan
+        if plan is None:
+            return None
+        template, holes, makers = plan
+        filled = tuple(
+            Hole(hole.way, hole.where, make(texts))
+            for hole, make in zip(holes, makers, strict=True)
+        )
+        return (template, filled) if _values_pass_seed_checks(task_id, filled) else None
