@@ -41,6 +41,15 @@ URLS = {
     "batch-logs": "https://stsovereign.blob.core.usgovcloudapi.net/batch-logs",
 }
 
+# A sweep's job as the examples below build its bodies.
+WEEKLY = TaskContext(
+    job_id="weekly",
+    identity_resource_id=IDENTITY,
+    container_urls=URLS,
+    mounts_dir="/mnt/batch/tasks/fsmounts",
+    display_name="weekly.sweep",
+)
+
 # Text a user might write, including what JSON escapes and the marker stem itself.
 awkward = st.sampled_from(
     [
@@ -194,13 +203,7 @@ def test_template_bodies_equal_the_seeds(data: st.DataObject, context: TaskConte
 
 
 def test_a_sweep_builds_each_shape_once_through_the_seed(monkeypatch: Any) -> None:
-    context = TaskContext(
-        job_id="weekly",
-        identity_resource_id=IDENTITY,
-        container_urls=URLS,
-        mounts_dir="/mnt/batch/tasks/fsmounts",
-        display_name="weekly.sweep",
-    )
+    context = WEEKLY
     calls: list[str] = []
     original = TaskBodyBuilder.build
 
@@ -329,13 +332,7 @@ def test_a_sweep_task_is_built_from_its_axis_values_without_rendering_its_spec(
             "outputs": [{"pattern": "out/*", "container": "forecasts", "path": {"$t": [0]}}],
         }
     )
-    context = TaskContext(
-        job_id="weekly",
-        identity_resource_id=IDENTITY,
-        container_urls=URLS,
-        mounts_dir="/mnt/batch/tasks/fsmounts",
-        display_name="weekly.sweep",
-    )
+    context = WEEKLY
     bodies = SweepBodies(TemplateBodyBuilder(context), template)
     rendered: list[Any] = []
     original = SpecTemplate.render
