@@ -285,7 +285,7 @@ axis_text = st.one_of(text, st.sampled_from([AXIS_STEM, f"{AXIS_STEM}0x", "../up
 def sweep_outcome(bodies: SweepBodies, task_id: str, texts: Any) -> Any:
     try:
         return bodies.build_text(task_id, texts)
-    except (ValueError, TypeError, KeyError) as error:
+    except (ValueError, TypeError, KeyError, IndexError) as error:
         return type(error), str(error)
 
 
@@ -341,7 +341,9 @@ def test_a_sweep_task_is_built_from_its_axis_values_without_rendering_its_spec(
     )
     texts = {f"run-{index}": (f"loc{index}",) for index in range(50)}
     built = {task_id: bodies.build_text(task_id, values) for task_id, values in texts.items()}
-    assert rendered == []  # the template spec was rendered once, with axis markers, before
+    # Rendered twice for the first task (its literals, then with axis markers), never after.
+    assert rendered == [[""], ["zq8axis0x"]]
+    rendered.clear()
     body = json.loads(built["run-7"])
     assert body["commandLine"] == "python run.py --location loc7 --draws 10"
     assert body["environmentSettings"] == [
@@ -353,3 +355,28 @@ def test_a_sweep_task_is_built_from_its_axis_values_without_rendering_its_spec(
     with pytest.raises(ValueError):
         bodies.build_text("run-bad", ("../up",))
     assert rendered == [("../up",)]
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        {"$t": ["echo zq8", "axis0x ", 0]},  # literals that spell an axis marker only together
+        {"$t": ["echo ", 0, "zq8axis1x"]},
+        {"$t": ["run ", 0, "1x ", 0]},  # a marker followed by digits and an x
+    ],
+    ids=["split-stem", "whole-stem", "digits-after"],
+)
+def test_sweep_bodies_of_templates_written_by_hand_equal_the_seeds(command: Any) -> None:
+    template = SpecTemplate({"image": "python:3.12", "command": command})
+    bodies = SweepBodies(TemplateBodyBuilder(WEEKLY), template)
+    for texts in (("ca",), ("zq8axis0x",), ("",)):
+        expected = reference_outcome(WEEKLY, "t-1", template.render(texts))
+        assert sweep_outcome(bodies, "t-1", texts) == expected
+
+
+def test_too_few_axis_values_fail_as_rendering_them_does() -> None:
+    template = SpecTemplate({"image": "python:3.12", "command": {"$t": ["run ", 0, " ", 2]}})
+    bodies = SweepBodies(TemplateBodyBuilder(WEEKLY), template)
+    with pytest.raises(IndexError) as raised:
+        template.render(("a", "b"))
+    assert sweep_outcome(bodies, "t-1", ("a", "b")) == (IndexError, str(raised.value))

@@ -209,6 +209,15 @@ def with_stored_tasks(props: Mapping[str, Any], values: Mapping[str, Any]) -> di
     return {**props, "tasks": buckets.pack(values)}
 
 
+def _stored_of(props: Mapping[str, Any], task_ids: Collection[str]) -> Any:
+    """Return what a set stores for some of its tasks (and maybe others), reading only the
+    buckets that hold them: an update adding a few tasks to a big set unpacks a few buckets."""
+    tasks = props.get("tasks")
+    if isinstance(tasks, Mapping) and buckets.is_bucketed(tasks):
+        return buckets.unpack(tasks, sorted({buckets.bucket_of(task_id) for task_id in task_ids}))
+    return stored_tasks(props)
+
+
 def set_specs(props: Mapping[str, Any]) -> Any:
     """Return a set's tasks as task id -> spec, from its inputs or state (see decode_tasks)."""
     return decode_tasks(stored_tasks(props), props.get("template"))
@@ -910,7 +919,8 @@ class BatchTaskSetProvider(_TaskProviderCore):
         compiled = spec_template(props.get("template"))
         if compiled is None:
             return super().bodies(builder, props, specs, task_ids)
-        stored = specs.stored if isinstance(specs, _StoredSpecs) else stored_tasks(props)
+        ids = list(task_ids)
+        stored = specs.stored if isinstance(specs, _StoredSpecs) else _stored_of(props, ids)
         sweep = SweepBodies(builder, compiled)
 
         def body(task_id: str) -> EncodedTask:
@@ -919,7 +929,7 @@ class BatchTaskSetProvider(_TaskProviderCore):
                 return encoded_body(builder, task_id, specs[task_id])
             return EncodedTask(task_id, sweep.build_text(task_id, texts).encode("ascii"))
 
-        return map(body, task_ids)
+        return map(body, ids)
 
     def view_to_create(self, props: Mapping[str, Any]) -> dict[str, Any]:
         """Return the props with `tasks` as task id -> spec, each rendered only when read: a

@@ -496,16 +496,21 @@ class SweepBodies:
     def __init__(self, builder: TemplateBodyBuilder, template: SpecTemplate) -> None:
         self.builder = builder
         self.template = template
-        self._plan = self._make_plan()
+        # Made at the first task (whose values bound the markers' number), then kept.
+        self._plan: tuple[_Template, tuple[Hole, ...], tuple[_ValueMaker, ...]] | None = None
+        self._planned = False
 
     def _make_plan(self) -> tuple[_Template, tuple[Hole, ...], tuple[_ValueMaker, ...]] | None:
+        positions = self.template.positions
         try:
-            written = json.dumps(self.template.spec)
+            # With empty values every string is its literals joined: the stem there (in one
+            # piece or across several) would read as an axis marker.
+            literals = json.dumps(self.template.render([""] * positions))
         except (TypeError, ValueError):
             return None
-        if AXIS_STEM in written:
+        if AXIS_STEM in literals:
             return None  # the template's own text holds the stem: every task is rendered
-        markers = [f"{AXIS_STEM}{index}x" for index in range(self.template.positions)]
+        markers = [f"{AXIS_STEM}{index}x" for index in range(positions)]
         split = split_spec(self.template.render(markers))
         if split is None or AXIS_STEM in split[0]:
             return None
@@ -552,10 +557,13 @@ class SweepBodies:
     ) -> tuple[_Template, tuple[Hole, ...]] | None:
         """Return the sweep's template and the task's holes when its values pass the seed's
         checks; None when the task must take the builder's own path."""
-        plan = self._plan
-        if plan is None:
+        if len(texts) < self.template.positions:
+            return None  # rendering raises as the seed's path does
+        if not self._planned:
+            self._plan, self._planned = self._make_plan(), True
+        if self._plan is None:
             return None
-        template, holes, makers = plan
+        template, holes, makers = self._plan
         filled = tuple(
             Hole(hole.way, hole.where, make(texts))
             for hole, make in zip(holes, makers, strict=True)
