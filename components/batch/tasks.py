@@ -89,13 +89,6 @@ def task_context(props: Mapping[str, Any]) -> TaskContext:
     )
 
 
-def encoded_body(
-    builder: TemplateBodyBuilder, task_id: str, spec: Mapping[str, Any]
-) -> EncodedTask:
-    """Return a task's REST body as the bytes an add-collection request sends."""
-    return EncodedTask(task_id, builder.build_text(task_id, spec).encode("ascii"))
-
-
 def encode_spec(spec: Any) -> Any:
     """Return a task spec or axis-value list as the canonical JSON text a set made before buckets
     stores for a task (one text per task, keyed by task id); other values as given."""
@@ -291,6 +284,68 @@ class _StoredSpecs(Mapping[str, Any]):
 
     def __len__(self) -> int:
         return len(self.stored)
+
+
+class TaskBodies:
+    """Builds the REST bodies of one task resource's tasks: a task its set stores as axis values
+    straight from them through the sweep's template (`SweepBodies`), any other from its spec;
+    the same bytes and errors either way.
+
+    Parameters
+    ----------
+    builder
+        The body builder of the operation (or of the preview's job).
+    specs
+        Task id -> spec, read only for the tasks not built from axis values.
+    template
+        The set's compiled template spec, or None (a BatchTask, or a set without one).
+    stored
+        Task id -> what the set stores (`stored_tasks`), holding at least the tasks asked for.
+    """
+
+    def __init__(
+        self,
+        builder: TemplateBodyBuilder,
+        specs: Mapping[str, Any],
+        template: SpecTemplate | None = None,
+        stored: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.builder = builder
+        self.specs = specs
+        self.sweep = None if template is None else SweepBodies(builder, template)
+        self.stored = stored or {}
+
+    def _texts(self, task_id: str) -> list[str] | None:
+        if self.sweep is None:
+            return None
+        return axis_texts(self.stored.get(task_id), self.sweep.template)
+
+    def build_text(self, task_id: str) -> str:
+        """Return one task's REST body as compact JSON text (`TemplateBodyBuilder.build_text`).
+
+        Raises
+        ------
+        ValueError
+            As the seed's builders raise it.
+        """
+        texts = self._texts(task_id)
+        if self.sweep is not None and texts is not None:
+            return self.sweep.build_text(task_id, texts)
+        return self.builder.build_text(task_id, self.specs[task_id])
+
+    def check(self, task_id: str) -> None:
+        """Check that one task's REST body can be built, without building it.
+
+        Raises
+        ------
+        ValueError
+            As `build_text` raises it.
+        """
+        texts = self._texts(task_id)
+        if self.sweep is not None and texts is not None:
+            self.sweep.check(task_id, texts)
+        else:
+            self.builder.check(task_id, self.specs[task_id])
 
 
 class _TaskProviderCore(RetryingProvider):
@@ -604,7 +659,19 @@ class _TaskProviderCore(RetryingProvider):
         task_ids
             The tasks, in the order their bodies are wanted.
         """
-        return (encoded_body(builder, task_id, specs[task_id]) for task_id in task_ids)
+        ids = list(task_ids)
+        made = self.task_bodies(builder, props, specs, ids)
+        return (EncodedTask(task_id, made.build_text(task_id).encode("ascii")) for task_id in ids)
+
+    def task_bodies(
+        self,
+        builder: TemplateBodyBuilder,
+        props: Mapping[str, Any],
+        specs: Mapping[str, Any],
+        task_ids: Collection[str],
+    ) -> TaskBodies:
+        """Return the builder of these tasks' bodies: here each from its spec."""
+        return TaskBodies(builder, specs)
 
     def _writer(self, props: Mapping[str, Any]) -> TaskWriter:
         inputs = as_task_target_inputs(props)
@@ -906,30 +973,22 @@ class BatchTaskSetProvider(_TaskProviderCore):
             {**news, "tasks": decode_tasks(new_part, news.get("template"))},
         )
 
-    def bodies(
+    def task_bodies(
         self,
         builder: TemplateBodyBuilder,
         props: Mapping[str, Any],
         specs: Mapping[str, Any],
-        task_ids: Iterable[str],
-    ) -> Iterator[EncodedTask]:
-        """Return the bodies as every task resource does; a task stored as its axis values is
-        built straight from them through the sweep's template (`SweepBodies`, the same bytes
-        without rendering its spec)."""
-        compiled = spec_template(props.get("template"))
-        if compiled is None:
-            return super().bodies(builder, props, specs, task_ids)
-        ids = list(task_ids)
-        stored = specs.stored if isinstance(specs, _StoredSpecs) else _stored_of(props, ids)
-        sweep = SweepBodies(builder, compiled)
-
-        def body(task_id: str) -> EncodedTask:
-            texts = axis_texts(stored.get(task_id), compiled)
-            if texts is None:
-                return encoded_body(builder, task_id, specs[task_id])
-            return EncodedTask(task_id, sweep.build_text(task_id, texts).encode("ascii"))
-
-        return map(body, ids)
+        task_ids: Collection[str],
+    ) -> TaskBodies:
+        """Return the builder of these tasks' bodies: a task stored as its axis values is built
+        straight from them through the sweep's template (the same bytes, without rendering its
+        spec), reading only the buckets that hold the tasks."""
+        if isinstance(specs, _StoredSpecs):
+            return TaskBodies(builder, specs, specs.template, specs.stored)
+        template = spec_template(props.get("template"))
+        if template is None:
+            return TaskBodies(builder, specs)
+        return TaskBodies(builder, specs, template, _stored_of(props, task_ids))
 
     def view_to_create(self, props: Mapping[str, Any]) -> dict[str, Any]:
         """Return the props with `tasks` as task id -> spec, each rendered only when read: a

@@ -16,8 +16,14 @@ import pulumi
 
 from batchtasks.batch.diff import SET_SPEC_INPUTS
 from batchtasks.batch.spec import SECRET_PLACEHOLDER, build_job_body
-from batchtasks.batch.tasks import axis_texts, set_specs, spec_template, stored_tasks, task_context
-from batchtasks.batch.template import SweepBodies, TemplateBodyBuilder
+from batchtasks.batch.tasks import (
+    TaskBodies,
+    set_specs,
+    spec_template,
+    stored_tasks,
+    task_context,
+)
+from batchtasks.batch.template import TemplateBodyBuilder
 from batchtasks.config import StackConfig
 from batchtasks.preview.offline import DYNAMIC_PREFIX, JOB_TYPE, PreviewMocks, run_offline
 from batchtasks.program import NAMESPACE, declare_stack
@@ -189,7 +195,7 @@ def _job_preview(
 ) -> JobPreview:
     """Merge a job's task resources; build every REST body, or only check that each can be
     built, or neither."""
-    found: dict[str, tuple[dict[str, Any], _TaskBodies]] = {}
+    found: dict[str, tuple[dict[str, Any], TaskBodies]] = {}
     merged: dict[str, Any] = {"tasks": {}, "secrets": {}}
     for resource in task_resources:
         inputs = resource["inputs"]
@@ -200,7 +206,15 @@ def _job_preview(
             specs = {inputs["taskId"]: inputs["task"]}
         else:
             specs = inputs.get("tasks") or {}  # decoded when recorded
-        bodies = _TaskBodies(TemplateBodyBuilder(task_context(inputs)), resource.get("stored"))
+        # A sweep's bodies are built from what the program registered (its axis values).
+        stored = resource.get("stored") or {}
+        template = spec_template(stored.get("template"))
+        bodies = TaskBodies(
+            TemplateBodyBuilder(task_context(inputs)),
+            specs,
+            template,
+            stored_tasks(stored) if template is not None else None,
+        )
         for task_id, spec in specs.items():
             found[task_id] = (spec, bodies)
     position = {task_id: index for index, task_id in enumerate(declared)}
@@ -212,9 +226,9 @@ def _job_preview(
         body: dict[str, Any] = {}
         try:
             if with_bodies:
-                body = bodies.build(task_id, spec)
+                body = json.loads(bodies.build_text(task_id))
             elif check_bodies:
-                bodies.check(task_id, spec)
+                bodies.check(task_id)
         except ValueError as error:
             raise ValueError(f"job {job_id!r}, task {task_id!r}: {error}") from None
         tasks.append(TaskPreview(task_id, spec, body))
@@ -223,50 +237,6 @@ def _job_preview(
     except ValueError as error:
         raise ValueError(f"job {job_id!r}: {error}") from None
     return JobPreview(job_id, job_inputs, job_body, tuple(tasks), merged)
-
-
-class _TaskBodies:
-    """Builds or checks the bodies of one task resource's tasks: a sweep's tasks straight from
-    their stored axis values (`SweepBodies`), any other from its spec; the same bodies and
-    errors either way.
-
-    Parameters
-    ----------
-    builder
-        The resource's body builder.
-    stored
-        The inputs a task set registered (its template and buckets), or None.
-    """
-
-    def __init__(self, builder: TemplateBodyBuilder, stored: Mapping[str, Any] | None) -> None:
-        self.builder = builder
-        self.sweep: SweepBodies | None = None
-        self.values: Mapping[str, Any] = {}
-        template = spec_template(stored.get("template")) if stored else None
-        if stored and template is not None:
-            self.sweep = SweepBodies(builder, template)
-            self.values = stored_tasks(stored)
-
-    def _texts(self, task_id: str) -> Sequence[str] | None:
-        if self.sweep is None:
-            return None
-        return axis_texts(self.values.get(task_id), self.sweep.template)
-
-    def build(self, task_id: str, spec: Mapping[str, Any]) -> dict[str, Any]:
-        """Return one task's REST body (see `TemplateBodyBuilder.build`)."""
-        texts = self._texts(task_id)
-        if self.sweep is None or texts is None:
-            return self.builder.build(task_id, spec)
-        built: dict[str, Any] = json.loads(self.sweep.build_text(task_id, texts))
-        return built
-
-    def check(self, task_id: str, spec: Mapping[str, Any]) -> None:
-        """Check that one task's REST body can be built (see `TemplateBodyBuilder.check`)."""
-        texts = self._texts(task_id)
-        if self.sweep is None or texts is None:
-            self.builder.check(task_id, spec)
-        else:
-            self.sweep.check(task_id, texts)
 
 
 def _readable(resource: Mapping[str, Any]) -> dict[str, Any]:
