@@ -169,6 +169,8 @@ class FaultPlan:
 
     def take_task_refusal(self, task_id: str) -> BatchError | None:
         """The armed client error for a task, if any (it stays armed)."""
+        if not self._task_refusals:
+            return None  # asked for every task added: skip the lock when nothing is armed
         with self._lock:
             return self._task_refusals.get(task_id.lower())
 
@@ -211,6 +213,8 @@ class FaultPlan:
 
     def take_task_error(self, task_id: str) -> bool:
         """Consume one armed server error for a task; True if there was one."""
+        if not self._task_errors:
+            return False  # asked for every task added: skip the lock when nothing is armed
         with self._lock:
             key = task_id.lower()
             if self._task_errors.get(key):

@@ -147,8 +147,7 @@ class _Handler(BaseHTTPRequestHandler):
         request_id = str(uuid.uuid4())
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
-        if double.latency > 0:
-            time.sleep(double.latency)
+        arrived = time.monotonic()
         outcome: Reply | BatchError | None
         try:
             outcome = self._answer(double, route, key, query, raw, length)
@@ -161,6 +160,11 @@ class _Handler(BaseHTTPRequestHandler):
         # Record before answering, so a client that got its answer sees it counted.
         status = None if outcome is None else outcome.status
         double._record(RecordedRequest(self.command, key, url.path, query, status, raw))
+        # The latency is the request's time at the service, its work included: the service's
+        # servers work on concurrent requests in parallel, where this process has one CPU.
+        remaining = double.latency - (time.monotonic() - arrived)
+        if remaining > 0:
+            time.sleep(remaining)
         if outcome is None:
             self.close_connection = True
         elif isinstance(outcome, BatchError):
@@ -422,7 +426,8 @@ class BatchApiDouble:
     host : str
         Address to listen on; the certificate covers ``127.0.0.1`` and ``localhost``.
     latency : float
-        Seconds each request waits before being handled (never while holding state).
+        Seconds from a request's arrival to its answer, the double's work on it included (a
+        request whose work takes longer is answered when done); the wait holds no state.
     deleting_polls : int
         GETs of a deleted job that still see ``deleting`` before it is gone;
         ``DELETING_FOREVER`` keeps it deleting for as long as anyone looks.

@@ -833,33 +833,33 @@ def _page(
 
 
 # Task properties holding enums, which the service answers in lower case whatever was sent.
-_TASK_ENUM_PATHS = (
-    ("containerSettings", "workingDirectory"),
-    ("userIdentity", "autoUser", "scope"),
-    ("userIdentity", "autoUser", "elevationLevel"),
-)
-_OUTPUT_ENUM_PATH = ("uploadOptions", "uploadCondition")
 _DURATION_KEYS = ("maxWallClockTime", "retentionTime")
 _ISO_DURATION = re.compile(
     r"P(?:(\d+)W)?(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d+)?)S)?)?"
 )
 
 
-def _lower_at(body: Any, path: tuple[str, ...]) -> None:
-    for key in path[:-1]:
-        body = body.get(key) if isinstance(body, dict) else None
-    if isinstance(body, dict) and isinstance(body.get(path[-1]), str):
-        body[path[-1]] = body[path[-1]].lower()
+def _lower_at(body: Any, key: str) -> None:
+    if isinstance(body, dict):
+        value = body.get(key)
+        if isinstance(value, str):
+            body[key] = value.lower()
 
 
 def _as_service_spells(task: dict[str, Any]) -> dict[str, Any]:
     """Spell a task's enums the way the service answers them: lower case."""
-    for path in _TASK_ENUM_PATHS:
-        _lower_at(task, path)
+    container = task.get("containerSettings")
+    _lower_at(container, "workingDirectory")
+    identity = task.get("userIdentity")
+    auto_user = identity.get("autoUser") if isinstance(identity, dict) else None
+    _lower_at(auto_user, "scope")
+    _lower_at(auto_user, "elevationLevel")
     for output in task.get("outputFiles") or ():
-        _lower_at(output, _OUTPUT_ENUM_PATH)
-    for mount in (task.get("containerSettings") or {}).get("containerHostBatchBindMounts") or ():
-        _lower_at(mount, ("source",))
+        _lower_at(
+            output.get("uploadOptions") if isinstance(output, dict) else None, "uploadCondition"
+        )
+    for mount in (container or {}).get("containerHostBatchBindMounts") or ():
+        _lower_at(mount, "source")
     return task
 
 

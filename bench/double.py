@@ -56,7 +56,7 @@ class DoubleProcess:
     Parameters
     ----------
     latency
-        Seconds each request waits before being handled.
+        Seconds from a request's arrival to its answer, the double's work included.
 
     Examples
     --------
@@ -119,7 +119,7 @@ class DoubleProcess:
 
     @property
     def latency(self) -> float:
-        """Seconds each request waits before being handled."""
+        """Seconds from a request's arrival to its answer, the double's work included."""
         return self._latency
 
     @latency.setter

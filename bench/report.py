@@ -335,7 +335,8 @@ def render_markdown(results: Mapping[str, Any]) -> str:
         "",
         "Workload: one job, one sweep whose matrix has N cells; every task has an image, two "
         "blob mounts, an output upload with a templated path, environment variables, retries "
-        "and log upload. The Batch API double answers each request after the stated latency.",
+        "and log upload. The Batch API double answers each request the stated latency after it "
+        "arrives, its own work on the request included.",
         "",
         f"Load average (1, 5, 15 min) at the start {machine.get('load_at_start')}, at the end "
         f"{machine.get('load_at_end')}: the machine is shared, so read ratios measured side by "
