@@ -160,17 +160,19 @@ class _Handler(BaseHTTPRequestHandler):
         # Record before answering, so a client that got its answer sees it counted.
         status = None if outcome is None else outcome.status
         double._record(RecordedRequest(self.command, key, url.path, query, status, raw))
-        # The latency is the request's time at the service, its work included: the service's
-        # servers work on concurrent requests in parallel, where this process has one CPU.
+        data = b"" if outcome is None else self._encoded(outcome, request_id)
+        # The latency is the request's time at the service, its work (the answer's bytes too)
+        # included: the service's servers work on concurrent requests in parallel, where this
+        # process has one CPU.
         remaining = double.latency - (time.monotonic() - arrived)
         if remaining > 0:
             time.sleep(remaining)
         if outcome is None:
             self.close_connection = True
         elif isinstance(outcome, BatchError):
-            self._send_error(outcome, request_id)
+            self._send_error(outcome, request_id, data)
         else:
-            self._send(outcome, request_id)
+            self._send(outcome, request_id, data)
 
     def _answer(
         self,
@@ -335,11 +337,23 @@ class _Handler(BaseHTTPRequestHandler):
             body["odata.nextLink"] = f"{double.endpoint}{path}?{urlencode(params)}"
         return Reply(200, body)
 
-    def _send(self, reply: Reply, request_id: str) -> None:
+    def _encoded(self, outcome: Reply | BatchError, request_id: str) -> bytes:
+        """The answer's body as sent (a HEAD answer says how long it would be, sends none)."""
+        if isinstance(outcome, BatchError):
+            body = {
+                "odata.metadata": f"{self.server.double.endpoint}/$metadata"
+                "#Microsoft.Azure.Batch.Protocol.Entities.Container.errors/@Element",
+                **error_body(outcome, request_id),
+            }
+            return json.dumps(body).encode()
+        if outcome.raw is not None:
+            return outcome.raw
+        return json.dumps(outcome.body).encode() if outcome.body is not None else b""
+
+    def _send(self, reply: Reply, request_id: str, data: bytes) -> None:
         if reply.raw is not None:
-            self._send_raw(reply, reply.raw, request_id)
+            self._send_raw(reply, data, request_id)
             return
-        data = json.dumps(reply.body).encode() if reply.body is not None else b""
         self.send_response(reply.status)
         for name, value in reply.headers.items():
             if name != "Content-Length":
@@ -360,13 +374,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._common_headers(request_id, len(data), content_type="application/octet-stream")
         self.wfile.write(data)
 
-    def _send_error(self, error: BatchError, request_id: str) -> None:
-        body = {
-            "odata.metadata": f"{self.server.double.endpoint}/$metadata"
-            "#Microsoft.Azure.Batch.Protocol.Entities.Container.errors/@Element",
-            **error_body(error, request_id),
-        }
-        data = json.dumps(body).encode()
+    def _send_error(self, error: BatchError, request_id: str, data: bytes) -> None:
         self.send_response(error.status)
         retry_after = error.values.get("RetryAfter")
         if retry_after is not None:
@@ -426,8 +434,9 @@ class BatchApiDouble:
     host : str
         Address to listen on; the certificate covers ``127.0.0.1`` and ``localhost``.
     latency : float
-        Seconds from a request's arrival to its answer, the double's work on it included (a
-        request whose work takes longer is answered when done); the wait holds no state.
+        Seconds from a request's arrival (its body read) to its answer being sent, the double's
+        work on it and the answer's bytes included (a request whose work takes longer is
+        answered when done); the wait holds no state.
     deleting_polls : int
         GETs of a deleted job that still see ``deleting`` before it is gone;
         ``DELETING_FOREVER`` keeps it deleting for as long as anyone looks.

@@ -526,7 +526,8 @@ def test_host_killed_mid_create_then_a_fresh_host_ends_with_the_declared_tasks(
         f"run-{index:04d}": {**template, "command": f"python -m run {index}"}
         for index in range(500)
     }
-    # One request at a time, each a little slow: the kill lands between collections.
+    # One request at a time, each a little slow: the kill lands after a collection is stored,
+    # before its answer (the double works first, then waits out the latency).
     inputs = checked(
         host,
         reg,

@@ -145,7 +145,8 @@ def test_an_interrupted_create_of_shard_1_leaves_shard_0_alone(
     host.create(first.urn, checked(host, first))
     before = commands(batch_api)
     assert sorted(before) == sorted(stored_tasks(first.inputs))
-    # One request at a time, each a little slow: the kill lands between collections.
+    # One request at a time, each a little slow: the kill lands after a collection is stored,
+    # before its answer (the double works first, then waits out the latency).
     slow = {**second.inputs, "retryPolicy": {"concurrency": 1.0}}
     inputs = host.check(second.urn, {}, slow).inputs
     batch_api.latency = 0.05

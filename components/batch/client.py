@@ -155,12 +155,10 @@ def make_client(endpoint: str) -> BatchClient:
     BatchClient
         A client with azure-core retries off; callers retry through `call_with_retries`.
     """
-    return BatchClient(
-        endpoint, batch_credential(), retry_total=0, **environment_settings(endpoint)
-    )
+    return BatchClient(endpoint, batch_credential(), retry_total=0, **transport_settings(endpoint))
 
 
-def environment_settings(endpoint: str) -> dict[str, Any]:
+def transport_settings(endpoint: str) -> dict[str, Any]:
     """Read the proxy and CA settings requests takes from the environment, once per operation.
 
     requests reads them again for every request (it scans the whole environment twice, a fifth
