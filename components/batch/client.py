@@ -161,9 +161,9 @@ def make_client(endpoint: str) -> BatchClient:
 def transport_settings(endpoint: str) -> dict[str, Any]:
     """Read the proxy and CA settings requests takes from the environment, once per operation.
 
-    requests reads them again for every request (it scans the whole environment twice, a fifth
-    of a request's CPU in a 100-request add). The settings are requests' own: its proxies for
-    the endpoint (HTTPS_PROXY, NO_PROXY and the rest) and REQUESTS_CA_BUNDLE, then
+    requests reads them again for every request (it scans the whole environment twice, about a
+    tenth of a request's client CPU in a 100-request add). The settings are requests' own: its
+    proxies for the endpoint (HTTPS_PROXY, NO_PROXY and the rest) and REQUESTS_CA_BUNDLE, then
     CURL_CA_BUNDLE, for verification. Nothing is read from ~/.netrc, whose basic credentials
     requests would otherwise put in place of the bearer token.
 
